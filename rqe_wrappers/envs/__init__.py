@@ -1,0 +1,1 @@
+"""Small environments from the papers (PettingZoo API)."""

@@ -1,0 +1,35 @@
+"""Typed errors. Each message says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class RQEError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(RQEError, ValueError):
+    """A parameter is out of range or inconsistent (e.g. ``tau < 0``)."""
+
+
+class SeatError(RQEError, ValueError):
+    """Seats named that the environment does not have, or too few learning seats."""
+
+
+class SpaceMismatchError(RQEError, ValueError):
+    """A policy or population member does not fit the environment's spaces."""
+
+
+class UnsupportedSpaceError(RQEError, TypeError):
+    """A space kind the wrapper cannot handle (the message names the fix)."""
+
+
+class PopulationError(RQEError):
+    """A population cannot be found, downloaded, verified or parsed."""
+
+
+class ChecksumError(PopulationError):
+    """A file's sha256 does not match its manifest."""
+
+
+class MissingCallbackError(RQEError, RuntimeError):
+    """A wrapper that needs an SB3 callback was trained without it."""

@@ -1,0 +1,1 @@
+"""Paper experiments (small-budget reproductions)."""

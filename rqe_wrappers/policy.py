@@ -1,0 +1,194 @@
+"""The one interface every partner implements: scripted, SB3-trained, random, learner snapshot.
+
+A :class:`Policy` acts on a *batch* of observations and returns a batch of actions. All sampling
+uses the numpy ``Generator`` passed in by the caller (wrappers pass the one seeded by
+``reset(seed=...)``), so runs reproduce. Recurrent policies keep their state explicit: ``act``
+takes and returns it; stateless policies return ``None``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rqe_wrappers.errors import ConfigError, SpaceMismatchError
+
+Obs = Any  # np.ndarray of shape (batch, ...) or dict of such arrays
+
+
+class Policy(abc.ABC):
+    """A fixed partner policy.
+
+    Subclasses implement :meth:`act`; discrete policies that know their action probabilities
+    should subclass :class:`DiscretePolicy` instead and get ``act`` and ``log_prob`` for free.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def initial_state(self, batch_size: int) -> Any:
+        """Recurrent state for ``batch_size`` fresh episodes (``None`` when stateless)."""
+        return None
+
+    @abc.abstractmethod
+    def act(
+        self,
+        obs: Obs,
+        *,
+        rng: np.random.Generator,
+        mask: np.ndarray | None = None,
+        state: Any = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Return ``(actions, new_state)`` for a batch of observations."""
+
+    def log_prob(
+        self, obs: Obs, actions: np.ndarray, *, mask: np.ndarray | None = None, state: Any = None
+    ) -> np.ndarray:
+        """Log-probabilities of ``actions`` (optional; discrete policies provide it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose log-probabilities")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(obs={self.observation_space}, act={self.action_space})"
+
+
+class DiscretePolicy(Policy):
+    """A policy over a ``Discrete`` action space defined by its action probabilities."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise SpaceMismatchError(
+                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
+            )
+        super().__init__(observation_space, action_space)
+
+    @abc.abstractmethod
+    def action_probs(self, obs: Obs, *, state: Any = None) -> np.ndarray:
+        """Probabilities, shape ``(batch, n_actions)``; rows sum to one."""
+
+    def masked_probs(self, obs: Obs, mask: np.ndarray | None, state: Any = None) -> np.ndarray:
+        """``action_probs`` restricted to legal actions and renormalised."""
+        probs = np.asarray(self.action_probs(obs, state=state), dtype=np.float64)
+        if mask is not None:
+            probs = probs * np.asarray(mask, dtype=bool)
+            total = probs.sum(axis=1, keepdims=True)
+            uniform = np.asarray(mask, dtype=np.float64)
+            uniform = uniform / np.maximum(uniform.sum(axis=1, keepdims=True), 1.0)
+            probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)
+        return probs
+
+    def act(self, obs, *, rng, mask=None, state=None):
+        probs = self.masked_probs(obs, mask, state)
+        cdf = np.cumsum(probs, axis=1)
+        u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+        actions = (u >= cdf).sum(axis=1)
+        return np.minimum(actions, probs.shape[1] - 1).astype(np.int64), state
+
+    def log_prob(self, obs, actions, *, mask=None, state=None):
+        probs = self.masked_probs(obs, mask, state)
+        picked = probs[np.arange(len(actions)), np.asarray(actions, dtype=np.int64)]
+        with np.errstate(divide="ignore"):
+            return np.log(picked)
+
+
+class RandomPolicy(DiscretePolicy):
+    """Uniform over the (legal) actions."""
+
+    def action_probs(self, obs, *, state=None):
+        n = batch_size(obs)
+        return np.full((n, self.action_space.n), 1.0 / self.action_space.n)
+
+
+class ConstantPolicy(DiscretePolicy):
+    """Always the same action (e.g. 'stay', or 'always cooperate')."""
+
+    def __init__(self, observation_space, action_space, action: int):
+        super().__init__(observation_space, action_space)
+        if not action_space.contains(action):
+            raise ConfigError(f"action {action} is not in {action_space}")
+        self.action = int(action)
+
+    def action_probs(self, obs, *, state=None):
+        probs = np.zeros((batch_size(obs), self.action_space.n))
+        probs[:, self.action] = 1.0
+        return probs
+
+
+class FunctionPolicy(DiscretePolicy):
+    """Wraps ``fn(obs_batch) -> probs (batch, n)``; handy for scripted partners."""
+
+    def __init__(self, observation_space, action_space, fn: Callable[[Obs], np.ndarray], name: str = ""):
+        super().__init__(observation_space, action_space)
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "function")
+
+    def action_probs(self, obs, *, state=None):
+        return np.asarray(self.fn(obs), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"FunctionPolicy({self.name})"
+
+
+def batch_size(obs: Obs) -> int:
+    """Number of rows in a batch of (possibly dict) observations."""
+    if isinstance(obs, Mapping):
+        return batch_size(next(iter(obs.values())))
+    return int(np.shape(obs)[0])
+
+
+def stack_obs(observations: list[Obs]) -> Obs:
+    """Stack single observations (arrays or dicts of arrays) into one batch."""
+    first = observations[0]
+    if isinstance(first, Mapping):
+        return {k: stack_obs([o[k] for o in observations]) for k in first}
+    return np.stack([np.asarray(o) for o in observations])
+
+
+def check_policy_spaces(policy: Policy, observation_space: gym.Space, action_space: gym.Space, who: str) -> None:
+    """Raise :class:`SpaceMismatchError` naming ``who`` and both spaces if the policy does not fit."""
+    for kind, want, got in (
+        ("observation", observation_space, policy.observation_space),
+        ("action", action_space, policy.action_space),
+    ):
+        if want != got:
+            raise SpaceMismatchError(
+                f"{who}: {kind} space mismatch: the environment has {want}, the policy expects {got}. "
+                "Use a policy trained on this environment (same version and wrappers), or wrap the env "
+                "so its spaces match."
+            )
+
+
+# ---- scripted policies registry -----------------------------------------------------------------
+_SCRIPTED: dict[str, Callable[..., Policy]] = {}
+
+
+def register_scripted(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
+    """Decorator: make a scripted policy factory loadable by name (the zoo refers to it this way)."""
+
+    def deco(factory):
+        if name in _SCRIPTED:
+            raise ConfigError(f"scripted policy {name!r} is registered twice")
+        _SCRIPTED[name] = factory
+        return factory
+
+    return deco
+
+
+def make_scripted(name: str, **kwargs: Any) -> Policy:
+    """Build a registered scripted policy, e.g. ``make_scripted("ipd/tit-for-tat", ...)``."""
+    import rqe_wrappers.policies  # noqa: F401  (registers the library's scripted policies)
+
+    if name not in _SCRIPTED:
+        raise ConfigError(f"unknown scripted policy {name!r}; known: {sorted(_SCRIPTED)}")
+    return _SCRIPTED[name](**kwargs)
+
+
+def scripted_names() -> list[str]:
+    """Names of all registered scripted policies."""
+    import rqe_wrappers.policies  # noqa: F401
+
+    return sorted(_SCRIPTED)

@@ -1,0 +1,77 @@
+"""An SB3 policy as a :class:`~rqe_wrappers.policy.Policy` (CPU copy, numpy in and out, seeded sampling)."""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+
+from rqe_wrappers.policy import Policy
+
+
+class SB3Policy(Policy):
+    """Wraps an SB3 ``ActorCriticPolicy`` (or any policy with ``get_distribution``).
+
+    Sampling uses the numpy Generator passed to :meth:`act` (not torch's global RNG), so wrapped
+    envs stay reproducible from ``reset(seed=...)``. Discrete and Box action spaces are supported.
+    """
+
+    def __init__(self, policy: BasePolicy, deterministic: bool = False):
+        super().__init__(policy.observation_space, policy.action_space)
+        self.policy = policy
+        self.policy.set_training_mode(False)
+        self.deterministic = deterministic
+
+    @classmethod
+    def from_model(cls, model: BaseAlgorithm | BasePolicy, deterministic: bool = False) -> SB3Policy:
+        """A detached CPU copy of the model's current policy (later training does not change it)."""
+        policy = model.policy if isinstance(model, BaseAlgorithm) else model
+        return cls(copy.deepcopy(policy).to("cpu"), deterministic)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.policy.load_state_dict({k: th.as_tensor(np.asarray(v)) for k, v in weights.items()})
+
+    def _dist(self, obs):
+        with th.no_grad():
+            obs_t, _ = self.policy.obs_to_tensor(obs)
+            return self.policy.get_distribution(obs_t)
+
+    def action_probs(self, obs, *, state=None) -> np.ndarray:
+        """Action probabilities for Discrete action spaces, shape ``(batch, n)``."""
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise NotImplementedError("action_probs needs a Discrete action space")
+        return self._dist(obs).distribution.probs.double().cpu().numpy()
+
+    def act(self, obs, *, rng, mask=None, state=None):
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            probs = self.action_probs(obs)
+            if mask is not None:
+                probs = probs * np.asarray(mask, dtype=bool)
+                probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-300)
+            if self.deterministic:
+                return probs.argmax(axis=1), state
+            u = rng.random((probs.shape[0], 1))
+            acts = (u * probs.sum(axis=1, keepdims=True) >= np.cumsum(probs, axis=1)).sum(axis=1)
+            return np.minimum(acts, probs.shape[1] - 1), state
+        if isinstance(self.action_space, gym.spaces.Box):
+            dist = self._dist(obs).distribution
+            mean, std = dist.mean.cpu().numpy(), dist.stddev.cpu().numpy()
+            acts = mean if self.deterministic else mean + std * rng.standard_normal(mean.shape)
+            acts = acts.reshape((-1, *self.action_space.shape))
+            if getattr(self.policy, "squash_output", False):
+                acts = self.policy.unscale_action(np.tanh(acts))
+            return np.clip(acts, self.action_space.low, self.action_space.high).astype(self.action_space.dtype), state
+        raise NotImplementedError(f"SB3Policy supports Discrete and Box actions, got {self.action_space}")
+
+    def log_prob(self, obs, actions, *, mask=None, state=None):
+        with th.no_grad():
+            obs_t, _ = self.policy.obs_to_tensor(obs)
+            dist = self.policy.get_distribution(obs_t)
+            return dist.log_prob(th.as_tensor(np.asarray(actions))).double().cpu().numpy()

@@ -1,0 +1,1 @@
+"""PettingZoo -> PettingZoo wrappers. They know PettingZoo and numpy, never SB3."""

@@ -1,0 +1,182 @@
+"""Background seats: some seats of an env are played by fixed :class:`~rqe_wrappers.policy.Policy` objects.
+
+The wrapped env exposes only the remaining seats (``agents``/``possible_agents``), so a trainer
+sees them as the whole game. Used for Tag's fixed runner, for minimax-Bayes background partners and
+for the learner snapshot that plays the other seats of turn-based (AEC) games.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
+
+from rqe_wrappers.errors import SeatError
+from rqe_wrappers.policy import Policy, check_policy_spaces, stack_obs
+from rqe_wrappers.seeding import stream
+
+
+def _check_seats(env, policies: Mapping[str, Policy]) -> None:
+    unknown = [s for s in policies if s not in env.possible_agents]
+    if unknown:
+        raise SeatError(f"background seats {unknown} do not exist; the env's seats are {env.possible_agents}")
+    if len(policies) >= len(env.possible_agents):
+        raise SeatError("every seat is a background seat: leave at least one seat to learn")
+    for seat, pol in policies.items():
+        if not isinstance(pol, Policy):
+            raise TypeError(f"background seat {seat!r}: expected a rqe_wrappers.Policy, got {type(pol).__name__}")
+        check_policy_spaces(pol, env.observation_space(seat), env.action_space(seat), f"background seat {seat!r}")
+
+
+def _group_by_policy(seats, policies):
+    groups: dict[int, tuple[Policy, list[str]]] = {}
+    for s in seats:
+        groups.setdefault(id(policies[s]), (policies[s], []))[1].append(s)
+    return groups.values()
+
+
+def _mask_of(obs, info):
+    if isinstance(obs, Mapping) and "action_mask" in obs:
+        return obs["action_mask"]
+    return (info or {}).get("action_mask")
+
+
+class BackgroundSeatsParallel(BaseParallelWrapper):
+    """Parallel env whose ``policies`` seats are played by fixed policies (batched per policy)."""
+
+    def __init__(self, env: ParallelEnv, policies: Mapping[str, Policy]):
+        super().__init__(env)
+        _check_seats(env, policies)
+        self.background = dict(policies)
+        self.possible_agents = [a for a in env.possible_agents if a not in self.background]
+        self._rng = stream(None, "background")
+        self._obs: dict = {}
+        self._infos: dict = {}
+        self._states: dict = {}
+
+    @property
+    def agents(self):
+        return [a for a in self.env.agents if a not in self.background]
+
+    def _split(self, obs, infos):
+        self._obs = {s: obs[s] for s in self.background if s in obs}
+        self._infos = {s: infos.get(s, {}) for s in self.background if s in obs}
+        return {a: obs[a] for a in obs if a not in self.background}
+
+    def reset(self, seed=None, options=None):
+        self._rng = stream(seed, "background")
+        obs, infos = self.env.reset(seed=seed, options=options)
+        self._states = {s: p.initial_state(1) for s, p in self.background.items()}
+        obs = self._split(obs, infos)
+        return obs, {a: i for a, i in infos.items() if a not in self.background}
+
+    def background_actions(self) -> dict:
+        live = [s for s in self.background if s in self.env.agents]
+        actions = {}
+        for pol, seats in _group_by_policy(live, self.background):
+            masks = [_mask_of(self._obs[s], self._infos[s]) for s in seats]
+            mask = None if any(m is None for m in masks) else np.stack(masks)
+            if pol.initial_state(1) is None:
+                acts, _ = pol.act(stack_obs([self._obs[s] for s in seats]), rng=self._rng, mask=mask)
+                actions.update(zip(seats, acts))
+            else:  # recurrent: one call per seat keeps states separate
+                for s, m in zip(seats, masks):
+                    a, self._states[s] = pol.act(
+                        stack_obs([self._obs[s]]), rng=self._rng, mask=None if m is None else m[None], state=self._states[s]
+                    )
+                    actions[s] = a[0]
+        return actions
+
+    def step(self, actions):
+        full = {**actions, **self.background_actions()}
+        obs, rew, term, trunc, infos = self.env.step(full)
+        bg_rewards = {s: float(rew[s]) for s in self.background if s in rew}
+        obs = self._split(obs, infos)
+        keep = lambda d: {a: v for a, v in d.items() if a not in self.background}  # noqa: E731
+        infos = keep(infos)
+        for a in infos:
+            infos[a] = {**infos[a], "background_rewards": bg_rewards}
+        return obs, keep(rew), keep(term), keep(trunc), infos
+
+
+class BackgroundSeatsAEC(BaseWrapper):
+    """AEC env whose ``policies`` seats play their own turns automatically."""
+
+    def __init__(self, env: AECEnv, policies: Mapping[str, Policy]):
+        super().__init__(env)
+        _check_seats(env, policies)
+        self.background = dict(policies)
+        self.possible_agents = [a for a in env.possible_agents if a not in self.background]
+        self._rng = stream(None, "background")
+        self._states: dict = {}
+
+    @property
+    def agents(self):
+        return [a for a in self.env.agents if a not in self.background]
+
+    @property
+    def num_agents(self):
+        return len(self.agents)
+
+    @property
+    def max_num_agents(self):
+        return len(self.possible_agents)
+
+    def _visible(self, d):
+        return {a: v for a, v in d.items() if a not in self.background}
+
+    @property
+    def rewards(self):
+        return self._visible(self.env.rewards)
+
+    @property
+    def terminations(self):
+        return self._visible(self.env.terminations)
+
+    @property
+    def truncations(self):
+        return self._visible(self.env.truncations)
+
+    @property
+    def infos(self):
+        return self._visible(self.env.infos)
+
+    @property
+    def _cumulative_rewards(self):
+        return self._visible(self.env._cumulative_rewards)
+
+    def _play_background(self):
+        env = self.env
+        while env.agents and env.agent_selection in self.background:
+            seat = env.agent_selection
+            if env.terminations[seat] or env.truncations[seat]:
+                env.step(None)
+                continue
+            obs = env.observe(seat)
+            mask = _mask_of(obs, env.infos.get(seat))
+            act, self._states[seat] = self.background[seat].act(
+                stack_obs([obs]), rng=self._rng, mask=None if mask is None else np.asarray(mask)[None],
+                state=self._states[seat],
+            )
+            env.step(act[0])
+
+    def reset(self, seed=None, options=None):
+        self._rng = stream(seed, "background")
+        self.env.reset(seed=seed, options=options)
+        self._states = {s: p.initial_state(1) for s, p in self.background.items()}
+        self._play_background()
+
+    def step(self, action):
+        self.env.step(action)
+        self._play_background()
+
+
+def background_seats(env, policies: Mapping[str, Policy]):
+    """Wrap ``env`` (AEC or parallel) so ``policies`` play their seats; returns the same API kind."""
+    if isinstance(env, ParallelEnv):
+        return BackgroundSeatsParallel(env, policies)
+    if isinstance(env, AECEnv):
+        return BackgroundSeatsAEC(env, policies)
+    raise TypeError(f"expected a PettingZoo AECEnv or ParallelEnv, got {type(env).__name__}")

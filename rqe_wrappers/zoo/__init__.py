@@ -1,0 +1,1 @@
+"""The zoo client: published, versioned, checksummed populations."""
