@@ -33,3 +33,7 @@ class ChecksumError(PopulationError):
 
 class MissingCallbackError(RQEError, RuntimeError):
     """A wrapper that needs an SB3 callback was trained without it."""
+
+
+class MissingCallbackWarning(UserWarning):
+    """A wrapper ran without the SB3 callback it is meant to be trained with."""

@@ -66,7 +66,8 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         return {a: obs[a] for a in obs if a not in self.background}
 
     def reset(self, seed=None, options=None):
-        self._rng = stream(seed, "background")
+        if seed is not None:
+            self._rng = stream(seed, "background")
         obs, infos = self.env.reset(seed=seed, options=options)
         self._states = {s: p.initial_state(1) for s, p in self.background.items()}
         obs = self._split(obs, infos)
@@ -163,7 +164,8 @@ class BackgroundSeatsAEC(BaseWrapper):
             env.step(act[0])
 
     def reset(self, seed=None, options=None):
-        self._rng = stream(seed, "background")
+        if seed is not None:
+            self._rng = stream(seed, "background")
         self.env.reset(seed=seed, options=options)
         self._states = {s: p.initial_state(1) for s, p in self.background.items()}
         self._play_background()

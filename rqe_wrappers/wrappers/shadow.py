@@ -10,13 +10,14 @@ the real partner is added by :class:`rqe_wrappers.sb3.SRPOCallback` on the rollo
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
-from rqe_wrappers.errors import ConfigError, SeatError
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
 from rqe_wrappers.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
 from rqe_wrappers.seeding import stream
 
@@ -53,6 +54,8 @@ class _ShadowLogic:
         self.learning_seats = learning
         self.n_shadows = int(n_shadows)
         self.shadows: set[str] = set()
+        self.srpo_callback_attached = False  # set by SRPOCallback through VecEnv.set_attr
+        self._warned = False
         self._role_spaces = {s: with_role_space(env.observation_space(s)) for s in learning}
         self._rng = stream(None, "shadow")
 
@@ -83,6 +86,18 @@ class _ShadowLogic:
         adv = -float(np.mean(team)) if team else 0.0
         return {a: (adv if a in self.shadows else r) for a, r in raw.items()}
 
+    def _check_callback(self) -> None:
+        """Warn once if an episode with a shadow ended but no SRPOCallback shapes its rewards."""
+        if self.tau > 0 and not self.srpo_callback_attached and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"srpo_wrap(tau={self.tau}) ran an episode without SRPOCallback: the shadow is a pure adversary "
+                "(no KL penalty). Train with model.learn(..., callback=SRPOCallback()), or set "
+                "env.srpo_callback_attached = True if you shape the shadow's rewards yourself.",
+                MissingCallbackWarning,
+                stacklevel=3,
+            )
+
     def _info(self, seat, info, raw):
         return {**info, "role": self.role(seat), "raw_rewards": raw} if seat in self._role_spaces else info
 
@@ -108,6 +123,8 @@ class ShadowAdversaryParallel(_ShadowLogic, BaseParallelWrapper):
     def step(self, actions):
         obs, rew, term, trunc, infos = self.env.step(actions)
         raw = {a: float(r) for a, r in rew.items()}
+        if not self.env.agents:
+            self._check_callback()
         return (
             {a: self._augment(a, o) for a, o in obs.items()},
             self._shape(raw),
@@ -162,6 +179,8 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
             self.rewards = self._shape({a: float(r) for a, r in self.env.rewards.items()})
             return
         self._sync_rewards(acting)
+        if all(self.env.terminations.get(a) or self.env.truncations.get(a) for a in self.env.agents):
+            self._check_callback()
 
 
 def shadow_adversary(env, tau: float, learning_seats=None, n_shadows: int = 1):

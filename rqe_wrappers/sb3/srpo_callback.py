@@ -1,0 +1,133 @@
+"""SRPO's KL shaping for stock SB3 PPO, applied to the rollout buffer at every rollout end.
+
+For every shadow row of the buffer (role feature = shadow) the reward gets
+
+    -(1/tau) * [log shadow(a|o) - log partner(a|o')]        (o' = o with the role set to partner)
+
+the sampled form of the KL(shadow || partner) penalty of the RQE objective, computed in one
+batched forward pass on the model's device. Returns and advantages are then recomputed.
+
+Entropy: PPO adds ``ent_coef * H(pi)`` to its loss on every row, but the paper's shadow has no
+entropy bonus. With ``cancel_entropy=True`` (default) shadow rows also get ``+ent_coef * log
+shadow(a|o)`` in their reward, whose expectation is ``-ent_coef * H(shadow)``: it cancels the
+bonus in expectation. The partners keep it: PPO's ``ent_coef`` plays the role of the RQE's
+entropy weight ``eps`` when rewards are unscaled and ``normalize_advantage=False``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import obs_as_tensor
+
+from rqe_wrappers.errors import ConfigError, MissingCallbackError
+from rqe_wrappers.roles import PARTNER, ROLE_KEY, SHADOW, set_role
+
+
+def shadow_mask(observations) -> np.ndarray:
+    """Boolean mask of rows whose role feature says *shadow* (buffer layout: (steps, envs, ...))."""
+    feat = observations[ROLE_KEY] if isinstance(observations, Mapping) else observations[..., -2:]
+    return np.asarray(feat)[..., SHADOW] > 0.5
+
+
+class SRPOCallback(BaseCallback):
+    """Adds KL(shadow || partner) shaping to the shadow rows of PPO's rollout buffer.
+
+    Args:
+        cancel_entropy: cancel PPO's entropy bonus on shadow rows (see module docstring).
+        verbose: SB3 verbosity.
+
+    Logs ``srpo/kl`` (mean sampled KL on shadow rows), ``srpo/shaping``, ``srpo/shadow_fraction``,
+    and ``srpo/partner_return`` / ``srpo/shadow_return`` (raw episode returns by role).
+    """
+
+    def __init__(self, cancel_entropy: bool = True, verbose: int = 0):
+        super().__init__(verbose)
+        self.cancel_entropy = cancel_entropy
+        self.tau = 0.0
+        self._ep_returns: np.ndarray | None = None
+        self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
+
+    def _on_training_start(self) -> None:
+        env = self.training_env
+        try:
+            taus = env.get_attr("srpo_tau")
+        except AttributeError:
+            raise MissingCallbackError(
+                "SRPOCallback needs an env wrapped with srpo_wrap(...); this env has no shadow (no 'srpo_tau')"
+            ) from None
+        if len(set(taus)) != 1:
+            raise ConfigError(f"all env copies must share one tau, got {sorted(set(taus))}")
+        self.tau = float(taus[0])
+        if not hasattr(self.model, "rollout_buffer"):
+            raise ConfigError("SRPOCallback works with on-policy SB3 algorithms (PPO, A2C, MaskablePPO)")
+        if type(self.model.rollout_buffer).__name__.startswith("Recurrent"):
+            raise ConfigError("SRPOCallback does not support RecurrentPPO yet: the shadow's log-probs need states")
+        if getattr(self.model, "normalize_advantage", False):
+            warnings.warn(
+                "SRPO with normalize_advantage=True rescales the shaping per batch; use normalize_advantage=False "
+                "for the documented ent_coef <-> eps correspondence",
+                stacklevel=2,
+            )
+        if self.tau == 0.0 and self.verbose:
+            print("SRPOCallback: tau=0, plain IPPO (nothing to shape)")
+        env.set_attr("srpo_callback_attached", True)
+        self._ep_returns = np.zeros(env.num_envs)
+
+    def _on_step(self) -> bool:
+        rewards, dones, infos = (self.locals.get(k) for k in ("rewards", "dones", "infos"))
+        if rewards is None or dones is None or infos is None:
+            raise RuntimeError("SRPOCallback expects SB3's rollout locals 'rewards', 'dones' and 'infos'")
+        for i, info in enumerate(infos):
+            self._ep_returns[i] += rewards[i]
+            if dones[i]:
+                role = info.get("role", "partner")
+                self._finished.setdefault(role, []).append(float(self._ep_returns[i]))
+                self._ep_returns[i] = 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for role, rets in self._finished.items():
+            if rets:
+                self.logger.record(f"srpo/{role}_return", float(np.mean(rets)))
+        self._finished = {"partner": [], "shadow": []}
+        if self.tau == 0.0:
+            return
+        buf = self.model.rollout_buffer
+        mask = shadow_mask(buf.observations)
+        self.logger.record("srpo/shadow_fraction", float(mask.mean()))
+        if not mask.any():
+            return
+        if isinstance(buf.observations, Mapping):
+            obs = {k: v[mask] for k, v in buf.observations.items()}
+        else:
+            obs = buf.observations[mask]
+        partner_obs = obs_as_tensor(set_role(obs, PARTNER), self.model.device)
+        actions = th.as_tensor(buf.actions[mask], device=self.model.device)
+        if isinstance(self.model.action_space, gym.spaces.Discrete):
+            actions = actions.reshape(-1).long()
+        policy = self.model.policy
+        kwargs = {}
+        if hasattr(buf, "action_masks"):
+            kwargs["action_masks"] = th.as_tensor(buf.action_masks[mask], device=self.model.device)
+        with th.no_grad():
+            _, log_partner, _ = policy.evaluate_actions(partner_obs, actions, **kwargs)
+        log_partner = log_partner.cpu().numpy().astype(np.float64)
+        log_shadow = buf.log_probs[mask].astype(np.float64)
+        kl = log_shadow - log_partner
+        shaping = -kl / self.tau
+        ent_coef = float(getattr(self.model, "ent_coef", 0.0) or 0.0)
+        if self.cancel_entropy and ent_coef:
+            shaping = shaping + ent_coef * log_shadow
+        buf.rewards[mask] += shaping.astype(buf.rewards.dtype)
+        values, dones = self.locals.get("values"), self.locals.get("dones")
+        if values is None or dones is None:
+            raise RuntimeError("SRPOCallback expects SB3's rollout locals 'values' and 'dones' at rollout end")
+        buf.compute_returns_and_advantage(last_values=values, dones=dones)
+        self.logger.record("srpo/kl", float(kl.mean()))
+        self.logger.record("srpo/shaping", float(shaping.mean()))
