@@ -15,13 +15,14 @@ class MatrixGameEnv(ParallelEnv):
     """A bimatrix game repeated ``rounds`` times.
 
     ``payoffs[a0, a1]`` is ``(reward of player_0, reward of player_1)``. Observations are
-    ``[t / rounds]``; the episode is *truncated* (not terminated) after ``rounds`` steps, so the
-    value at the last step must be bootstrapped, which makes it a good truncation test.
+    ``[t / rounds]``. With ``time_limit=True`` the episode is *truncated* after ``rounds`` steps
+    (a time limit: PPO must bootstrap the last value, a good truncation test); with
+    ``time_limit=False`` the game *terminates* there (the game is over, nothing to bootstrap).
     """
 
     metadata = {"name": "matrix_game_v0", "render_modes": []}
 
-    def __init__(self, payoffs, rounds: int = 1, name: str = "matrix_game_v0"):
+    def __init__(self, payoffs, rounds: int = 1, name: str = "matrix_game_v0", time_limit: bool = True):
         payoffs = np.asarray(payoffs, dtype=np.float64)
         if payoffs.ndim != 3 or payoffs.shape[2] != 2 or min(payoffs.shape[:2]) < 1:
             raise ConfigError(f"payoffs must have shape (n0, n1, 2), got {payoffs.shape}")
@@ -31,6 +32,7 @@ class MatrixGameEnv(ParallelEnv):
             raise ConfigError(f"rounds must be >= 1, got {rounds}")
         self.payoffs = payoffs
         self.rounds = int(rounds)
+        self.time_limit = bool(time_limit)
         self.metadata = {**self.metadata, "name": name}
         self.possible_agents = ["player_0", "player_1"]
         self.agents = []
@@ -59,8 +61,8 @@ class MatrixGameEnv(ParallelEnv):
         rewards = {"player_0": float(r[0]), "player_1": float(r[1])}
         done = self._t >= self.rounds
         obs = self._obs()
-        terms = {a: False for a in self.agents}
-        truncs = {a: done for a in self.agents}
+        terms = {a: done and not self.time_limit for a in self.agents}
+        truncs = {a: done and self.time_limit for a in self.agents}
         infos = {a: {} for a in self.agents}
         if done:
             self.agents = []
@@ -83,5 +85,5 @@ def coordination_payoffs(cost: float = 0.5) -> np.ndarray:
 
 
 def coordination_game(cost: float = 0.5, rounds: int = 1) -> MatrixGameEnv:
-    """``MatrixGameEnv`` for the coordination game (parallel API)."""
-    return MatrixGameEnv(coordination_payoffs(cost), rounds=rounds, name="coordination_v0")
+    """``MatrixGameEnv`` for the coordination game (parallel API); the game terminates after ``rounds``."""
+    return MatrixGameEnv(coordination_payoffs(cost), rounds=rounds, name="coordination_v0", time_limit=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import gymnasium as gym
 import numpy as np
 import torch as th
@@ -30,7 +28,9 @@ class SB3Policy(Policy):
     def from_model(cls, model: BaseAlgorithm | BasePolicy, deterministic: bool = False) -> SB3Policy:
         """A detached CPU copy of the model's current policy (later training does not change it)."""
         policy = model.policy if isinstance(model, BaseAlgorithm) else model
-        return cls(copy.deepcopy(policy).to("cpu"), deterministic)
+        fresh = type(policy)(**policy._get_constructor_parameters())
+        fresh.load_state_dict({k: v.detach().to("cpu") for k, v in policy.state_dict().items()})
+        return cls(fresh.to("cpu"), deterministic)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
