@@ -3,6 +3,7 @@
 Public API (imports stay light; SB3 and torch load only from :mod:`rqe_wrappers.sb3`):
 
 - :func:`srpo_wrap`: SRPO's adversarial shadow (strategic risk aversion).
+- :func:`aht_wrap`: minimax-Bayes ad hoc teamwork (scenarios over a background population).
 - :func:`background_seats`: fix some seats to given policies.
 - :class:`Policy`: the partner interface shared by wrappers, nature and the zoo.
 """
@@ -16,6 +17,7 @@ from rqe_wrappers.errors import (
     UnsupportedSpaceError,
 )
 from rqe_wrappers.policy import ConstantPolicy, DiscretePolicy, FunctionPolicy, Policy, RandomPolicy, make_scripted
+from rqe_wrappers.wrappers.aht import aht_wrap
 from rqe_wrappers.wrappers.background import background_seats
 from rqe_wrappers.wrappers.shadow import srpo_wrap
 
@@ -33,6 +35,7 @@ __all__ = [
     "SeatError",
     "SpaceMismatchError",
     "UnsupportedSpaceError",
+    "aht_wrap",
     "background_seats",
     "make_scripted",
     "srpo_wrap",

@@ -51,10 +51,20 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         _check_seats(env, policies)
         self.background = dict(policies)
         self.possible_agents = [a for a in env.possible_agents if a not in self.background]
+        self.background_rewards: dict[str, float] = {}  # the background seats' rewards at the last step
         self._rng = stream(None, "background")
         self._obs: dict = {}
         self._infos: dict = {}
         self._states: dict = {}
+
+    def assign(self, policies: Mapping[str, Policy]) -> None:
+        """Replace which seats are background and who plays them; takes effect at the next ``reset``.
+
+        Used by wrappers that redraw the seating every episode (minimax-Bayes scenarios).
+        """
+        _check_seats(self.env, policies)
+        self.background = dict(policies)
+        self.possible_agents = [a for a in self.env.possible_agents if a not in self.background]
 
     @property
     def agents(self):
@@ -94,6 +104,7 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         full = {**actions, **self.background_actions()}
         obs, rew, term, trunc, infos = self.env.step(full)
         bg_rewards = {s: float(rew[s]) for s in self.background if s in rew}
+        self.background_rewards = bg_rewards
         obs = self._split(obs, infos)
         keep = lambda d: {a: v for a, v in d.items() if a not in self.background}  # noqa: E731
         infos = keep(infos)

@@ -1,0 +1,228 @@
+"""Throughput of the SRPO wrapper and of the SB3 adapter on Tag (mpe2 simple_tag), written as JSON.
+
+Measures, in one run on one machine (so the ratios compare like with like):
+
+1. env-steps/s of raw ``simple_tag_v3.parallel_env`` with random actions vs the same env under
+   ``srpo_wrap`` (runner fixed to a ``RandomPolicy``: ``srpo``; no fixed seat: ``srpo_shadow_only``),
+   and the ``srpo`` env through ``PettingZooVecEnv`` (one copy-step = one env-step);
+2. SB3 PPO agent-steps/s (``model.num_timesteps`` / wall time of ``learn``) with
+   :class:`rqe_wrappers.sb3.PettingZooVecEnv` vs SuperSuit's ``pettingzoo_env_to_vec_env_v1`` +
+   ``concat_vec_envs_v1``, same env, copies, PPO settings and steps, in-process and with 2 workers
+   (SuperSuit has no ``seed``, so PPO gets no seed there);
+3. how long starting 2 subprocess workers (and resetting their envs) takes per start method.
+
+Timings are the best of ``--repeats`` interleaved repetitions (the least disturbed by other load).
+
+Usage:
+    python benchmarks/bench_adapter.py --out benchmarks/results/adapter-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")  # SuperSuit / PettingZoo deprecation chatter
+
+N_ADVERSARIES, N_OBSTACLES, MAX_CYCLES = 2, 2, 25
+
+
+def raw_tag():
+    from mpe2 import simple_tag_v3
+
+    return simple_tag_v3.parallel_env(
+        num_good=1, num_adversaries=N_ADVERSARIES, num_obstacles=N_OBSTACLES, max_cycles=MAX_CYCLES
+    )
+
+
+def srpo_tag():
+    """Tag as in the SRPO paper's setup: the runner fixed (here random), the chasers learn."""
+    from rqe_wrappers import RandomPolicy, srpo_wrap
+
+    env = raw_tag()
+    runner = RandomPolicy(env.observation_space("agent_0"), env.action_space("agent_0"))
+    env = srpo_wrap(env, tau=1.0, fixed={"agent_0": runner})
+    env.srpo_callback_attached = True  # no KL callback here: silence the reminder, as SRPOCallback would
+    return env
+
+
+def shadow_only_tag():
+    """``srpo_wrap`` without fixed seats (all three seats act): the shadow wrapper's own cost."""
+    from rqe_wrappers import srpo_wrap
+
+    env = srpo_wrap(raw_tag(), tau=1.0)
+    env.srpo_callback_attached = True
+    return env
+
+
+def env_loop(make, steps: int) -> float:
+    """env-steps/s of one env with pre-drawn random actions (drawing is not timed)."""
+    env = make()
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).integers(5, size=(steps, 3)).tolist()
+    t0 = time.perf_counter()
+    for k in range(steps):
+        if not env.agents:
+            env.reset()
+        env.step(dict(zip(env.agents, acts[k])))
+    return steps / (time.perf_counter() - t0)
+
+
+def adapter_loop(steps: int, n_envs: int) -> float:
+    """env-steps/s (one step of one copy = one env-step) through PettingZooVecEnv, in-process."""
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    venv = PettingZooVecEnv(srpo_tag, n_envs)
+    venv.seed(0)
+    venv.reset()
+    n = max(1, steps // n_envs)
+    acts = np.random.default_rng(0).integers(5, size=(n, venv.num_envs))
+    t0 = time.perf_counter()
+    for k in range(n):
+        venv.step(acts[k])
+    dt = time.perf_counter() - t0
+    venv.close()
+    return n * n_envs / dt
+
+
+def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) -> dict:
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    if adapter == "rqe":
+        from rqe_wrappers.sb3 import PettingZooVecEnv
+
+        venv = PettingZooVecEnv(srpo_tag, n_envs, n_workers=workers)
+        seed = {"seed": 0}
+    else:
+        import supersuit as ss
+
+        venv = ss.concat_vec_envs_v1(
+            ss.pettingzoo_env_to_vec_env_v1(srpo_tag()), n_envs, num_cpus=workers, base_class="stable_baselines3"
+        )
+        seed = {}  # SuperSuit's VecEnv has no seed(): PPO(seed=...) would crash
+    n_steps = 128
+    model = PPO(
+        "MlpPolicy", venv, n_steps=n_steps, batch_size=256, n_epochs=4, device=device, verbose=0, **seed
+    )
+    t0 = time.perf_counter()
+    model.learn(steps)
+    dt = time.perf_counter() - t0
+    out = {"agent_steps": int(model.num_timesteps), "seconds": dt, "agent_steps_per_s": model.num_timesteps / dt}
+    venv.close()
+    return out
+
+
+def start_time(method: str) -> float:
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    t0 = time.perf_counter()
+    venv = PettingZooVecEnv(srpo_tag, 2, n_workers=2, start_method=method)
+    venv.seed(0)
+    venv.reset()
+    dt = time.perf_counter() - t0
+    venv.close()
+    return dt
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "torch", "stable-baselines3", "pettingzoo", "supersuit", "mpe2", "gymnasium", "rqe-wrappers"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/adapter-cpu.json", help="where to write the JSON")
+    ap.add_argument("--steps", type=int, default=4096, help="PPO agent-steps per run (default 4096)")
+    ap.add_argument("--env-steps", type=int, default=1000, help="env-steps per env-throughput repetition")
+    ap.add_argument("--n-envs", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved repetitions of the env loops (PPO runs: one fewer); the best is reported")
+    ap.add_argument("--device", default="cpu", help="PPO device (cpu or cuda)")
+    ap.add_argument("--skip-start", action="store_true", help="skip the worker start-up timing")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+
+    # 0. worker start-up, first thing (the forkserver's first start includes its one-off torch import)
+    starts = {}
+    if not args.skip_start:
+        from rqe_wrappers.sb3.vec_env import default_start_method
+
+        starts = {m: start_time(m) for m in ("fork", "forkserver", "spawn")}
+        starts["forkserver_again"] = start_time("forkserver")
+        starts["default"] = default_start_method()
+
+    # 1. env-steps/s
+    env_rates: dict[str, list[float]] = {"raw": [], "srpo": [], "srpo_shadow_only": [], "adapter": []}
+    for _ in range(args.repeats):
+        env_rates["raw"].append(env_loop(raw_tag, args.env_steps))
+        env_rates["srpo"].append(env_loop(srpo_tag, args.env_steps))
+        env_rates["srpo_shadow_only"].append(env_loop(shadow_only_tag, args.env_steps))
+        env_rates["adapter"].append(adapter_loop(args.env_steps, args.n_envs))
+    env_best = {k: max(v) for k, v in env_rates.items()}
+
+    # 2. PPO agent-steps/s, ours vs SuperSuit
+    ppo: dict[str, list[dict]] = {}
+    configs = [("rqe", 0), ("supersuit", 0), ("rqe", 2), ("supersuit", 2)]
+    for _ in range(max(1, args.repeats - 1)):
+        for adapter, workers in configs:
+            ppo.setdefault(f"{adapter}_workers{workers}", []).append(
+                ppo_run(adapter, args.n_envs, workers, args.steps, args.device)
+            )
+    ppo_best = {k: max(r["agent_steps_per_s"] for r in v) for k, v in ppo.items()}
+
+    result = {
+        "benchmark": "bench_adapter",
+        "env": f"mpe2 simple_tag_v3 parallel (1 runner, {N_ADVERSARIES} chasers, {N_OBSTACLES} obstacles, "
+        f"max_cycles={MAX_CYCLES}); srpo_wrap(tau=1, runner fixed to RandomPolicy)",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
+                    "load_avg_1m_at_end": os.getloadavg()[0]},
+        "versions": versions(),
+        "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_envs": args.n_envs,
+                     "slots": 2 * args.n_envs, "repeats": args.repeats, "ppo": "MlpPolicy, n_steps=128, "
+                     "batch_size=256, n_epochs=4, torch threads=1"},
+        "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
+        "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in env_rates.items()},
+        "ratios": {
+            "srpo_vs_raw_env": round(env_best["srpo"] / env_best["raw"], 3),
+            "srpo_shadow_only_vs_raw_env": round(env_best["srpo_shadow_only"] / env_best["raw"], 3),
+            "adapter_vs_srpo_env": round(env_best["adapter"] / env_best["srpo"], 3),
+            "ppo_rqe_vs_supersuit_in_process": round(ppo_best["rqe_workers0"] / ppo_best["supersuit_workers0"], 3),
+            "ppo_rqe_vs_supersuit_2_workers": round(ppo_best["rqe_workers2"] / ppo_best["supersuit_workers2"], 3),
+        },
+        "ppo_agent_steps_per_s": {k: round(v, 1) for k, v in ppo_best.items()},
+        "ppo_runs": ppo,
+        "worker_start_s": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in starts.items()},
+        "targets": {"srpo_vs_raw_env": ">= 0.9"},
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    json.dump({k: result[k] for k in ("env_steps_per_s", "ppo_agent_steps_per_s", "ratios", "worker_start_s", "wall_s")},
+              sys.stdout, indent=2)
+    print()
+    return result
+
+
+if __name__ == "__main__":
+    main()

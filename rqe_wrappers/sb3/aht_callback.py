@@ -1,0 +1,444 @@
+"""Nature's side of minimax-Bayes ad hoc teamwork for stock SB3 PPO: one update per rollout.
+
+:class:`AHTCallback` goes with envs made by :func:`rqe_wrappers.wrappers.aht.aht_wrap`. During a
+rollout it collects, from ``self.locals["infos"]``, every finished episode's ``focal_return`` and
+``scenario_index``. At each rollout end it
+
+1. updates the per-scenario utility estimates (see *Utility estimates* below),
+2. calls ``nature.update(utilities)`` and pushes the new prior to every env copy with
+   ``training_env.env_method("set_prior", beta)`` (a method, so it reaches the AHT wrapper through
+   any PettingZoo wrappers stacked on top; ``set_attr`` would stop at the outermost one),
+3. publishes a fresh CPU copy of the learner (``SB3Policy.from_model``) as the snapshot that plays
+   the focal copies (``training_env.publish_snapshot`` when the VecEnv has it, so subprocess workers
+   get it; else :func:`rqe_wrappers.snapshot.publish` in this process). PPO trains right after
+   the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies),
+4. logs ``aht/beta/<scenario id>``, ``aht/utility/<scenario id>``, ``aht/worst_utility`` and
+   friends to SB3's logger, and appends the same to ``csv_path`` if given (for :func:`plot_beta`).
+
+Utility estimates: per scenario, an exponential moving average of focal-per-capita returns in
+which each finished episode has weight ``utility_ema`` (a rollout with ``k`` episodes of scenario
+``s`` and mean return ``m`` moves ``u_s`` by ``1 - (1 - utility_ema)**k`` of the way to ``m``; the
+first episodes set it). The learner changes, so old returns should fade. ``utility_ema=None`` keeps
+a plain running mean instead. Scenarios not seen yet are given the mean of the seen estimates
+(neutral) when nature updates; nature's ``eps`` keeps every scenario sampled.
+
+Fictitious play (``prior="fictitious-play"``): the partners are the learner's own past snapshots.
+The wrapper has ``fp_capacity`` slots (scenarios ``c1:fp/<k>``: the learner plus one past snapshot
+in every other seat). The initial policy fills slot 0; each rollout end offers a new frozen snapshot,
+kept by reservoir sampling (Algorithm R, seeded from the model's seed): while slots are free it
+takes the next one, afterwards the ``t``-th snapshot replaces a random slot with probability
+``capacity / t``. The reservoir is thus always a uniform sample of the whole history, and the prior
+is uniform over the filled slots (the paper: "partners sampled uniformly from the history").
+
+Save and resume (no pickle anywhere)::
+
+    model.save("run/model")                       # SB3 writes run/model.zip
+    callback.save("run/model")                    # run/model.aht.json (+ run/model.aht.npz)
+    ...
+    model = PPO.load("run/model.zip", env=venv)
+    callback = AHTCallback.load("run/model")      # same keyword arguments as the constructor
+    model.learn(more_steps, callback=callback, reset_num_timesteps=False)
+
+The JSON holds the scenario set, nature's state (prior, learned weights, update count),
+utility estimates and episode counts, and the fictitious-play reservoir (slot use, snapshots seen,
+RNG state); the ``.npz`` holds the fictitious-play snapshots' weights (only written when there are
+any) and is read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
+
+from rqe_wrappers import snapshot
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.nature import Nature
+from rqe_wrappers.scenarios import ScenarioSet
+from rqe_wrappers.sb3.policy import SB3Policy
+from rqe_wrappers.seeding import stream
+from rqe_wrappers.wrappers.aht import FICTITIOUS_PLAY, nature_from_config
+
+STATE_FORMAT = "rqe-wrappers/aht-callback"
+STATE_VERSION = 1
+
+
+def state_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(json, npz)`` paths of the callback state that goes with an SB3 save path.
+
+    ``"run/model"`` and ``"run/model.zip"`` both give ``run/model.aht.json`` and ``run/model.aht.npz``.
+    """
+    p = Path(path)
+    if p.suffix == ".zip":
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".aht.json"), p.with_name(p.name + ".aht.npz")
+
+
+class AHTCallback(BaseCallback):
+    """Updates nature's prior over scenarios and the learner snapshot at every rollout end.
+
+    Args:
+        utility_ema: weight of each new episode in the per-scenario utility estimate, in (0, 1];
+            ``None`` for a plain running mean (see the module docstring).
+        csv_path: append one row per rollout (timesteps, beta and utility per scenario) here.
+        nature: a ready :class:`~rqe_wrappers.nature.Nature` (default: built from the settings
+            given to ``aht_wrap``, read from the env with ``get_attr("aht_config")``).
+        verbose: SB3 verbosity (1 prints beta at every rollout end).
+
+    Example:
+        >>> from stable_baselines3 import PPO                          # doctest: +SKIP
+        >>> model = PPO("MlpPolicy", venv)                            # doctest: +SKIP
+        >>> model.learn(100_000, callback=AHTCallback(csv_path="runs/beta.csv"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        utility_ema: float | None = 0.1,
+        csv_path: str | os.PathLike | None = None,
+        nature: Nature | None = None,
+        verbose: int = 0,
+    ):
+        super().__init__(verbose)
+        if utility_ema is not None:
+            if isinstance(utility_ema, bool) or not isinstance(utility_ema, (int, float)) or not 0 < utility_ema <= 1:
+                raise ConfigError(f"utility_ema must be in (0, 1] (or None for a running mean), got {utility_ema!r}")
+            utility_ema = float(utility_ema)
+        if nature is not None and not isinstance(nature, Nature):
+            raise TypeError(f"nature must be a rqe_wrappers.nature.Nature, got {type(nature).__name__}")
+        self.utility_ema = utility_ema
+        self.csv_path = None if csv_path is None else Path(csv_path)
+        self.nature = nature
+        self.config: dict[str, Any] | None = None
+        self.scenarios: ScenarioSet | None = None
+        self.utilities: np.ndarray | None = None  # nan = not seen yet
+        self.counts: np.ndarray | None = None
+        self.beta: np.ndarray | None = None
+        self._batch: list[tuple[int, float]] = []
+        # fictitious play
+        self.fp_seen = 0
+        self.fp_filled: np.ndarray | None = None
+        self._fp_policies: dict[int, SB3Policy] = {}
+        self._fp_rng: np.random.Generator | None = None
+        self._restored: dict[str, Any] | None = None
+        self._restored_weights: dict[int, dict[str, np.ndarray]] = {}
+
+    # ---- setup ---------------------------------------------------------------------------------
+    @property
+    def fictitious_play(self) -> bool:
+        return self.config is not None and self.config["prior"] == FICTITIOUS_PLAY
+
+    def _read_config(self) -> dict[str, Any]:
+        env = self.training_env
+        try:
+            configs = env.get_attr("aht_config")
+        except AttributeError:
+            raise ConfigError(
+                "AHTCallback needs envs made by aht_wrap(...) (no 'aht_config' on the training env); "
+                "wrap each env copy with rqe_wrappers.wrappers.aht.aht_wrap before vectorising"
+            ) from None
+        first = json.dumps(configs[0], sort_keys=True)
+        if any(json.dumps(c, sort_keys=True) != first for c in configs[1:]):
+            raise ConfigError("all env copies must share one aht_wrap configuration (scenarios, prior, lr, eps)")
+        return configs[0]
+
+    def _on_training_start(self) -> None:
+        env = self.training_env
+        base = env
+        while isinstance(base, VecEnvWrapper):
+            base = base.venv
+        if isinstance(base, SubprocVecEnv) and not hasattr(env, "publish_snapshot"):
+            raise ConfigError(
+                "learner snapshots cannot reach SubprocVecEnv workers; use rqe_wrappers.sb3.PettingZooVecEnv"
+                " (its publish_snapshot reaches them), or an in-process VecEnv"
+            )
+        config = self._read_config()
+        scenarios = ScenarioSet.from_dict(config["scenarios"])
+        if self._restored is not None:
+            self._check_restored(config, scenarios)
+        elif self.config is not None and self.config != config:
+            raise ConfigError("this AHTCallback was used with a different aht_wrap configuration; make a new one")
+        self.config, self.scenarios = config, scenarios
+        n = len(scenarios)
+        if self.nature is None:
+            self.nature = nature_from_config(config)
+        elif self.nature.n_scenarios != n:
+            raise ConfigError(f"the given nature has {self.nature.n_scenarios} scenarios, the env has {n}")
+        if self.utilities is None:
+            self.utilities = np.full(n, np.nan)
+            self.counts = np.zeros(n, dtype=np.int64)
+        if self.fictitious_play:
+            if self._fp_rng is None:
+                self._fp_rng = stream(self.model.seed, "fictitious-play")
+            if self.fp_filled is None:
+                self.fp_filled = np.zeros(n, dtype=bool)
+            for slot, weights in sorted(self._restored_weights.items()):
+                policy = SB3Policy.from_model(self.model)
+                policy.set_weights(weights)
+                self._fp_policies[slot] = policy
+            self._restored_weights = {}
+            if self.fp_seen == 0:
+                self._offer_snapshot()  # the initial policy is the first of the history
+            for slot, policy in self._fp_policies.items():
+                self._publish(self._fp_snapshot_name(slot), policy)
+        self._restored = None
+        env.set_attr("aht_callback_attached", True)
+        self._publish(config["snapshot_name"], SB3Policy.from_model(self.model))
+        self._push_prior(self._current_beta())
+        if self.csv_path is not None and not self.csv_path.exists():
+            self._write_csv(self.beta)  # the starting prior, so plots begin at the start
+
+    # ---- rollout -------------------------------------------------------------------------------
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos")
+        if infos is None:
+            raise ConfigError("AHTCallback reads 'infos' from the algorithm's locals; use an SB3 on-policy algorithm")
+        for info in infos:
+            if "focal_return" in info:
+                if "scenario_index" not in info:
+                    raise ConfigError("an episode ended with 'focal_return' but no 'scenario_index' in its info")
+                self._batch.append((int(info["scenario_index"]), float(info["focal_return"])))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        batch, self._batch = self._batch, []
+        self._update_utilities(batch)
+        if self.fictitious_play:
+            self._offer_snapshot()
+        elif batch:
+            self.nature.update(self._filled_utilities())
+        beta = self._current_beta()
+        self._push_prior(beta)
+        self._publish(self.config["snapshot_name"], SB3Policy.from_model(self.model))
+        self._log(beta, batch)
+
+    def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
+        if not batch:
+            return
+        idx = np.array([i for i, _ in batch])
+        ret = np.array([r for _, r in batch])
+        for s in np.unique(idx):
+            got = ret[idx == s]
+            k, n = len(got), int(self.counts[s])
+            if n == 0:
+                self.utilities[s] = got.mean()
+            elif self.utility_ema is None:
+                self.utilities[s] = (self.utilities[s] * n + got.sum()) / (n + k)
+            else:
+                w = 1.0 - (1.0 - self.utility_ema) ** k
+                self.utilities[s] += w * (got.mean() - self.utilities[s])
+            self.counts[s] = n + k
+
+    def _filled_utilities(self) -> np.ndarray:
+        """Estimates with unseen scenarios set to the mean of the seen ones."""
+        u = self.utilities.copy()
+        seen = ~np.isnan(u)
+        u[~seen] = u[seen].mean() if seen.any() else 0.0
+        return u
+
+    def _current_beta(self) -> np.ndarray:
+        if self.fictitious_play:
+            return self.fp_filled / self.fp_filled.sum()
+        return np.asarray(self.nature.beta, dtype=np.float64)
+
+    def _push_prior(self, beta: np.ndarray) -> None:
+        self.beta = np.array(beta, dtype=np.float64)
+        self.training_env.env_method("set_prior", self.beta)
+
+    def _publish(self, name: str, policy: SB3Policy) -> None:
+        publish = getattr(self.training_env, "publish_snapshot", None)
+        if callable(publish):
+            publish(name, policy)
+        else:
+            snapshot.publish(name, policy)
+
+    # ---- fictitious play -------------------------------------------------------------------------
+    def _fp_snapshot_name(self, slot: int) -> str:
+        return self.config["fp_members"][self.scenarios.members[slot]]
+
+    def _offer_snapshot(self) -> None:
+        """Reservoir sampling (Algorithm R) of the learner's snapshot history into the slots."""
+        capacity, t = len(self.scenarios), self.fp_seen
+        slot = t if t < capacity else int(self._fp_rng.integers(t + 1))
+        self.fp_seen = t + 1
+        if slot < capacity:
+            policy = SB3Policy.from_model(self.model)
+            self._fp_policies[slot] = policy
+            self.fp_filled[slot] = True
+            self._publish(self._fp_snapshot_name(slot), policy)
+
+    # ---- logging -------------------------------------------------------------------------------
+    def _log(self, beta: np.ndarray, batch: list) -> None:
+        ids = self.scenarios.ids
+        for i, sid in enumerate(ids):
+            self.logger.record(f"aht/beta/{sid}", float(beta[i]))
+            if not np.isnan(self.utilities[i]):
+                self.logger.record(f"aht/utility/{sid}", float(self.utilities[i]))
+        seen = ~np.isnan(self.utilities)
+        if seen.any():
+            self.logger.record("aht/worst_utility", float(self.utilities[seen].min()))
+            self.logger.record("aht/expected_utility", float(beta @ self._filled_utilities()))
+        self.logger.record("aht/rollout_episodes", len(batch))
+        self.logger.record("aht/scenarios_seen", int(seen.sum()))
+        if self.fictitious_play:
+            self.logger.record("aht/fp_snapshots_seen", self.fp_seen)
+        if self.verbose:
+            print("AHTCallback beta:", {sid: round(float(b), 3) for sid, b in zip(ids, beta)})
+        if self.csv_path is not None:
+            self._write_csv(beta)
+
+    def _write_csv(self, beta: np.ndarray) -> None:
+        ids = self.scenarios.ids
+        header = ["timesteps", *(f"aht/beta/{s}" for s in ids), *(f"aht/utility/{s}" for s in ids)]
+        row = [self.num_timesteps, *(repr(float(b)) for b in beta),
+               *("" if np.isnan(u) else repr(float(u)) for u in self.utilities)]
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        with open(self.csv_path, "a", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(header)
+            w.writerow(row)
+
+    # ---- save / load ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the fictitious-play weights, as plain JSON types."""
+        if self.nature is None or self.scenarios is None:
+            raise ConfigError("nothing to save yet: the callback has not been used for training")
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "prior": self.config["prior"],
+            "config": self.config,
+            "utility_ema": self.utility_ema,
+            "num_timesteps": int(self.num_timesteps),
+            "nature": self.nature.state_dict(),
+            "beta": None if self.beta is None else self.beta.tolist(),
+            "utilities": [None if np.isnan(u) else float(u) for u in self.utilities],
+            "counts": [int(c) for c in self.counts],
+            "fictitious_play": None if not self.fictitious_play else {
+                "seen": self.fp_seen,
+                "filled": [bool(f) for f in self.fp_filled],
+                "rng": self._fp_rng.bit_generator.state,
+            },
+        }
+
+    def save(self, path: str | os.PathLike) -> tuple[Path, Path | None]:
+        """Write the state next to the SB3 save ``path``; returns the ``(json, npz)`` paths written."""
+        json_path, npz_path = state_paths(path)
+        state = self.state_dict()
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_path.with_name(json_path.name + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, json_path)
+        if not self._fp_policies:
+            return json_path, None
+        arrays = {f"fp{slot}/{k}": v for slot, p in self._fp_policies.items() for k, v in p.get_weights().items()}
+        tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, npz_path)
+        return json_path, npz_path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> AHTCallback:
+        """A callback that resumes from :meth:`save`'s files (``kwargs`` as for the constructor).
+
+        Nature, beta, utilities and counts are restored at once; fictitious-play snapshots are
+        rebuilt on the model's policy architecture when training starts. The saved
+        ``utility_ema`` is used unless given.
+        """
+        json_path, npz_path = state_paths(path)
+        state = json.loads(json_path.read_text(encoding="utf-8"))
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{json_path} is not an AHTCallback state (format {state.get('format')!r})")
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(f"{json_path}: state version {state.get('version')!r} is not supported ({STATE_VERSION})")
+        kwargs.setdefault("utility_ema", state["utility_ema"])
+        cb = cls(**kwargs)
+        cb.nature = Nature.from_state_dict(state["nature"])
+        cb.config = state["config"]
+        cb.scenarios = ScenarioSet.from_dict(state["config"]["scenarios"])
+        cb.utilities = np.array([math.nan if u is None else u for u in state["utilities"]], dtype=np.float64)
+        cb.counts = np.array(state["counts"], dtype=np.int64)
+        cb.beta = None if state["beta"] is None else np.array(state["beta"], dtype=np.float64)
+        fp = state["fictitious_play"]
+        if fp is not None:
+            cb.fp_seen = int(fp["seen"])
+            cb.fp_filled = np.array(fp["filled"], dtype=bool)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = fp["rng"]
+            cb._fp_rng = rng
+            if cb.fp_filled.any():
+                if not npz_path.exists():
+                    raise ConfigError(f"{npz_path} is missing: it holds the fictitious-play snapshots' weights")
+                weights: dict[int, dict[str, np.ndarray]] = {}
+                with np.load(npz_path, allow_pickle=False) as data:
+                    for key in data.files:
+                        slot, _, name = key.partition("/")
+                        weights.setdefault(int(slot[2:]), {})[name] = data[key]
+                if sorted(weights) != np.flatnonzero(cb.fp_filled).tolist():
+                    raise ConfigError(f"{npz_path} does not hold the weights of exactly the filled slots")
+                cb._restored_weights = weights
+        cb._restored = state
+        return cb
+
+    def _check_restored(self, config: dict[str, Any], scenarios: ScenarioSet) -> None:
+        saved = ScenarioSet.from_dict(self._restored["config"]["scenarios"])
+        if saved.ids != scenarios.ids:
+            raise ConfigError(
+                f"the saved state is for scenarios {list(saved.ids)[:6]}..., the env has {list(scenarios.ids)[:6]}...; "
+                "resume with the same population and scenario set"
+            )
+        if self._restored["prior"] != config["prior"]:
+            raise ConfigError(
+                f"the saved state is for prior {self._restored['prior']!r}, the env uses {config['prior']!r}"
+            )
+
+
+def plot_beta(csv_path: str | os.PathLike, out_png: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Plot nature's prior over training from ``AHTCallback(csv_path=...)``'s CSV or SB3's progress.csv.
+
+    Columns ``aht/beta/<scenario id>`` are stacked against ``timesteps`` (or SB3's
+    ``time/total_timesteps``). Needs matplotlib (``pip install rqe-wrappers[plot]``).
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError("plot_beta needs matplotlib: pip install 'rqe-wrappers[plot]'") from None
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ConfigError(f"{csv_path} has no rows")
+    columns = list(rows[0].keys())
+    xcol = next((c for c in ("timesteps", "time/total_timesteps") if c in columns), None)
+    bcols = [c for c in columns if c.startswith("aht/beta/")]
+    if xcol is None or not bcols:
+        raise ConfigError(
+            f"{csv_path} has no 'timesteps' / 'time/total_timesteps' column or no 'aht/beta/...' columns; "
+            "write it with AHTCallback(csv_path=...) or SB3's CSV logger"
+        )
+    rows = [r for r in rows if r.get(xcol) and all(r.get(c) for c in bcols)]
+    if not rows:
+        raise ConfigError(f"{csv_path} has no row with beta values")
+    x = np.array([float(r[xcol]) for r in rows])
+    ys = np.array([[float(r[c]) for r in rows] for c in bcols])
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.stackplot(x, ys, labels=[c[len("aht/beta/"):] for c in bcols])
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("beta (prior over scenarios)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(x.min(), x.max() if x.max() > x.min() else x.min() + 1)
+    ax.set_title(title or "nature's prior over scenarios")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", ncol=1 + len(bcols) // 20)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    return out

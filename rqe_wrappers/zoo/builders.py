@@ -1,0 +1,83 @@
+"""Builder functions named by recipes (see :mod:`rqe_wrappers.zoo.recipes` for the registry).
+
+A builder takes a :class:`~rqe_wrappers.zoo.recipes.Recipe` and returns a
+:class:`~rqe_wrappers.zoo.recipes.BuildResult`. Keep heavy imports (SB3, env packages) inside the
+function, so that listing builders stays cheap.
+"""
+
+from __future__ import annotations
+
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.zoo.members import member_from_scripted
+from rqe_wrappers.zoo.recipes import BuildResult, Recipe
+from rqe_wrappers.zoo.spaces import space_from_json
+
+
+def scripted_population(recipe: Recipe) -> BuildResult:
+    """A population of registered scripted policies, listed in ``params.members``.
+
+    ``params``::
+
+        {"members": [{"name": "tft", "scripted": "ipd/tit-for-tat", "kwargs": {}, "metrics": {}}, ...],
+         "observation_space": {...}, "action_space": {...}}   # spaces optional (JSON, see spaces.py)
+
+    Spaces are needed when the scripted factories take them as arguments; otherwise they come from
+    the built policies. Nothing is trained, so metrics are only what the recipe states.
+    """
+    params = recipe.params
+    entries = params.get("members")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{recipe.path}: params.members must be a non-empty list of scripted members")
+    members = []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or not {"name", "scripted"} <= set(e) or set(e) - {"name", "scripted", "kwargs", "metrics"}:
+            raise ConfigError(
+                f"{recipe.path}: params.members[{i}] must be {{'name', 'scripted', optional 'kwargs', 'metrics'}}, got {e!r}"
+            )
+        members.append(
+            member_from_scripted(e["name"], e["scripted"], metrics=e.get("metrics", {}), **e.get("kwargs", {}))
+        )
+    spaces = {
+        key: space_from_json(params[key], f"params.{key}") if key in params else None
+        for key in ("observation_space", "action_space")
+    }
+    return BuildResult(members=members, **spaces)
+
+
+def ipd_partners(recipe: Recipe) -> BuildResult:
+    """The minimax-Bayes paper's IPD training partners (section 8.1) as a scripted population.
+
+    ``env.kwargs.rounds`` sets the game length; ``params.partners`` (optional) lists registry names
+    (default: all nine, :data:`rqe_wrappers.policies.ipd.PARTNER_NAMES`). Member names drop the
+    ``ipd/`` prefix (``"tit-for-tat"``), so scenario ids read ``"c1:tit-for-tat"``.
+
+    Metrics are exact (no sampling): ``best_response_value`` (the best expected return against the
+    partner), ``self_play_return`` (the partner against itself). ``best_responses`` holds the best
+    utility of every 2-player scenario: ``"c1:<member>"`` and the self-play scenario ``"c2"``.
+    """
+    import gymnasium as gym
+
+    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
+    from rqe_wrappers.policies import ipd
+    from rqe_wrappers.policy import make_scripted
+
+    rounds = check_rounds(recipe.env.kwargs.get("rounds", DEFAULT_ROUNDS))
+    names = recipe.params.get("partners", list(ipd.PARTNER_NAMES))
+    unknown = [n for n in names if n not in ipd.PARTNER_NAMES]
+    if unknown:
+        raise ConfigError(f"{recipe.path}: params.partners {unknown} are not IPD partners; known: {list(ipd.PARTNER_NAMES)}")
+    members, best = [], {}
+    for registry_name in names:
+        partner = make_scripted(registry_name, rounds=rounds)
+        name = registry_name.split("/", 1)[1]
+        value = ipd.best_response_value(partner, rounds)
+        metrics = {"best_response_value": value, "self_play_return": ipd.expected_return(partner, partner, rounds)[0]}
+        members.append(member_from_scripted(name, registry_name, metrics=metrics, rounds=rounds))
+        best[f"c1:{name}"] = value
+    best["c2"] = ipd.self_play_best_value(rounds)
+    return BuildResult(
+        members=members,
+        observation_space=observation_space(rounds),
+        action_space=gym.spaces.Discrete(2),
+        best_responses=best,
+    )
