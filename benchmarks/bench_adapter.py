@@ -11,7 +11,10 @@ Measures, in one run on one machine (so the ratios compare like with like):
    (SuperSuit has no ``seed``, so PPO gets no seed there);
 3. how long starting 2 subprocess workers (and resetting their envs) takes per start method.
 
-Timings are the best of ``--repeats`` interleaved repetitions (the least disturbed by other load).
+Timings are the best of interleaved repetitions (the least disturbed by other load). The env loops
+run in this one process, so they are also timed in CPU seconds of this process
+(``time.process_time``), which other load on a shared machine disturbs far less than wall time;
+``*_cpu_paired_median`` ratios are medians over back-to-back pairs.
 
 Usage:
     python benchmarks/bench_adapter.py --out benchmarks/results/adapter-cpu.json
@@ -62,21 +65,21 @@ def shadow_only_tag():
     return env
 
 
-def env_loop(make, steps: int) -> float:
-    """env-steps/s of one env with pre-drawn random actions (drawing is not timed)."""
+def env_loop(make, steps: int) -> tuple[float, float]:
+    """env-steps per wall second and per CPU second of this process, one env, pre-drawn random actions."""
     env = make()
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(5, size=(steps, 3)).tolist()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(steps):
         if not env.agents:
             env.reset()
         env.step(dict(zip(env.agents, acts[k])))
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
-def adapter_loop(steps: int, n_envs: int) -> float:
-    """env-steps/s (one step of one copy = one env-step) through PettingZooVecEnv, in-process."""
+def adapter_loop(steps: int, n_envs: int) -> tuple[float, float]:
+    """Like :func:`env_loop` through PettingZooVecEnv, in-process (one step of one copy = one env-step)."""
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
     venv = PettingZooVecEnv(srpo_tag, n_envs)
@@ -84,12 +87,12 @@ def adapter_loop(steps: int, n_envs: int) -> float:
     venv.reset()
     n = max(1, steps // n_envs)
     acts = np.random.default_rng(0).integers(5, size=(n, venv.num_envs))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(n):
         venv.step(acts[k])
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     venv.close()
-    return n * n_envs / dt
+    return n * n_envs / dt, n * n_envs / dc
 
 
 def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) -> dict:
@@ -149,10 +152,10 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/adapter-cpu.json", help="where to write the JSON")
     ap.add_argument("--steps", type=int, default=4096, help="PPO agent-steps per run (default 4096)")
-    ap.add_argument("--env-steps", type=int, default=1000, help="env-steps per env-throughput repetition")
+    ap.add_argument("--env-steps", type=int, default=400, help="env-steps per env-throughput repetition")
     ap.add_argument("--n-envs", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="interleaved repetitions of the env loops (PPO runs: one fewer); the best is reported")
+    ap.add_argument("--repeats", type=int, default=8, help="interleaved repetitions of the env loops")
+    ap.add_argument("--ppo-repeats", type=int, default=2, help="interleaved repetitions of the PPO runs")
     ap.add_argument("--device", default="cpu", help="PPO device (cpu or cuda)")
     ap.add_argument("--skip-start", action="store_true", help="skip the worker start-up timing")
     args = ap.parse_args(argv)
@@ -172,18 +175,29 @@ def main(argv=None) -> dict:
         starts["default"] = default_start_method()
 
     # 1. env-steps/s
-    env_rates: dict[str, list[float]] = {"raw": [], "srpo": [], "srpo_shadow_only": [], "adapter": []}
+    names = ("raw", "srpo", "srpo_shadow_only", "adapter")
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(args.repeats):
-        env_rates["raw"].append(env_loop(raw_tag, args.env_steps))
-        env_rates["srpo"].append(env_loop(srpo_tag, args.env_steps))
-        env_rates["srpo_shadow_only"].append(env_loop(shadow_only_tag, args.env_steps))
-        env_rates["adapter"].append(adapter_loop(args.env_steps, args.n_envs))
-    env_best = {k: max(v) for k, v in env_rates.items()}
+        for name, (w, c) in (
+            ("raw", env_loop(raw_tag, args.env_steps)),
+            ("srpo", env_loop(srpo_tag, args.env_steps)),
+            ("srpo_shadow_only", env_loop(shadow_only_tag, args.env_steps)),
+            ("adapter", adapter_loop(args.env_steps, args.n_envs)),
+        ):
+            wall[name].append(w)
+            cpu[name].append(c)
+    env_best = {k: max(v) for k, v in wall.items()}
+    cpu_best = {k: max(v) for k, v in cpu.items()}
+
+    def paired(rates: dict, a: str, b: str) -> float:
+        """Median over repetitions of rate(a) / rate(b), each pair measured back to back."""
+        return float(np.median(np.array(rates[a]) / np.array(rates[b])))
 
     # 2. PPO agent-steps/s, ours vs SuperSuit
     ppo: dict[str, list[dict]] = {}
     configs = [("rqe", 0), ("supersuit", 0), ("rqe", 2), ("supersuit", 2)]
-    for _ in range(max(1, args.repeats - 1)):
+    for _ in range(args.ppo_repeats):
         for adapter, workers in configs:
             ppo.setdefault(f"{adapter}_workers{workers}", []).append(
                 ppo_run(adapter, args.n_envs, workers, args.steps, args.device)
@@ -198,14 +212,22 @@ def main(argv=None) -> dict:
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "versions": versions(),
         "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_envs": args.n_envs,
-                     "slots": 2 * args.n_envs, "repeats": args.repeats, "ppo": "MlpPolicy, n_steps=128, "
+                     "slots": 2 * args.n_envs, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats, "ppo": "MlpPolicy, n_steps=128, "
                      "batch_size=256, n_epochs=4, torch threads=1"},
         "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
-        "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in env_rates.items()},
+        "env_steps_per_cpu_s": {k: round(v, 1) for k, v in cpu_best.items()},
+        "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in wall.items()},
+        "env_steps_per_cpu_s_all": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
         "ratios": {
             "srpo_vs_raw_env": round(env_best["srpo"] / env_best["raw"], 3),
+            "srpo_vs_raw_env_cpu": round(cpu_best["srpo"] / cpu_best["raw"], 3),
+            "srpo_vs_raw_env_cpu_paired_median": round(paired(cpu, "srpo", "raw"), 3),
             "srpo_shadow_only_vs_raw_env": round(env_best["srpo_shadow_only"] / env_best["raw"], 3),
+            "srpo_shadow_only_vs_raw_env_cpu": round(cpu_best["srpo_shadow_only"] / cpu_best["raw"], 3),
+            "srpo_shadow_only_vs_raw_env_cpu_paired_median": round(paired(cpu, "srpo_shadow_only", "raw"), 3),
             "adapter_vs_srpo_env": round(env_best["adapter"] / env_best["srpo"], 3),
+            "adapter_vs_srpo_env_cpu": round(cpu_best["adapter"] / cpu_best["srpo"], 3),
+            "adapter_vs_srpo_env_cpu_paired_median": round(paired(cpu, "adapter", "srpo"), 3),
             "ppo_rqe_vs_supersuit_in_process": round(ppo_best["rqe_workers0"] / ppo_best["supersuit_workers0"], 3),
             "ppo_rqe_vs_supersuit_2_workers": round(ppo_best["rqe_workers2"] / ppo_best["supersuit_workers2"], 3),
         },
@@ -218,7 +240,8 @@ def main(argv=None) -> dict:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    json.dump({k: result[k] for k in ("env_steps_per_s", "ppo_agent_steps_per_s", "ratios", "worker_start_s", "wall_s")},
+    json.dump({k: result[k] for k in ("env_steps_per_s", "env_steps_per_cpu_s", "ppo_agent_steps_per_s", "ratios",
+                                      "worker_start_s", "wall_s")},
               sys.stdout, indent=2)
     print()
     return result

@@ -1,4 +1,4 @@
-"""``rqe`` command line: one subcommand per feature; each feature module adds its own parser.
+"""rqe command line: one subcommand per feature; each feature module adds its own parser.
 
 Feature modules expose ``add_parser(subparsers)`` that registers a subcommand and sets
 ``func`` (called with the parsed args). Heavy imports happen inside ``func``.
@@ -21,7 +21,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rqe", description=__doc__.splitlines()[0].strip("`"))
+    parser = argparse.ArgumentParser(prog="rqe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:

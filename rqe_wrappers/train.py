@@ -22,9 +22,9 @@ class CoordinationRun:
     """Settings of one SRPO run on the coordination game (defaults: CPU, about 20 s each)."""
 
     tau: float = 2.0
-    eps: float = 0.1
+    eps: float = 0.2
     cost: float = 0.5
-    steps: int = 60_000
+    steps: int = 120_000
     n_envs: int = 32
     n_steps: int = 16
     learning_rate: float = 3e-3
@@ -58,7 +58,7 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
         n_steps=run.n_steps,
         batch_size=run.n_steps * venv.num_envs,
         n_epochs=run.n_epochs,
-        learning_rate=run.learning_rate,
+        learning_rate=lambda progress: run.learning_rate * progress,  # linear decay damps GDA cycling
         ent_coef=run.eps,
         normalize_advantage=False,  # keeps ent_coef == eps (see docs/srpo.md)
         gamma=0.99,
@@ -98,6 +98,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train SRPO with stock SB3 PPO (default: coordination game, CPU)")
     p.add_argument("--env", choices=["coordination"], default="coordination")
     p.add_argument("--tau", type=float, nargs="+", default=[0.0, 2.0, 6.0], help="risk aversion(s); 0 = IPPO")
+    p.add_argument("--n-envs", type=int, default=CoordinationRun.n_envs)
     p.add_argument("--eps", type=float, default=CoordinationRun.eps, help="entropy weight = PPO ent_coef")
     p.add_argument("--cost", type=float, default=CoordinationRun.cost)
     p.add_argument("--steps", type=int, default=CoordinationRun.steps)
@@ -105,4 +106,4 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", help='"cpu" or "cuda" (small MLPs are faster on CPU)')
     p.add_argument("--out", type=Path, default=Path("runs/coordination"))
     p.set_defaults(func=lambda a: run_coordination(
-        a.tau, a.out, eps=a.eps, cost=a.cost, steps=a.steps, seed=a.seed, device=a.device) and 0)
+        a.tau, a.out, eps=a.eps, cost=a.cost, steps=a.steps, n_envs=a.n_envs, seed=a.seed, device=a.device) and 0)

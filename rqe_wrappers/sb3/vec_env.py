@@ -132,13 +132,26 @@ def _concat(parts: list, space: gym.Space):
     return np.concatenate(parts)
 
 
+def _short(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={space.shape}, {space.dtype})"
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {_short(v)}" for k, v in space.spaces.items()) + ")"
+    return str(space)
+
+
 def _space_problem(seats: Sequence[str], obs_spaces: Sequence[gym.Space], act_spaces: Sequence[gym.Space]) -> str | None:
+    def pair(x, y):  # compact, unless only the bounds differ
+        return (_short(x), _short(y)) if _short(x) != _short(y) or x == y else (str(x), str(y))
+
     for s, o, a in zip(seats, obs_spaces, act_spaces):
         if o != obs_spaces[0] or a != act_spaces[0]:
+            (o0, o), (a0, a) = pair(obs_spaces[0], o), pair(act_spaces[0], a)
             return (
                 "PettingZooVecEnv trains one policy on every learning seat, so all seats need one observation "
-                f"space and one action space, but seat {seats[0]!r} has observation {obs_spaces[0]} / action "
-                f"{act_spaces[0]} while seat {s!r} has observation {o} / action {a}. Pad them to a common space "
+                f"space and one action space, but seat {seats[0]!r} has observation {o0} / action {a0} "
+                f"while seat {s!r} has observation {o} / action {a}. "
+                "Pad them to a common space "
                 "(supersuit.pad_observations_v0 / pad_action_space_v0), or take the other team out of training "
                 "with background_seats(env, {seat: policy}) (srpo_wrap(..., fixed=...))"
             )
@@ -325,7 +338,7 @@ class _CopyGroup:
                     if t or tr or s not in agents:
                         # the seat's episode ends here: SB3 sees done once; the slot idles until the copy resets
                         dones[slot] = True
-                        inf["terminal_observation"] = zero if o is None else view(o)
+                        inf["terminal_observation"] = _zeros(self.observation_space) if o is None else view(o)
                         inf["TimeLimit.truncated"] = tr and not t
                         new_live.append(False)
                     else:
