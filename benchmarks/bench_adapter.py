@@ -228,8 +228,10 @@ def main(argv=None) -> dict:
             "adapter_vs_srpo_env": round(env_best["adapter"] / env_best["srpo"], 3),
             "adapter_vs_srpo_env_cpu": round(cpu_best["adapter"] / cpu_best["srpo"], 3),
             "adapter_vs_srpo_env_cpu_paired_median": round(paired(cpu, "adapter", "srpo"), 3),
-            "ppo_rqe_vs_supersuit_in_process": round(ppo_best["rqe_workers0"] / ppo_best["supersuit_workers0"], 3),
-            "ppo_rqe_vs_supersuit_2_workers": round(ppo_best["rqe_workers2"] / ppo_best["supersuit_workers2"], 3),
+            **({
+                "ppo_rqe_vs_supersuit_in_process": round(ppo_best["rqe_workers0"] / ppo_best["supersuit_workers0"], 3),
+                "ppo_rqe_vs_supersuit_2_workers": round(ppo_best["rqe_workers2"] / ppo_best["supersuit_workers2"], 3),
+            } if ppo_best else {}),
         },
         "ppo_agent_steps_per_s": {k: round(v, 1) for k, v in ppo_best.items()},
         "ppo_runs": ppo,

@@ -9,13 +9,18 @@ x0.1), in one run on one machine so the ratios compare like with like:
    no shadow), same settings and agent-steps; the runner is the scripted ``tag/evasive-runner``
    (no trained runner needed). Target: ``srpo_vs_ippo_wall <= 1.05``.
 2. **env-steps/s**, raw ``tag_env()`` vs ``srpo_wrap(tag_env(), tau=1, fixed={runner: random})``,
-   random actions (``bench_adapter.env_loop``). Target: ``srpo_vs_raw_env >= 0.9``.
+   pre-drawn random actions (``bench_adapter.env_loop``). Target: ``srpo_vs_raw_env >= 0.9``. The
+   srpo env also runs the runner's ``RandomPolicy`` each step, which the raw loop gets for free;
+   ``srpo_shadow_only`` (no fixed seat) isolates the shadow wrapper's own cost.
 3. **SB3 PPO agent-steps/s, our adapter vs SuperSuit's** (``pettingzoo_env_to_vec_env_v1`` +
    ``concat_vec_envs_v1``; no seed, SuperSuit's VecEnv has none) on the srpo-wrapped Tag, no
    callback (``bench_adapter.ppo_run``), in-process and with worker processes.
 
 Timings are the best of ``--repeats`` interleaved repetitions (the least disturbed by other load).
-Runs offline on CPU or CUDA (``--device cuda``); small MLPs are usually faster on CPU in SB3.
+In-process runs are also timed in CPU seconds of this process (``*_cpu`` ratios; the env loops'
+``srpo_vs_raw_env_cpu_paired_median`` is the median over back-to-back pairs), which other load on a
+shared machine disturbs far less than wall time. Runs offline on CPU or CUDA (``--device cuda``);
+small MLPs are usually faster on CPU in SB3.
 
 Usage:
     python benchmarks/bench_srpo_tag.py --steps 16384 --out benchmarks/results/srpo-tag-cpu.json
@@ -34,6 +39,8 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 warnings.filterwarnings("ignore")  # SuperSuit / PettingZoo deprecation chatter
 
@@ -59,6 +66,15 @@ def paper_srpo_tag(tau: float = 1.0):
     return env
 
 
+def paper_shadow_only_tag():
+    """``srpo_wrap(tag_env(), tau=1)`` with no fixed seat (all three act): the shadow wrapper's own cost."""
+    from rqe_wrappers import srpo_wrap
+
+    env = srpo_wrap(paper_tag(), tau=1.0)
+    env.srpo_callback_attached = True
+    return env
+
+
 @contextlib.contextmanager
 def adapter_env(make):
     """Point ``bench_adapter``'s env maker at ``make`` (its ``ppo_run`` builds ``srpo_tag()``)."""
@@ -75,7 +91,13 @@ def chasers_run(tau: float, steps: int, n_envs: int, device: str) -> dict:
 
     settings = replace(CHASER_PPO, n_envs=n_envs)
     _, m = train_chasers(tau, steps, RUNNER_FOR_BENCH, seed=0, device=device, settings=settings, eval_episodes=1)
-    return {"agent_steps": m["steps"], "seconds": m["seconds"], "agent_steps_per_s": m["agent_steps_per_s"]}
+    return {k: m[k] for k in ("seconds", "cpu_seconds", "agent_steps_per_s")} | {"agent_steps": m["steps"]}
+
+
+def env_rates(make, steps: int) -> tuple[float, float | None]:
+    """``(env-steps per wall second, per CPU second of this process)`` from ``bench_adapter.env_loop``."""
+    rates = bench_adapter.env_loop(make, steps)
+    return (float(rates[0]), float(rates[1])) if isinstance(rates, tuple) else (float(rates), None)
 
 
 def machine(device: str) -> dict:
@@ -103,6 +125,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="benchmarks/results/srpo-tag-cpu.json", help="where to write the JSON")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best is reported")
     ap.add_argument("--env-steps", type=int, default=2000, help="env-steps per env-throughput repetition")
+    ap.add_argument("--env-repeats", type=int, default=5, help="back-to-back raw/srpo env-loop pairs")
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 2],
                     help="worker processes for the adapter comparison (0 = in-process); none to skip it")
     args = ap.parse_args(argv)
@@ -123,14 +146,19 @@ def main(argv=None) -> dict:
         runs["ippo_tau0"].append(chasers_run(0.0, args.steps, args.n_envs, args.device))
         runs["srpo_tau1"].append(chasers_run(1.0, args.steps, args.n_envs, args.device))
     wall = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
+    cpu = {k: min(r["cpu_seconds"] for r in v) for k, v in runs.items()}
     rate = {k: max(r["agent_steps_per_s"] for r in v) for k, v in runs.items()}
 
-    # 2. env-steps/s, raw vs srpo-wrapped
-    env_rates: dict[str, list[float]] = {"raw": [], "srpo": []}
-    for _ in range(max(args.repeats, 2)):
-        env_rates["raw"].append(bench_adapter.env_loop(paper_tag, args.env_steps))
-        env_rates["srpo"].append(bench_adapter.env_loop(paper_srpo_tag, args.env_steps))
-    env_best = {k: max(v) for k, v in env_rates.items()}
+    # 2. env-steps/s, raw vs srpo-wrapped, back-to-back pairs
+    env_runs: dict[str, list[tuple[float, float | None]]] = {"raw": [], "srpo": [], "srpo_shadow_only": []}
+    for _ in range(args.env_repeats):
+        env_runs["raw"].append(env_rates(paper_tag, args.env_steps))
+        env_runs["srpo"].append(env_rates(paper_srpo_tag, args.env_steps))
+        env_runs["srpo_shadow_only"].append(env_rates(paper_shadow_only_tag, args.env_steps))
+    env_best = {k: max(w for w, _ in v) for k, v in env_runs.items()}
+    has_cpu = all(c is not None for v in env_runs.values() for _, c in v)
+    env_best_cpu = {k: max(c for _, c in v) for k, v in env_runs.items()} if has_cpu else {}
+    paired = sorted(s[1] / r[1] for r, s in zip(env_runs["raw"], env_runs["srpo"])) if has_cpu else []
 
     # 3. SB3 adapter: ours vs SuperSuit, same env, copies, PPO settings and steps
     adapters: dict[str, list[dict]] = {}
@@ -144,8 +172,13 @@ def main(argv=None) -> dict:
 
     ratios = {
         "srpo_vs_ippo_wall": round(wall["srpo_tau1"] / wall["ippo_tau0"], 3),
+        "srpo_vs_ippo_cpu": round(cpu["srpo_tau1"] / cpu["ippo_tau0"], 3),
         "srpo_vs_raw_env": round(env_best["srpo"] / env_best["raw"], 3),
     }
+    if has_cpu:
+        ratios["srpo_vs_raw_env_cpu"] = round(env_best_cpu["srpo"] / env_best_cpu["raw"], 3)
+        ratios["srpo_vs_raw_env_cpu_paired_median"] = round(float(np.median(paired)), 3)
+        ratios["shadow_only_vs_raw_env_cpu"] = round(env_best_cpu["srpo_shadow_only"] / env_best_cpu["raw"], 3)
     for workers in args.workers:
         ratios[f"rqe_vs_supersuit_workers{workers}"] = round(
             adapter_best[f"rqe_workers{workers}"] / adapter_best[f"supersuit_workers{workers}"], 3)
@@ -157,7 +190,8 @@ def main(argv=None) -> dict:
         "versions": bench_adapter.versions(),
         "settings": {
             "steps": args.steps, "n_envs": args.n_envs, "slots": 2 * args.n_envs, "repeats": args.repeats,
-            "env_steps": args.env_steps, "workers": args.workers, "device": args.device,
+            "env_steps": args.env_steps, "env_repeats": args.env_repeats, "workers": args.workers,
+            "device": args.device,
             "srpo_vs_ippo": f"train_chasers (CHASER_PPO, n_envs={args.n_envs}), runner {RUNNER_FOR_BENCH}, "
                             "SRPOCallback at both taus",
             "adapter": "bench_adapter.ppo_run on srpo_wrap(tag_env(), tau=1, runner random), no callback: "
@@ -167,10 +201,12 @@ def main(argv=None) -> dict:
         "ratios": ratios,
         "targets": {"srpo_vs_ippo_wall": "<= 1.05", "srpo_vs_raw_env": ">= 0.9"},
         "ppo_wall_s": {k: round(v, 2) for k, v in wall.items()},
+        "ppo_cpu_s": {k: round(v, 2) for k, v in cpu.items()},
         "ppo_agent_steps_per_s": {k: round(v, 1) for k, v in rate.items()},
         "ppo_runs": runs,
         "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
-        "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in env_rates.items()},
+        "env_steps_per_cpu_s": {k: round(v, 1) for k, v in env_best_cpu.items()},
+        "env_runs": {k: [[round(w, 1), c if c is None else round(c, 1)] for w, c in v] for k, v in env_runs.items()},
         "adapter_agent_steps_per_s": {k: round(v, 1) for k, v in adapter_best.items()},
         "adapter_runs": adapters,
         "wall_s": round(time.perf_counter() - t_start, 1),
@@ -178,7 +214,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    json.dump({k: result[k] for k in ("ratios", "ppo_wall_s", "ppo_agent_steps_per_s", "env_steps_per_s",
+    json.dump({k: result[k] for k in ("ratios", "ppo_wall_s", "ppo_cpu_s", "ppo_agent_steps_per_s", "env_steps_per_s",
                                        "adapter_agent_steps_per_s", "wall_s")}, sys.stdout, indent=2)
     print(f"\nwrote {out}")
     return result

@@ -102,6 +102,11 @@ class RandomPolicy(DiscretePolicy):
         n = batch_size(obs)
         return np.full((n, self.action_space.n), 1.0 / self.action_space.n)
 
+    def act(self, obs, *, rng, mask=None, state=None):
+        if mask is not None:
+            return super().act(obs, rng=rng, mask=mask, state=state)
+        return rng.integers(self.action_space.n, size=batch_size(obs)) + self.action_space.start, state
+
 
 class ConstantPolicy(DiscretePolicy):
     """Always the same action (e.g. 'stay', or 'always cooperate')."""
@@ -143,6 +148,8 @@ def batch_size(obs: Obs) -> int:
 def stack_obs(observations: list[Obs]) -> Obs:
     """Stack single observations (arrays or dicts of arrays) into one batch."""
     first = observations[0]
+    if len(observations) == 1 and isinstance(first, np.ndarray):
+        return first[None]
     if isinstance(first, Mapping):
         return {k: stack_obs([o[k] for o in observations]) for k in first}
     return np.stack([np.asarray(o) for o in observations])

@@ -43,17 +43,21 @@ def with_role_space(space: gym.Space) -> gym.Space:
 
 
 def one_hot(role: int, dtype=np.float32) -> np.ndarray:
+    """The role feature ``[partner, shadow]`` for ``role`` (a fresh array)."""
     out = np.zeros(2, dtype)
     out[role] = 1
     return out
+
+
+_ONE_HOT = {dt: (one_hot(0, dt), one_hot(1, dt)) for dt in (np.float32, np.float64, np.float16)}
 
 
 def add_role(obs, space: gym.Space, role: int):
     """Add the role feature to one observation of ``space`` (the space *before* the role)."""
     if isinstance(space, gym.spaces.Dict):
         return {**obs, ROLE_KEY: one_hot(role)}
-    dtype = space.dtype if np.issubdtype(space.dtype, np.floating) else np.float32
-    return np.concatenate([np.asarray(obs, dtype=dtype), one_hot(role, dtype)])
+    dtype = space.dtype.type if np.issubdtype(space.dtype, np.floating) else np.float32
+    return np.concatenate((np.asarray(obs, dtype=dtype), _ONE_HOT[dtype][role]))
 
 
 def set_role(obs_batch, role: int):

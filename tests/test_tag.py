@@ -113,7 +113,8 @@ def test_scripted_policies_registered_and_fit_the_env():
     check_policy_spaces(still_chaser, env.observation_space(CHASERS[0]), env.action_space(CHASERS[0]), "still")
     # spaces passed in (as the zoo does) are used
     obs_space, act_space = seat_spaces(CHASERS[1])
-    assert make_scripted("tag/greedy-chaser", observation_space=obs_space, action_space=act_space).observation_space == obs_space
+    passed = make_scripted("tag/greedy-chaser", observation_space=obs_space, action_space=act_space)
+    assert passed.observation_space == obs_space
     with pytest.raises(SpaceMismatchError, match="shape"):
         make_scripted("tag/greedy-chaser", observation_space=seat_spaces(RUNNER)[0])
 
@@ -187,10 +188,10 @@ def runner_run(tiny):
     return train_runner(0, 256, settings=tiny["runner"], eval_episodes=2)
 
 
-RUNNER_KEYS = {"seed", "steps", "chasers", "device", "seconds", "agent_steps_per_s", "eval_episodes", "eval_seed",
-               "runner_return", "runner_return_std", "chaser_return", "settings"}
-CHASER_KEYS = {"tau", "seed", "steps", "device", "seconds", "agent_steps_per_s", "eval_episodes", "eval_seed",
-               "chaser_return", "chaser_return_std", "settings"}
+COMMON_KEYS = {"seed", "steps", "device", "seconds", "cpu_seconds", "agent_steps_per_s", "eval_episodes", "eval_seed",
+               "settings"}
+RUNNER_KEYS = COMMON_KEYS | {"chasers", "runner_return", "runner_return_std", "chaser_return"}
+CHASER_KEYS = COMMON_KEYS | {"tau", "chaser_return", "chaser_return_std"}
 EVAL_KEYS = {"per_runner", "per_runner_std", "worst_case", "worst_runner", "mean", "episodes", "seed", "reward"}
 
 

@@ -27,6 +27,16 @@ torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::rqe_wrappers.errors.MissingCallbackWarning")
 
 
+@pytest.fixture(autouse=True)
+def no_published_snapshots():
+    """Snapshots are process-global: hide those other tests published, restore them after."""
+    saved = dict(_LIVE)
+    _LIVE.clear()
+    yield
+    _LIVE.clear()
+    _LIVE.update(saved)
+
+
 def tag_env():
     env = simple_tag_v3.parallel_env(num_good=1, num_adversaries=2, num_obstacles=2, max_cycles=25)
     runner = RandomPolicy(env.observation_space("agent_0"), env.action_space("agent_0"))
@@ -192,6 +202,7 @@ def test_get_set_attr_env_method(n_workers):
     assert venv.has_attr("action_masks") and not venv.has_attr("no_such_attribute")
     with pytest.raises(AttributeError):
         venv.get_attr("no_such_attribute")
+    assert venv.get_attr("srpo_tau", indices=[0]) == [1.0]  # an error leaves the workers in step
     assert venv.env_is_wrapped(gym.Wrapper) == [False] * 4
     venv.close()
 
@@ -389,8 +400,17 @@ def test_snapshot_sees_what_the_learner_sees():
         seen, mask = rec.seen[0]
         assert seen.shape == (1, 3, 3, 2) and mask.shape == (1, 9)
     finally:
-        _LIVE.pop("test-recorder", None)
         venv.close()
+
+
+def test_stale_snapshot_with_other_spaces_fails_loudly():
+    venv = PettingZooVecEnv(tictactoe_v3.env, n_envs=2)
+    box1 = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    venv.publish_snapshot("learner", ConstantPolicy(box1, gym.spaces.Discrete(2), action=1))  # e.g. an IPD run's
+    venv.seed(0)
+    with pytest.raises(SpaceMismatchError, match="snapshot published as 'learner'"):
+        venv.reset()
+    venv.close()
 
 
 def test_publish_snapshot_reaches_workers():
@@ -402,5 +422,4 @@ def test_publish_snapshot_reaches_workers():
             obs = venv.reset()
             assert obs[1][1, 1, 1] == 1 and obs[1].sum() == 1  # the worker's snapshot opened in the centre
     finally:
-        _LIVE.pop("test-center", None)
         venv.close()

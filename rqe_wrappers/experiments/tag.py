@@ -21,7 +21,6 @@ SB3 and torch are imported only inside the functions that train or load models.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing as mp
@@ -38,7 +37,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rqe_wrappers.envs.tag import CHASERS, ENV_ID, RUNNER, seat_spaces, tag_env
+from rqe_wrappers.envs.tag import CHASERS, ENV_ID, MAX_CYCLES, REWARD_SCALE, RUNNER, seat_spaces, tag_env
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
 from rqe_wrappers.policy import Policy, make_scripted
 from rqe_wrappers.roles import PARTNER, one_hot, with_role_space
@@ -93,7 +92,8 @@ class PPOSettings:
             raise ConfigError(f"PPOSettings.ent_coef must be >= 0, got {self.ent_coef}")
         arch = tuple(self.net_arch)
         if not arch or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in arch):
-            raise ConfigError(f"PPOSettings.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
+            raise ConfigError(
+                f"PPOSettings.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
         object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
 
     def ppo_kwargs(self) -> dict[str, Any]:
@@ -317,16 +317,9 @@ def _ppo(venv, settings: PPOSettings, seed: int, device: str, verbose: int, **ex
 def _machine() -> dict[str, Any]:
     import torch
 
-    return {"torch": torch.__version__, "device_name": _device_name(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
-
-
-def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return platform.processor() or platform.machine()
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"torch": torch.__version__, "cuda_device": cuda, "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version()}
 
 
 def train_runner(
@@ -344,10 +337,11 @@ def train_runner(
 
     The chasers (a scripted name, a Policy or SB3 model, or ``{seat: agent}``) play inside the env
     (:func:`~rqe_wrappers.background_seats`); the runner is the only SB3 slot of each env copy.
-    ``metrics``: ``seed``, ``steps``, ``chasers``, ``device``, ``seconds`` (training only),
-    ``agent_steps_per_s``, ``eval_episodes``, ``eval_seed``, ``runner_return`` (mean scaled runner
-    return against the chasers over the seeded evaluation episodes), ``runner_return_std``,
-    ``chaser_return`` (mean collision-steps per episode), ``settings``.
+    ``metrics``: ``seed``, ``steps``, ``chasers``, ``device``, ``seconds`` (wall time of training
+    only), ``cpu_seconds`` (this process's CPU time in it), ``agent_steps_per_s``,
+    ``eval_episodes``, ``eval_seed``, ``runner_return`` (mean scaled runner return against the
+    chasers over the seeded evaluation episodes), ``runner_return_std``, ``chaser_return`` (mean
+    collision-steps per episode), ``settings``.
     """
     import torch
     from stable_baselines3.common.vec_env import VecMonitor
@@ -362,9 +356,9 @@ def train_runner(
                                        n_workers=settings.n_workers))  # logs rollout/ep_rew_mean
     try:
         model = _ppo(venv, settings, seed, device, verbose)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.learn(steps)
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     finally:
         venv.close()
     metrics: dict[str, Any] = {
@@ -373,6 +367,7 @@ def train_runner(
         "chasers": chasers if isinstance(chasers, str) else repr(chasers),
         "device": str(model.device),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "agent_steps_per_s": model.num_timesteps / seconds,
         "eval_episodes": int(eval_episodes),
         "eval_seed": int(eval_seed),
@@ -400,9 +395,9 @@ def train_chasers(
     ``srpo_wrap(tag_env(), tau, fixed={"agent_0": runner})``, PPO runs with
     ``normalize_advantage=False`` and :class:`~rqe_wrappers.sb3.SRPOCallback` (a no-op at tau 0).
     Returns ``(model, metrics)``; ``metrics``: ``tau``, ``seed``, ``steps``, ``device``,
-    ``seconds``, ``agent_steps_per_s``, ``eval_episodes``, ``eval_seed``, ``chaser_return`` (mean
-    scaled chaser return against the training runner, both seats played by the model as partners),
-    ``chaser_return_std``, ``settings``.
+    ``seconds``, ``cpu_seconds``, ``agent_steps_per_s``, ``eval_episodes``, ``eval_seed``,
+    ``chaser_return`` (mean scaled chaser return against the training runner, both seats played
+    by the model as partners), ``chaser_return_std``, ``settings``.
     """
     import torch
     from stable_baselines3.common.vec_env import VecMonitor
@@ -417,9 +412,9 @@ def train_chasers(
                                        n_envs=settings.n_envs, n_workers=settings.n_workers))
     try:
         model = _ppo(venv, settings, seed, device, verbose, normalize_advantage=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.learn(steps, callback=SRPOCallback())
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     finally:
         venv.close()
     ev = evaluate_chasers(model, {"train": runner}, eval_episodes, eval_seed)
@@ -429,6 +424,7 @@ def train_chasers(
         "steps": int(model.num_timesteps),
         "device": str(model.device),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "agent_steps_per_s": model.num_timesteps / seconds,
         "eval_episodes": int(eval_episodes),
         "eval_seed": int(eval_seed),
@@ -444,14 +440,16 @@ def runner_files(directory: str | Path) -> dict[int, Path]:
     """``{seed: path}`` of the ``runner-seed<N>.zip`` files in ``directory`` (from ``rqe tag train-runners``)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ConfigError(f"{directory} is not a directory; train runners first: rqe tag train-runners --out {directory}")
+        raise ConfigError(
+            f"{directory} is not a directory; train runners first: rqe tag train-runners --out {directory}")
     found = {}
     for p in directory.iterdir():
         m = RUNNER_FILE_RE.match(p.name)
         if m:
             found[int(m.group(1))] = p
     if not found:
-        raise ConfigError(f"no runner-seed<N>.zip in {directory}; train runners first: rqe tag train-runners --out {directory}")
+        raise ConfigError(
+            f"no runner-seed<N>.zip in {directory}; train runners first: rqe tag train-runners --out {directory}")
     return dict(sorted(found.items()))
 
 
@@ -538,7 +536,8 @@ def train_runners(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "env": ENV_ID,
-        "env_settings": {"runner": RUNNER, "chasers": list(CHASERS), "obstacles": 2, "max_cycles": 100, "reward_scale": 0.1},
+        "env_settings": {"runner": RUNNER, "chasers": list(CHASERS), "obstacles": 2, "max_cycles": MAX_CYCLES,
+                         "reward_scale": REWARD_SCALE},
         "chasers": chasers,
         "steps": steps,
         "eval_episodes": int(eval_episodes),
@@ -630,7 +629,8 @@ def run_srpo(
         report["rows"] = sorted([*report["rows"], row], key=lambda r: (r["tau"], r["seed"]))
         _write_json(out / "results.json", report)
         ev = row["eval"]
-        print(f"tau {row['tau']:6.2f} seed {row['seed']:>3}: vs training runner {ev['per_runner'][report['train_runner']]:6.2f}"
+        trained_on = ev["per_runner"][report["train_runner"]]
+        print(f"tau {row['tau']:6.2f} seed {row['seed']:>3}: vs training runner {trained_on:6.2f}"
               f"  worst {ev['worst_case']:6.2f} ({ev['worst_runner']})  mean {ev['mean']:6.2f}  "
               f"{row['agent_steps_per_s']:6.0f} agent-steps/s", flush=True)
 

@@ -151,7 +151,9 @@ def evasive_runner(
 
 
 @register_scripted("tag/still")
-def still(observation_space: gym.Space | None = None, action_space: gym.Space | None = None, seat: str = RUNNER) -> Policy:
+def still(
+    observation_space: gym.Space | None = None, action_space: gym.Space | None = None, seat: str = RUNNER
+) -> Policy:
     """Always the no-op action; default spaces are ``seat``'s (runner unless told)."""
     default_obs, default_act = seat_spaces(seat)
     return ConstantPolicy(observation_space or default_obs, action_space or default_act, NOOP)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cloudpickle
@@ -35,8 +35,8 @@ from pettingzoo import AECEnv, ParallelEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnv, VecEnvIndices
 
 from rqe_wrappers.errors import ConfigError, SeatError, SpaceMismatchError, UnsupportedSpaceError
-from rqe_wrappers.policy import Policy
-from rqe_wrappers.snapshot import SnapshotPolicy, publish
+from rqe_wrappers.policy import Policy, check_policy_spaces
+from rqe_wrappers.snapshot import SnapshotPolicy, publish, published
 from rqe_wrappers.wrappers.single_seat import single_seat
 
 EnvFn = Callable[[], "ParallelEnv | AECEnv"]
@@ -102,16 +102,29 @@ class _View:
 
 
 class _ViewedPolicy(Policy):
-    """Shows ``inner`` (the learner's snapshot) exactly what the learner sees through the adapter."""
+    """Shows the learner's snapshot exactly what the learner sees through the adapter.
 
-    def __init__(self, inner: Policy, view: _View):
+    Before a newly published snapshot plays, its spaces are checked against what the learner
+    sees: a stale snapshot left under the same name by another run in this process fails loudly
+    instead of playing (or crashing) with the wrong observations.
+    """
+
+    def __init__(self, inner: SnapshotPolicy, view: _View):
         super().__init__(view.raw_space, inner.action_space)
         self.inner, self.view = inner, view
+        self._checked: Policy | None = None
 
     def initial_state(self, batch_size):
         return self.inner.initial_state(batch_size)
 
     def act(self, obs, *, rng, mask=None, state=None):
+        live = published(self.inner.name)
+        if live is not None and live is not self._checked:
+            check_policy_spaces(
+                live, self.view.space, self.action_space,
+                f"the snapshot published as {self.inner.name!r} (it plays the other seats of AEC copies)",
+            )
+            self._checked = live
         return self.inner.act(self.view(obs), rng=rng, mask=mask, state=state)
 
     def __repr__(self) -> str:
@@ -450,12 +463,18 @@ def _send_error(remote, e: BaseException) -> None:
 
 
 def _recv(remote):
-    status, *payload = remote.recv()
-    if status == "error":
-        exc, tb = payload
-        exc.add_note(f"raised in a PettingZooVecEnv worker:\n{tb}")
-        raise exc
-    return payload[0]
+    return _recv_all([remote])[0]
+
+
+def _recv_all(remotes) -> list:
+    """One reply from each worker (all of them, so none is left unread), then the first error raised."""
+    replies = [r.recv() for r in remotes]
+    for status, *payload in replies:
+        if status == "error":
+            exc, tb = payload
+            exc.add_note(f"raised in a PettingZooVecEnv worker:\n{tb}")
+            raise exc
+    return [payload[0] for _, *payload in replies]
 
 
 def default_start_method() -> str:
@@ -560,13 +579,14 @@ class PettingZooVecEnv(VecEnv):
         self._local: _CopyGroup | None = None
         self.remotes: list = []
         self.processes: list = []
+        self.start_method: str | None = None  # of the workers, if any
         args = (snapshot_name, bool(reseed_episodes))
         if self.n_workers == 0:
             self._local = _CopyGroup(env_fn, range(self.n_copies), *args)
             self._groups = [list(range(self.n_copies))]
             descriptions = [self._local.describe()]
         else:
-            self._groups = [list(a) for a in np.array_split(np.arange(self.n_copies), self.n_workers)]
+            self._groups = [[int(c) for c in a] for a in np.array_split(np.arange(self.n_copies), self.n_workers)]
             self.start_method = start_method or default_start_method()
             ctx = _context(self.start_method)
             for copies in self._groups:
@@ -578,7 +598,7 @@ class PettingZooVecEnv(VecEnv):
                 self.remotes.append(remote)
                 self.processes.append(proc)
             try:
-                descriptions = [_recv(r) for r in self.remotes]
+                descriptions = _recv_all(self.remotes)
             except BaseException:
                 self._shutdown()
                 raise
@@ -635,7 +655,7 @@ class PettingZooVecEnv(VecEnv):
         else:
             for r, copies in zip(self.remotes, self._groups):
                 r.send(("reset", ([seeds[c] for c in copies], [opts[c] for c in copies])))
-            parts = [_recv(r) for r in self.remotes]
+            parts = _recv_all(self.remotes)
         self.reset_infos = [i for p in parts for i in p[2]]
         self._masks = self._join_masks([p[1] for p in parts])
         self._copy_seeds = [None] * self.n_copies
@@ -659,8 +679,8 @@ class PettingZooVecEnv(VecEnv):
                 self.reset_infos[slot] = info
             self._masks = masks
             return obs, rews, dones, infos
-        parts = [_recv(r) for r in self.remotes]
         self.waiting = False
+        parts = _recv_all(self.remotes)
         infos: list = []
         for (a, _), p in zip(self._group_slots, parts):
             infos.extend(p[3])
@@ -701,8 +721,7 @@ class PettingZooVecEnv(VecEnv):
             blob = cloudpickle.dumps((name, policy))
             for r in self.remotes:
                 r.send(("publish", blob))
-            for r in self.remotes:
-                _recv(r)
+            _recv_all(self.remotes)
 
     # ---- attributes and methods of the wrapped envs ----
     def _by_group(self, indices: VecEnvIndices):
@@ -726,8 +745,8 @@ class PettingZooVecEnv(VecEnv):
         for g, copies in per_group.items():
             local = [self._groups[g].index(c) for c in copies]
             self.remotes[g].send((cmd, make_args(local)))
-        for g, copies in per_group.items():
-            res = _recv(self.remotes[g])
+        replies = _recv_all([self.remotes[g] for g in per_group])
+        for copies, res in zip(per_group.values(), replies):
             out.update(zip(copies, res or [None] * len(copies)))
         return out
 
