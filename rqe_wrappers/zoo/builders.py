@@ -7,6 +7,8 @@ function, so that listing builders stays cheap.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.zoo.members import member_from_scripted
 from rqe_wrappers.zoo.recipes import BuildResult, Recipe
@@ -81,3 +83,48 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
         action_space=gym.spaces.Discrete(2),
         best_responses=best,
     )
+
+
+def tag_runners(recipe: Recipe) -> BuildResult:
+    """PPO runners for the SRPO paper's Tag, trained against scripted greedy chasers, one per seed.
+
+    ``budget.steps``: agent-steps per runner; ``params``: ``jobs`` (parallel processes),
+    ``chasers`` (scripted chaser name), ``eval_episodes``. Each member's metrics are those measured
+    by :func:`rqe_wrappers.experiments.tag.train_runners` at build time (return against the chasers
+    over seeded evaluation episodes, steps/s, wall time).
+    """
+    import tempfile
+
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.envs.tag import RUNNER
+    from rqe_wrappers.experiments import tag
+    from rqe_wrappers.zoo.members import member_from_sb3
+
+    if not recipe.seeds:
+        raise ConfigError(f"{recipe.path}: a tag-runners recipe needs seeds")
+    steps = int(recipe.budget.get("steps", 0))
+    params = recipe.params
+    with tempfile.TemporaryDirectory() as tmp:
+        report = tag.train_runners(
+            recipe.seeds,
+            steps,
+            tmp,
+            chasers=params.get("chasers", tag.DEFAULT_CHASERS),
+            eval_episodes=int(params.get("eval_episodes", tag.EVAL_EPISODES)),
+            jobs=int(params.get("jobs", 1)),
+        )
+        members = []
+        for entry in report["runners"]:
+            model = PPO.load(str(Path(tmp) / entry["file"]), device="cpu")
+            metrics = {k: v for k, v in entry.items() if k not in ("file", "settings")}
+            members.append(member_from_sb3(model, f"runner-{entry['seed']}", seed=entry["seed"], metrics=metrics))
+    baselines = {name: b for name, b in report.get("baselines", {}).items()}
+    description = (f"{recipe.description} Baselines against the same chasers: "
+                   + ", ".join(f"{n} runner_return {b.get('runner_return', float('nan')):.2f}" for n, b in baselines.items()))
+    env = recipe.env
+    if not env.seats:
+        from dataclasses import replace
+
+        env = replace(env, seats=(RUNNER,))
+    return BuildResult(members=members, env=env, description=description)

@@ -13,6 +13,7 @@ every member, then regenerates ``index.json`` and the README table.
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ BUILDERS: dict[str, str] = {
     "scripted": "rqe_wrappers.zoo.builders:scripted_population",
     "ipd-partners": "rqe_wrappers.zoo.builders:ipd_partners",
     # TODO(zoo): "ipd-test-partners": the perturbed test sets (ipd/table members with arrays)
-    # TODO(zoo): "tag-runners": PPO runners for mpe2 simple_tag_v3, once the PettingZoo->SB3 adapter exists
+    "tag-runners": "rqe_wrappers.zoo.builders:tag_runners",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
 
@@ -156,8 +157,9 @@ def recipe_ref(directory: Path) -> RecipeRef:
     if top:
         rel = directory.relative_to(Path(top).resolve()).as_posix()
         dirty = bool(_git(directory, "status", "--porcelain", "--", ".")) if commit else None
-    else:
+    else:  # a copy without .git (e.g. a build machine): the builder may name the commit it copied
         rel = f"{directory.parent.name}/{directory.name}" if directory.parent.name == "zoo" else directory.name
+        commit = os.environ.get("RQE_RECIPE_COMMIT") or None
         dirty = None
     return RecipeRef(path=rel, commit=commit or None, dirty=dirty)
 
