@@ -157,10 +157,11 @@ def recipe_ref(directory: Path) -> RecipeRef:
     if top:
         rel = directory.relative_to(Path(top).resolve()).as_posix()
         dirty = bool(_git(directory, "status", "--porcelain", "--", ".")) if commit else None
-    else:  # a copy without .git (e.g. a build machine): the builder may name the commit it copied
+    else:
         rel = f"{directory.parent.name}/{directory.name}" if directory.parent.name == "zoo" else directory.name
-        commit = os.environ.get("RQE_RECIPE_COMMIT") or None
         dirty = None
+    if not commit:  # a copy without git history (e.g. a build machine): the caller names the commit it copied
+        commit = os.environ.get("RQE_RECIPE_COMMIT") or None
     return RecipeRef(path=rel, commit=commit or None, dirty=dirty)
 
 
