@@ -56,6 +56,7 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         self._obs: dict = {}
         self._infos: dict = {}
         self._states: dict = {}
+        self._groups: list = []
 
     def assign(self, policies: Mapping[str, Policy]) -> None:
         """Replace which seats are background and who plays them; takes effect at the next ``reset``.
@@ -70,9 +71,10 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
     def agents(self):
         return [a for a in self.env.agents if a not in self.background]
 
-    def _split(self, obs, infos):
-        self._obs = {s: obs[s] for s in self.background if s in obs}
-        self._infos = {s: infos.get(s, {}) for s in self.background if s in obs}
+    def _split(self, obs, infos, finished=()):
+        """Keep the background seats' observations (of seats still playing); return the others'."""
+        self._obs = {s: obs[s] for s in self.background if s in obs and s not in finished}
+        self._infos = {s: infos.get(s, {}) for s in self._obs}
         return {a: obs[a] for a in obs if a not in self.background}
 
     def reset(self, seed=None, options=None):
@@ -80,16 +82,21 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
             self._rng = stream(seed, "background")
         obs, infos = self.env.reset(seed=seed, options=options)
         self._states = {s: p.initial_state(1) for s, p in self.background.items()}
+        self._groups = [(pol, seats, pol.initial_state(1) is not None)
+                        for pol, seats in _group_by_policy(list(self.background), self.background)]
         obs = self._split(obs, infos)
         return obs, {a: i for a, i in infos.items() if a not in self.background}
 
     def background_actions(self) -> dict:
-        live = [s for s in self.background if s in self.env.agents]
+        """Actions of the background seats still playing, one ``act`` call per policy."""
         actions = {}
-        for pol, seats in _group_by_policy(live, self.background):
+        for pol, all_seats, recurrent in self._groups:
+            seats = [s for s in all_seats if s in self._obs]
+            if not seats:
+                continue
             masks = [_mask_of(self._obs[s], self._infos[s]) for s in seats]
             mask = None if any(m is None for m in masks) else np.stack(masks)
-            if pol.initial_state(1) is None:
+            if not recurrent:
                 acts, _ = pol.act(stack_obs([self._obs[s] for s in seats]), rng=self._rng, mask=mask)
                 actions.update(zip(seats, acts))
             else:  # recurrent: one call per seat keeps states separate
@@ -103,14 +110,13 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
     def step(self, actions):
         full = {**actions, **self.background_actions()}
         obs, rew, term, trunc, infos = self.env.step(full)
-        bg_rewards = {s: float(rew[s]) for s in self.background if s in rew}
+        bg = self.background
+        bg_rewards = {s: float(rew[s]) for s in bg if s in rew}
         self.background_rewards = bg_rewards
-        obs = self._split(obs, infos)
-        keep = lambda d: {a: v for a, v in d.items() if a not in self.background}  # noqa: E731
-        infos = keep(infos)
-        for a in infos:
-            infos[a] = {**infos[a], "background_rewards": bg_rewards}
-        return obs, keep(rew), keep(term), keep(trunc), infos
+        obs = self._split(obs, infos, finished={s for s in bg if term.get(s) or trunc.get(s)})
+        infos = {a: {**i, "background_rewards": bg_rewards} for a, i in infos.items() if a not in bg}
+        return (obs, {a: v for a, v in rew.items() if a not in bg}, {a: v for a, v in term.items() if a not in bg},
+                {a: v for a, v in trunc.items() if a not in bg}, infos)
 
 
 class BackgroundSeatsAEC(BaseWrapper):

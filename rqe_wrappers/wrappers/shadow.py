@@ -123,7 +123,7 @@ class ShadowAdversaryParallel(_ShadowLogic, BaseParallelWrapper):
     def step(self, actions):
         obs, rew, term, trunc, infos = self.env.step(actions)
         raw = {a: float(r) for a, r in rew.items()}
-        if not self.env.agents:
+        if not self.srpo_callback_attached and all(term.get(a) or trunc.get(a) for a in rew):
             self._check_callback()
         return (
             {a: self._augment(a, o) for a, o in obs.items()},
