@@ -5,16 +5,19 @@ Measures, in one run on one machine (so the ratios compare like with like):
 1. env-steps/s of raw ``simple_tag_v3.parallel_env`` with random actions vs the same env under
    ``srpo_wrap`` (runner fixed to a ``RandomPolicy``: ``srpo``; no fixed seat: ``srpo_shadow_only``),
    and the ``srpo`` env through ``PettingZooVecEnv`` (one copy-step = one env-step);
-2. SB3 PPO agent-steps/s (``model.num_timesteps`` / wall time of ``learn``) with
+2. SB3 PPO agent-steps/s (``model.num_timesteps`` / wall time of ``learn``; also per second spent
+   inside the VecEnv's ``reset``/``step_async``/``step_wait``) with
    :class:`rqe_wrappers.sb3.PettingZooVecEnv` vs SuperSuit's ``pettingzoo_env_to_vec_env_v1`` +
-   ``concat_vec_envs_v1``, same env, copies, PPO settings and steps, in-process and with 2 workers
+   ``concat_vec_envs_v1``: same env, copies, PPO settings and steps, in-process and with 2 workers
    (SuperSuit has no ``seed``, so PPO gets no seed there);
 3. how long starting 2 subprocess workers (and resetting their envs) takes per start method.
 
-Timings are the best of interleaved repetitions (the least disturbed by other load). The env loops
-run in this one process, so they are also timed in CPU seconds of this process
-(``time.process_time``), which other load on a shared machine disturbs far less than wall time;
-``*_cpu_paired_median`` ratios are medians over back-to-back pairs.
+Separate timed runs are at the mercy of load that comes and goes (a shared machine; even an idle
+cloud VM drifts by +-30 %), so the numbers to trust are in ``ratios_in_loop``, measured so that
+drift hits both sides alike: the wrapper and adapter ratios as the share of one loop's time spent
+inside the inner env (its ``step``/``reset`` timed), and ours vs SuperSuit's VecEnv as the median
+of alternating 100-step blocks of the same random actions (< 1: ours is faster). The other
+timings are the best of interleaved repetitions; the env loops also in CPU seconds of this process.
 
 Usage:
     python benchmarks/bench_adapter.py --out benchmarks/results/adapter-cpu.json
@@ -95,6 +98,72 @@ def adapter_loop(steps: int, n_envs: int) -> tuple[float, float]:
     return n * n_envs / dt, n * n_envs / dc
 
 
+class _Timed:
+    """Adds up the time spent in some methods of one object (wraps its bound methods)."""
+
+    def __init__(self, env, names=("step", "reset")):
+        self.seconds = 0.0
+        for name in names:
+            setattr(env, name, self._timed(getattr(env, name)))
+
+    def _timed(self, method):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def _loop(env, steps: int) -> float:
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).integers(5, size=(steps, 3)).tolist()
+    t0 = time.perf_counter()
+    for k in range(steps):
+        if not env.agents:
+            env.reset()
+        env.step(dict(zip(env.agents, acts[k])))
+    return time.perf_counter() - t0
+
+
+def inner_share_srpo(steps: int, fixed_runner: bool) -> float:
+    """Share of the srpo-wrapped loop's time spent inside the raw env (= its speed relative to raw).
+
+    Measured inside one loop, so load that comes and goes on a shared machine affects both alike.
+    """
+    from rqe_wrappers import RandomPolicy, srpo_wrap
+
+    raw = raw_tag()
+    timer = _Timed(raw)
+    fixed = {"agent_0": RandomPolicy(raw.observation_space("agent_0"), raw.action_space("agent_0"))}
+    env = srpo_wrap(raw, tau=1.0, fixed=fixed if fixed_runner else None)
+    env.srpo_callback_attached = True
+    total = _loop(env, steps)
+    return timer.seconds / total
+
+
+def inner_share_adapter(steps: int, n_envs: int) -> float:
+    """Share of PettingZooVecEnv's stepping time spent inside the srpo-wrapped env copies."""
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    venv = PettingZooVecEnv(srpo_tag, n_envs)
+    timers = [_Timed(env) for env in venv._local.envs]  # the in-process copies
+    venv.seed(0)
+    venv.reset()
+    n = max(1, steps // n_envs)
+    acts = np.random.default_rng(0).integers(5, size=(n, venv.num_envs))
+    for t in timers:
+        t.seconds = 0.0
+    t0 = time.perf_counter()
+    for k in range(n):
+        venv.step(acts[k])
+    total = time.perf_counter() - t0
+    venv.close()
+    return sum(t.seconds for t in timers) / total
+
+
 def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) -> dict:
     import torch
     from stable_baselines3 import PPO
@@ -106,22 +175,61 @@ def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) ->
         venv = PettingZooVecEnv(srpo_tag, n_envs, n_workers=workers)
         seed = {"seed": 0}
     else:
-        import supersuit as ss
-
-        venv = ss.concat_vec_envs_v1(
-            ss.pettingzoo_env_to_vec_env_v1(srpo_tag()), n_envs, num_cpus=workers, base_class="stable_baselines3"
-        )
+        venv = supersuit_vec(n_envs, workers)
         seed = {}  # SuperSuit's VecEnv has no seed(): PPO(seed=...) would crash
+    env_time = _Timed(venv, ("reset", "step_async", "step_wait"))  # the VecEnv's share of learn()
     n_steps = 128
     model = PPO(
         "MlpPolicy", venv, n_steps=n_steps, batch_size=256, n_epochs=4, device=device, verbose=0, **seed
     )
+    env_time.seconds = 0.0
     t0 = time.perf_counter()
     model.learn(steps)
     dt = time.perf_counter() - t0
-    out = {"agent_steps": int(model.num_timesteps), "seconds": dt, "agent_steps_per_s": model.num_timesteps / dt}
+    out = {
+        "agent_steps": int(model.num_timesteps),
+        "seconds": dt,
+        "agent_steps_per_s": model.num_timesteps / dt,
+        "vecenv_seconds": env_time.seconds,
+        "agent_steps_per_vecenv_s": model.num_timesteps / env_time.seconds,
+    }
     venv.close()
     return out
+
+
+def supersuit_vec(n_envs: int, workers: int):
+    import supersuit as ss
+
+    return ss.concat_vec_envs_v1(
+        ss.pettingzoo_env_to_vec_env_v1(srpo_tag()), n_envs, num_cpus=workers, base_class="stable_baselines3"
+    )
+
+
+def alternating_blocks(n_envs: int, workers: int, blocks: int, block_steps: int = 100) -> list[float]:
+    """Wall time of ours / SuperSuit's for the same random-action blocks, the two VecEnvs alternating.
+
+    Both stay open and take turns, so load that comes and goes hits both alike; one ratio per block.
+    """
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    ours = PettingZooVecEnv(srpo_tag, n_envs, n_workers=workers)
+    ours.seed(0)
+    theirs = supersuit_vec(n_envs, workers)
+    for v in (ours, theirs):
+        v.reset()
+    acts = np.random.default_rng(0).integers(5, size=(block_steps, ours.num_envs))
+    ratios = []
+    for _ in range(blocks):
+        times = []
+        for v in (ours, theirs):
+            t0 = time.perf_counter()
+            for a in acts:
+                v.step(a)
+            times.append(time.perf_counter() - t0)
+        ratios.append(times[0] / times[1])
+    ours.close()
+    theirs.close()
+    return ratios
 
 
 def start_time(method: str) -> float:
@@ -156,6 +264,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-envs", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
     ap.add_argument("--repeats", type=int, default=8, help="interleaved repetitions of the env loops")
     ap.add_argument("--ppo-repeats", type=int, default=2, help="interleaved repetitions of the PPO runs")
+    ap.add_argument("--blocks", type=int, default=15,
+                    help="alternating 100-step blocks, ours vs SuperSuit's VecEnv, per worker setting")
     ap.add_argument("--device", default="cpu", help="PPO device (cpu or cuda)")
     ap.add_argument("--skip-start", action="store_true", help="skip the worker start-up timing")
     args = ap.parse_args(argv)
@@ -187,6 +297,11 @@ def main(argv=None) -> dict:
         ):
             wall[name].append(w)
             cpu[name].append(c)
+    shares: dict[str, list[float]] = {"srpo_vs_raw": [], "srpo_shadow_only_vs_raw": [], "adapter_vs_srpo": []}
+    for _ in range(args.repeats):
+        shares["srpo_vs_raw"].append(inner_share_srpo(args.env_steps, True))
+        shares["srpo_shadow_only_vs_raw"].append(inner_share_srpo(args.env_steps, False))
+        shares["adapter_vs_srpo"].append(inner_share_adapter(args.env_steps, args.n_envs))
     env_best = {k: max(v) for k, v in wall.items()}
     cpu_best = {k: max(v) for k, v in cpu.items()}
 
@@ -202,7 +317,19 @@ def main(argv=None) -> dict:
             ppo.setdefault(f"{adapter}_workers{workers}", []).append(
                 ppo_run(adapter, args.n_envs, workers, args.steps, args.device)
             )
+    blocks = {f"workers{w}": alternating_blocks(args.n_envs, w, args.blocks) for w in (0, 2)} if args.blocks else {}
     ppo_best = {k: max(r["agent_steps_per_s"] for r in v) for k, v in ppo.items()}
+    ppo_median = {k: float(np.median([r["agent_steps_per_s"] for r in v])) for k, v in ppo.items()}
+    vecenv_median = {k: float(np.median([r["agent_steps_per_vecenv_s"] for r in v])) for k, v in ppo.items()}
+
+    def ppo_ratios(rates: dict) -> dict:
+        if not rates:
+            return {}
+        return {
+            "rqe_vs_supersuit_in_process": round(rates["rqe_workers0"] / rates["supersuit_workers0"], 3),
+            "rqe_vs_supersuit_2_workers": round(rates["rqe_workers2"] / rates["supersuit_workers2"], 3),
+        }
+
 
     result = {
         "benchmark": "bench_adapter",
@@ -218,6 +345,13 @@ def main(argv=None) -> dict:
         "env_steps_per_cpu_s": {k: round(v, 1) for k, v in cpu_best.items()},
         "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in wall.items()},
         "env_steps_per_cpu_s_all": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
+        "ratios_in_loop": {
+            **{f"{k}_median": round(float(np.median(v)), 3) for k, v in shares.items()},
+            **{f"vecenv_step_time_rqe_over_supersuit_{k}_median": round(float(np.median(v)), 3)
+               for k, v in blocks.items()},
+        },
+        "vecenv_step_time_rqe_over_supersuit_all": {k: [round(x, 3) for x in v] for k, v in blocks.items()},
+        "ratios_in_loop_all": {k: [round(x, 3) for x in v] for k, v in shares.items()},
         "ratios": {
             "srpo_vs_raw_env": round(env_best["srpo"] / env_best["raw"], 3),
             "srpo_vs_raw_env_cpu": round(cpu_best["srpo"] / cpu_best["raw"], 3),
@@ -228,12 +362,13 @@ def main(argv=None) -> dict:
             "adapter_vs_srpo_env": round(env_best["adapter"] / env_best["srpo"], 3),
             "adapter_vs_srpo_env_cpu": round(cpu_best["adapter"] / cpu_best["srpo"], 3),
             "adapter_vs_srpo_env_cpu_paired_median": round(paired(cpu, "adapter", "srpo"), 3),
-            **({
-                "ppo_rqe_vs_supersuit_in_process": round(ppo_best["rqe_workers0"] / ppo_best["supersuit_workers0"], 3),
-                "ppo_rqe_vs_supersuit_2_workers": round(ppo_best["rqe_workers2"] / ppo_best["supersuit_workers2"], 3),
-            } if ppo_best else {}),
+            **{f"ppo_{k}": v for k, v in ppo_ratios(ppo_best).items()},
+            **{f"ppo_{k}_median": v for k, v in ppo_ratios(ppo_median).items()},
+            **{f"ppo_vecenv_time_{k}_median": v for k, v in ppo_ratios(vecenv_median).items()},
         },
         "ppo_agent_steps_per_s": {k: round(v, 1) for k, v in ppo_best.items()},
+        "ppo_agent_steps_per_s_median": {k: round(v, 1) for k, v in ppo_median.items()},
+        "ppo_agent_steps_per_vecenv_s_median": {k: round(v, 1) for k, v in vecenv_median.items()},
         "ppo_runs": ppo,
         "worker_start_s": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in starts.items()},
         "targets": {"srpo_vs_raw_env": ">= 0.9"},
@@ -243,7 +378,7 @@ def main(argv=None) -> dict:
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     json.dump({k: result[k] for k in ("env_steps_per_s", "env_steps_per_cpu_s", "ppo_agent_steps_per_s", "ratios",
-                                      "worker_start_s", "wall_s")},
+                                      "ratios_in_loop", "worker_start_s", "wall_s")},
               sys.stdout, indent=2)
     print()
     return result

@@ -218,3 +218,16 @@ def test_mismatched_policy_spaces():
 def test_not_a_pettingzoo_env():
     with pytest.raises(TypeError, match="PettingZoo"):
         srpo_wrap(gym.make("CartPole-v1"), tau=1.0)
+
+
+def test_aec_infos_keep_the_final_raw_rewards():
+    """After the winning move the loser's dead step clears env.rewards; infos still show the win."""
+    env = srpo_wrap(tictactoe_v3.env(), tau=1.0)
+    env.reset(seed=0)
+    for move in (0, 3, 1, 4, 2):  # player_1 (X) wins on the top row
+        env.step(move)
+    _, reward, term, _, info = env.last()
+    assert term and info["raw_rewards"] == {"player_1": 1.0, "player_2": -1.0}
+    env.step(None)
+    _, _, _, _, info = env.last()
+    assert info["raw_rewards"]["player_1"] == 1.0

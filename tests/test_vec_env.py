@@ -180,6 +180,40 @@ def test_seed_determinism_in_process_and_workers():
     assert not np.array_equal(a[0][0, :2], a[0][0, 2:])
 
 
+class ForgetfulSeeds(ParallelEnv):
+    """Draws fresh entropy on ``reset(seed=None)`` (against gymnasium's convention); obs = a random draw."""
+
+    metadata = {"name": "forgetful_v0"}
+    possible_agents = ["a"]
+
+    def __init__(self):
+        self.agents, self.render_mode, self.rng = [], None, np.random.default_rng()
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        return gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.rng = np.random.default_rng(seed)
+        self.agents = ["a"]
+        return {"a": self.rng.random(1).astype(np.float32)}, {"a": {}}
+
+    def step(self, actions):
+        self.agents = []  # one-step episodes
+        return {"a": self.rng.random(1).astype(np.float32)}, {"a": 0.0}, {"a": True}, {"a": False}, {"a": {}}
+
+
+@pytest.mark.parametrize("reseed", [False, True])
+def test_reseed_episodes(reseed):
+    runs = [rollout(PettingZooVecEnv(ForgetfulSeeds, n_envs=2, reseed_episodes=reseed), 5)[0] for _ in range(2)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])  # the first reset is always seeded
+    assert np.array_equal(runs[0], runs[1]) == reseed  # later episodes reproduce only when reseeded
+
+
 def test_seed_returns_per_slot_seeds():
     venv = make_vec_env(tag_env, n_envs=2, seed=7)
     assert venv.seed(7) == [7, 7, 8, 8]

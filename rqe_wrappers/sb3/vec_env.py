@@ -89,6 +89,7 @@ class _View:
             else:
                 self.keys, space = list(rest), gym.spaces.Dict(rest)
         self.space = space
+        self.identity = not self.unwrap and self.keys is None
         self.zero = _zeros(space)
         self.mask_width = _mask_width(action_space)
 
@@ -328,7 +329,8 @@ class _CopyGroup:
     def step(self, actions: np.ndarray):
         n = self.n_slots
         acts = actions.reshape(n).tolist() if self.discrete else actions.reshape((n, *self.act_shape))
-        view, zero = self.view, self.view.zero
+        view, zero, identity = self.view, self.view.zero, self.view.identity
+        mask_in_obs = view.mask_in_obs
         obs_out: list = [zero] * n
         rews = np.zeros(n, dtype=np.float32)
         dones = np.zeros(n, dtype=bool)
@@ -344,7 +346,7 @@ class _CopyGroup:
             for i, s in enumerate(seats):
                 slot = off + i
                 if live[i]:
-                    inf = dict(info.get(s) or {})
+                    inf = dict(info.get(s) or ())
                     rews[slot] = rew.get(s, 0.0)
                     t, tr = bool(term.get(s, False)), bool(trunc.get(s, False))
                     o = obs.get(s)
@@ -355,9 +357,9 @@ class _CopyGroup:
                         inf["TimeLimit.truncated"] = tr and not t
                         new_live.append(False)
                     else:
-                        obs_out[slot] = view(o)
+                        obs_out[slot] = o if identity else view(o)
                         if check_masks:
-                            m = self._mask_of(o, inf)
+                            m = o[MASK_KEY] if mask_in_obs else inf.get(MASK_KEY)
                             if m is not None:
                                 masks[slot] = m
                         new_live.append(True)
@@ -515,11 +517,13 @@ class PettingZooVecEnv(VecEnv):
             env under ``if __name__ == "__main__":``.
         snapshot_name: the :func:`~rqe_wrappers.snapshot.publish` name whose policy plays the other
             seats of AEC copies.
-        reseed_episodes: after :meth:`seed`, later automatic resets of copy ``j`` get seeds drawn
-            from a generator seeded with ``seed + j``, so runs reproduce even through envs or
-            wrappers that draw fresh entropy on ``reset(seed=None)``. Set ``False`` for envs whose
-            seeded reset is expensive (they then get ``seed=None`` after the first episode, as in
-            SB3's ``DummyVecEnv``).
+        reseed_episodes: ``False`` (default) follows SB3's ``DummyVecEnv``: only the first reset
+            after :meth:`seed` gets a seed, later automatic resets get ``seed=None`` and the env
+            keeps its own random stream (gymnasium's convention, which this library's wrappers
+            follow). ``True``: every later reset of copy ``j`` gets a seed drawn from a generator
+            seeded with ``seed + j``, so runs reproduce even with envs that draw fresh entropy on
+            ``reset(seed=None)``; it costs a seeded reset per episode (about 0.2 ms on Tag, far
+            more on envs that rebuild themselves when seeded).
 
     Episode ends. When a seat's episode ends (terminated, truncated, or removed from ``agents``)
     its slot reports ``done`` once, with ``infos[i]["terminal_observation"]`` and
@@ -559,7 +563,7 @@ class PettingZooVecEnv(VecEnv):
         n_workers: int = 0,
         start_method: str | None = None,
         snapshot_name: str = "learner",
-        reseed_episodes: bool = True,
+        reseed_episodes: bool = False,
     ):
         if not callable(env_fn):
             raise ConfigError(

@@ -142,6 +142,7 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
         self._setup(env, tau, learning_seats, n_shadows)
         self.possible_agents = list(env.possible_agents)
         self.rewards: dict = {}
+        self._raw: dict = {}
         self._cumulative_rewards: dict = {}
 
     def observation_space(self, agent):
@@ -152,11 +153,12 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
 
     @property
     def infos(self):
-        raw = {a: float(r) for a, r in self.env.rewards.items()}
-        return {a: self._info(a, i, raw) for a, i in self.env.infos.items()}
+        return {a: self._info(a, i, self._raw) for a, i in self.env.infos.items()}
 
     def _sync_rewards(self, acting=None):
-        self.rewards = self._shape({a: float(r) for a, r in self.env.rewards.items()})
+        # raw rewards of the last real step: a later dead step clears env.rewards, infos keep these
+        self._raw = {a: float(r) for a, r in self.env.rewards.items()}
+        self.rewards = self._shape(self._raw)
         cum = {a: v for a, v in self._cumulative_rewards.items() if a in self.env.agents}
         if acting is not None and acting in cum:
             cum[acting] = 0.0

@@ -128,3 +128,62 @@ def tag_runners(recipe: Recipe) -> BuildResult:
 
         env = replace(env, seats=(RUNNER,))
     return BuildResult(members=members, env=env, description=description)
+
+
+def ipd_test_partners(recipe: Recipe) -> BuildResult:
+    """The minimax-Bayes paper's eps-perturbed IPD test partners (section 8.1) as ``ipd/table`` members.
+
+    ``params``: ``widths`` (L1 widths w, e.g. ``[0.5, 1.0]``), ``count`` (partners per width);
+    ``seeds``: exactly one, the test seed. The partners are
+    :func:`rqe_wrappers.experiments.ipd.test_partners` ``(w, count, rounds, seed)``: the first
+    ``count`` of the experiment's test set of that width (draws are sequential), so a population
+    with ``count = 64`` holds the first 64 of the experiment's 512. Members are named
+    ``w<w>-<k>`` (``"w0.5-007"``) and store ``p_defect`` (one defect probability per history).
+
+    Metrics are exact: ``w``, ``index``, ``base`` (the training partner it perturbs),
+    ``best_response_value``; ``best_responses`` holds ``"c1:<member>"`` for every member and the
+    self-play scenario ``"c2"``.
+    """
+    import re
+
+    import gymnasium as gym
+
+    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
+    from rqe_wrappers.experiments.ipd import test_partners
+    from rqe_wrappers.policies import ipd
+
+    rounds = check_rounds(recipe.env.kwargs.get("rounds", DEFAULT_ROUNDS))
+    params = dict(recipe.params)
+    unknown = sorted(set(params) - {"widths", "count"})
+    if unknown:
+        raise ConfigError(f"{recipe.path}: unknown params {unknown}; ipd-test-partners takes 'widths' and 'count'")
+    widths = params.get("widths")
+    if (not isinstance(widths, list) or not widths
+            or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 2 for w in widths)):
+        raise ConfigError(f"{recipe.path}: params.widths must be a non-empty list of L1 widths in (0, 2], got {widths!r}")
+    if len({f"{float(w):g}" for w in widths}) != len(widths):
+        raise ConfigError(f"{recipe.path}: params.widths lists a width twice: {widths}")
+    count = params.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 999:
+        raise ConfigError(f"{recipe.path}: params.count must be an integer in 1..999, got {count!r}")
+    if len(recipe.seeds) != 1:
+        raise ConfigError(f"{recipe.path}: seeds must hold exactly one seed (the test seed), got {list(recipe.seeds)}")
+    seed = recipe.seeds[0]
+    base_re = re.compile(r"perturbed\((.+), w=[^)]*\)#\d+$")
+    members, best = [], {}
+    for w in widths:
+        for k, partner in enumerate(test_partners(float(w), count, rounds, seed)):
+            name = f"w{float(w):g}-{k:03d}"
+            value = ipd.best_response_value(partner, rounds)
+            m = base_re.match(partner.name)
+            metrics = {"w": float(w), "index": k, "base": m.group(1) if m else None, "best_response_value": value}
+            members.append(member_from_scripted(name, "ipd/table", arrays={"p_defect": partner.table}, seed=seed,
+                                                metrics=metrics, rounds=rounds))
+            best[f"c1:{name}"] = value
+    best["c2"] = ipd.self_play_best_value(rounds)
+    return BuildResult(
+        members=members,
+        observation_space=observation_space(rounds),
+        action_space=gym.spaces.Discrete(2),
+        best_responses=best,
+    )

@@ -41,7 +41,7 @@ RECIPE_NAME = "recipe.json"
 BUILDERS: dict[str, str] = {
     "scripted": "rqe_wrappers.zoo.builders:scripted_population",
     "ipd-partners": "rqe_wrappers.zoo.builders:ipd_partners",
-    # TODO(zoo): "ipd-test-partners": the perturbed test sets (ipd/table members with arrays)
+    "ipd-test-partners": "rqe_wrappers.zoo.builders:ipd_test_partners",
     "tag-runners": "rqe_wrappers.zoo.builders:tag_runners",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
