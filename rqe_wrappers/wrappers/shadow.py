@@ -13,7 +13,6 @@ import math
 import warnings
 from collections.abc import Sequence
 
-import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
@@ -83,7 +82,7 @@ class _ShadowLogic:
         if not self.shadows:
             return dict(raw)
         team = [raw[s] for s in self.learning_seats if s not in self.shadows and s in raw]
-        adv = -float(np.mean(team)) if team else 0.0
+        adv = -sum(team) / len(team) if team else 0.0
         return {a: (adv if a in self.shadows else r) for a, r in raw.items()}
 
     def _check_callback(self) -> None:
