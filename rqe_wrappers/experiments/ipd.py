@@ -430,7 +430,8 @@ def format_table(summary: Mapping[str, Any], reference: Mapping[str, Any], width
         row(abbrev, lambda part, m, s=s: s["train"][m] if part == "train" else s["test"].get(wkey, {}).get(m),
             PAPER_TABLE2.get(abbrev))
     for label, r in reference.items():
-        row(f"{label} (scripted)", lambda part, m, r=r: r["train"][m] if part == "train" else r["test"].get(wkey, {}).get(m),
+        row(f"{label} (scripted)",
+            lambda part, m, r=r: r["train"][m] if part == "train" else r["test"].get(wkey, {}).get(m),
             PAPER_TABLE2.get(label))
     lines.append("")
     lines.append("Cells: ours (paper). Ours: mean ± std over seeds, exact evaluation of the stochastic policy; "
@@ -575,7 +576,8 @@ def run_experiment(
         "steps": int(steps),
         "settings": settings.to_json(),
         "evaluation": {
-            "policy": "stochastic (softmax probabilities tabulated over all histories); 'greedy' holds the argmax policy",
+            "policy": "stochastic (softmax probabilities tabulated over all histories); "
+                      "'greedy' holds the argmax policy",
             "train_scenarios": list(train_scenarios(settings.rounds)),
             "train_best_responses": train_best_responses(settings.rounds),
             "test": {"seed": int(test_seed), "count": int(test_count), "widths": widths,
@@ -590,7 +592,10 @@ def run_experiment(
         "runs": {p: {} for p in priors},
     }
     results["reference"] = reference_rows(settings.rounds, widths, test_count, test_seed)
-    jobs = [(PRIORS[p], s) for s in seeds for p in priors]  # seeds outer: every prior gets seed 0 first
+    # Slowest first (self-play and fictitious play run an MLP snapshot per env step, ~1.5x slower),
+    # so that with more jobs than workers the fast ones fill the gaps at the end.
+    slow_first = sorted(priors, key=lambda p: (p not in ("SP", "FP"), list(PRIORS).index(p)))
+    jobs = [(PRIORS[p], s) for p in slow_first for s in seeds]
 
     def done(r: dict) -> None:
         results["runs"][r["abbrev"]][str(r["seed"])] = r
@@ -616,7 +621,9 @@ def run_experiment(
         results["runs"][p] = dict(sorted(results["runs"][p].items(), key=lambda kv: int(kv[0])))
     results["summary"] = summarize(results["runs"])
     results["wall_seconds"] = time.perf_counter() - t0
-    header = (f"IPD ({settings.rounds} rounds), stock SB3 PPO, {int(steps):,} steps per learner, "
+    rollout = settings.n_envs * settings.n_steps
+    header = (f"IPD ({settings.rounds} rounds), stock SB3 PPO, {int(steps):,} steps per learner "
+              f"({-(-int(steps) // rollout) * rollout:,} in whole rollouts of {rollout}), "
               f"seeds {seeds}, test seed {test_seed}, {test_count} test partners per width")
     table = format_table(results["summary"], results["reference"], table_width, header, test_count)
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
@@ -658,13 +665,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, help="(prior, seed) jobs run at once, one process each")
     p.add_argument("--out", type=Path, default=Path("runs/ipd"))
     p.add_argument("--rounds", type=int, default=None, help=f"default {DEFAULT_ROUNDS}")
-    p.add_argument("--n-steps", type=int, default=None, help=f"PPO n_steps per env copy (default {IPDSettings.n_steps})")
+    p.add_argument("--n-steps", type=int, default=None,
+                   help=f"PPO n_steps per env copy (default {IPDSettings.n_steps})")
     p.add_argument("--batch-size", type=int, default=None, help=f"default {IPDSettings.batch_size}")
     p.add_argument("--n-epochs", type=int, default=None, help=f"default {IPDSettings.n_epochs}")
     p.add_argument("--lr", type=float, default=None, help=f"PPO learning rate (default {IPDSettings.learning_rate})")
     p.add_argument("--ent-coef", type=float, default=None, help=f"default {IPDSettings.ent_coef}")
     p.add_argument("--net-arch", type=int, nargs="+", default=None, help="hidden layers (default 64 64)")
-    p.add_argument("--nature-lr", type=float, default=None, help=f"nature's step size (default {IPDSettings.nature_lr})")
+    p.add_argument("--nature-lr", type=float, default=None,
+                   help=f"nature's step size (default {IPDSettings.nature_lr})")
     p.add_argument("--widths", type=float, nargs="+", default=list(PERTURBATION_WIDTHS),
                    help="test-set widths w evaluated (default 0.1 .. 1.0)")
     p.add_argument("--table-width", type=float, default=TABLE_WIDTH, help="the test width shown in table.md")

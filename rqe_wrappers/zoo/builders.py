@@ -160,7 +160,8 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
     widths = params.get("widths")
     if (not isinstance(widths, list) or not widths
             or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 2 for w in widths)):
-        raise ConfigError(f"{recipe.path}: params.widths must be a non-empty list of L1 widths in (0, 2], got {widths!r}")
+        raise ConfigError(
+            f"{recipe.path}: params.widths must be a non-empty list of L1 widths in (0, 2], got {widths!r}")
     if len({f"{float(w):g}" for w in widths}) != len(widths):
         raise ConfigError(f"{recipe.path}: params.widths lists a width twice: {widths}")
     count = params.get("count")
