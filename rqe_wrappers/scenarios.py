@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 import json
 import math
@@ -199,7 +201,7 @@ class ScenarioSet:
         return ScenarioSet(self.n_seats, self.members, tuple(chosen))
 
     # ---- lookup --------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self.scenarios)
 

@@ -65,7 +65,16 @@ class IPDPolicy(DiscretePolicy):
         super().__init__(observation_space(self.rounds), gym.spaces.Discrete(2))
 
     def action_probs(self, obs, *, state=None):
-        p = np.asarray(self.p_defect(np.asarray(obs)), dtype=np.float64)
+        obs = np.asarray(obs)
+        if obs.ndim != 2 or obs.shape[1] != obs_size(self.rounds):
+            self.histories(obs)  # raises the informative SpaceMismatchError
+        if getattr(self, "_table", None) is None:  # p_defect is a function of the history: tabulate once
+            self._table = np.asarray(self.p_defect(history_observations(self.rounds)), dtype=np.float64)
+        index = history_indices(obs)
+        p = self._table[index]
+        if (index < 0).any():  # complete histories (no move due) are not tabulated
+            done = index < 0
+            p[done] = np.asarray(self.p_defect(obs[done]), dtype=np.float64)
         return np.stack([1.0 - p, p], axis=1)
 
     @abc.abstractmethod

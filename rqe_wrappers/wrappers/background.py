@@ -18,12 +18,16 @@ from rqe_wrappers.policy import Policy, check_policy_spaces, stack_obs
 from rqe_wrappers.seeding import stream
 
 
-def _check_seats(env, policies: Mapping[str, Policy]) -> None:
+def _check_seat_names(env, policies: Mapping[str, Policy]) -> None:
     unknown = [s for s in policies if s not in env.possible_agents]
     if unknown:
         raise SeatError(f"background seats {unknown} do not exist; the env's seats are {env.possible_agents}")
     if len(policies) >= len(env.possible_agents):
         raise SeatError("every seat is a background seat: leave at least one seat to learn")
+
+
+def _check_seats(env, policies: Mapping[str, Policy]) -> None:
+    _check_seat_names(env, policies)
     for seat, pol in policies.items():
         if not isinstance(pol, Policy):
             raise TypeError(f"background seat {seat!r}: expected a rqe_wrappers.Policy, got {type(pol).__name__}")
@@ -61,9 +65,10 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
     def assign(self, policies: Mapping[str, Policy]) -> None:
         """Replace which seats are background and who plays them; takes effect at the next ``reset``.
 
-        Used by wrappers that redraw the seating every episode (minimax-Bayes scenarios).
+        Used by wrappers that redraw the seating every episode (minimax-Bayes scenarios). The caller
+        has checked the policies' spaces once up front, so only the seat names are checked here.
         """
-        _check_seats(self.env, policies)
+        _check_seat_names(self.env, policies)
         self.background = dict(policies)
         self.possible_agents = [a for a in self.env.possible_agents if a not in self.background]
 
