@@ -317,9 +317,10 @@ def _tabulate(policy: Policy, rounds: int) -> np.ndarray:
 
 
 def _check_ipd_policy(policy: Policy, rounds: int, who: str) -> None:
-    if not isinstance(policy, DiscretePolicy):
+    if not callable(getattr(policy, "action_probs", None)):
         raise ConfigError(
-            f"{who}: exact IPD evaluation needs a DiscretePolicy (it reads action_probs), got {type(policy).__name__}"
+            f"{who}: exact IPD evaluation reads action probabilities: use a DiscretePolicy or an SB3Policy, "
+            f"got {type(policy).__name__}"
         )
     check_policy_spaces(policy, observation_space(rounds), gym.spaces.Discrete(2), who)
 
