@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ import numpy as np
 
 from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments.settings import PPOSettings, _check_int
 from rqe_wrappers.policies.ipd import (
     PERTURBATION_WIDTHS,
     PERTURBED_COUNT,
@@ -96,7 +97,7 @@ PAPER_TABLE2: dict[str, tuple[float, ...]] = {
 
 # ---- settings ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class IPDSettings:
+class IPDSettings(PPOSettings):
     """Everything that shapes one training run besides (prior, seed, steps).
 
     PPO: ``n_envs`` in-process env copies (one SB3 slot each), ``n_steps`` per copy per rollout,
@@ -125,45 +126,11 @@ class IPDSettings:
     fp_capacity: int = 16
 
     def __post_init__(self):
+        super().__post_init__()
         check_rounds(self.rounds)
-        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "fp_capacity"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"IPDSettings.{name} must be an integer >= 1, got {v!r}")
-        for name in ("learning_rate", "clip_range", "nature_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"IPDSettings.{name} must be > 0, got {getattr(self, name)!r}")
-        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            raise ConfigError(f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1, got {self.gamma}, {self.gae_lambda}")
-        if self.ent_coef < 0:
-            raise ConfigError(f"IPDSettings.ent_coef must be >= 0, got {self.ent_coef}")
-        arch = tuple(self.net_arch)
-        if not arch or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in arch):
-            raise ConfigError(f"IPDSettings.net_arch must be hidden-layer sizes >= 1, got {self.net_arch!r}")
-        object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
-
-    def ppo_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``stable_baselines3.PPO`` (without env, seed, device)."""
-        return {
-            "n_steps": self.n_steps,
-            "batch_size": self.batch_size,
-            "n_epochs": self.n_epochs,
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "gae_lambda": self.gae_lambda,
-            "ent_coef": self.ent_coef,
-            "clip_range": self.clip_range,
-            "policy_kwargs": {"net_arch": list(self.net_arch)},
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["net_arch"] = list(self.net_arch)
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> IPDSettings:
-        return cls(**{**d, "net_arch": tuple(d["net_arch"])})
+        _check_int(self, "fp_capacity", 1)
+        if not self.nature_lr > 0:
+            raise ConfigError(f"IPDSettings.nature_lr must be > 0, got {self.nature_lr!r}")
 
 
 def prior_name(prior: str) -> str:

@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import numpy as np
 
 from rqe_wrappers.envs.tag import CHASERS, ENV_ID, MAX_CYCLES, REWARD_SCALE, RUNNER, seat_spaces, tag_env
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
+from rqe_wrappers.experiments.settings import PPOSettings
 from rqe_wrappers.policy import Policy, make_scripted
 from rqe_wrappers.roles import PARTNER, one_hot, with_role_space
 from rqe_wrappers.seeding import stream
@@ -52,68 +53,6 @@ RUNNER_FILE_RE = re.compile(r"runner-seed(-?\d+)\.zip$")
 METRICS_FILE = "metrics.json"
 
 Agent = Any  # a Policy, an SB3 model (BaseAlgorithm), or a registered scripted policy's name
-
-
-# ---- PPO settings ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PPOSettings:
-    """Stock SB3 PPO settings for Tag (both stages), plus how many env copies feed it.
-
-    ``n_envs`` env copies make ``n_envs * learning seats`` SB3 slots (1 for runners, 2 for
-    chasers); one rollout is ``slots * n_steps`` agent-steps. ``n_workers > 0`` steps the copies
-    in that many subprocesses (worth it only with spare cores).
-    """
-
-    n_envs: int = 16
-    n_steps: int = 128
-    batch_size: int = 512
-    n_epochs: int = 10
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    ent_coef: float = 0.01
-    clip_range: float = 0.2
-    net_arch: tuple[int, ...] = (64, 64)
-    n_workers: int = 0
-
-    def __post_init__(self):
-        for name in ("n_envs", "n_steps", "batch_size", "n_epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ConfigError(f"PPOSettings.{name} must be an integer >= 1, got {v!r}")
-        if isinstance(self.n_workers, bool) or not isinstance(self.n_workers, (int, np.integer)) or self.n_workers < 0:
-            raise ConfigError(f"PPOSettings.n_workers must be an integer >= 0 (0 = in-process), got {self.n_workers!r}")
-        for name in ("learning_rate", "clip_range"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"PPOSettings.{name} must be > 0, got {getattr(self, name)!r}")
-        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            raise ConfigError(f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1, got {self.gamma}, {self.gae_lambda}")
-        if self.ent_coef < 0:
-            raise ConfigError(f"PPOSettings.ent_coef must be >= 0, got {self.ent_coef}")
-        arch = tuple(self.net_arch)
-        if not arch or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in arch):
-            raise ConfigError(
-                f"PPOSettings.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
-        object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
-
-    def ppo_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``stable_baselines3.PPO`` (without env, seed, device)."""
-        return {
-            "n_steps": self.n_steps,
-            "batch_size": self.batch_size,
-            "n_epochs": self.n_epochs,
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "gae_lambda": self.gae_lambda,
-            "ent_coef": self.ent_coef,
-            "clip_range": self.clip_range,
-            "policy_kwargs": {"net_arch": list(self.net_arch)},
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["net_arch"] = list(self.net_arch)
-        return d
 
 
 #: Runner training: 16 copies x 1 seat x 128 steps = 2,048 agent-steps per rollout.

@@ -57,9 +57,8 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
     partner), ``self_play_return`` (the partner against itself). ``best_responses`` holds the best
     utility of every 2-player scenario: ``"c1:<member>"`` and the self-play scenario ``"c2"``.
     """
-    import gymnasium as gym
 
-    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
+    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
     from rqe_wrappers.policies import ipd
     from rqe_wrappers.policy import make_scripted
 
@@ -76,13 +75,7 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
         metrics = {"best_response_value": value, "self_play_return": ipd.expected_return(partner, partner, rounds)[0]}
         members.append(member_from_scripted(name, registry_name, metrics=metrics, rounds=rounds))
         best[f"c1:{name}"] = value
-    best["c2"] = ipd.self_play_best_value(rounds)
-    return BuildResult(
-        members=members,
-        observation_space=observation_space(rounds),
-        action_space=gym.spaces.Discrete(2),
-        best_responses=best,
-    )
+    return _ipd_result(members, best, rounds)
 
 
 def tag_runners(recipe: Recipe) -> BuildResult:
@@ -146,9 +139,8 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
     """
     import re
 
-    import gymnasium as gym
 
-    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
+    from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
     from rqe_wrappers.experiments.ipd import test_partners
     from rqe_wrappers.policies import ipd
 
@@ -181,10 +173,19 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
             members.append(member_from_scripted(name, "ipd/table", arrays={"p_defect": partner.table}, seed=seed,
                                                 metrics=metrics, rounds=rounds))
             best[f"c1:{name}"] = value
-    best["c2"] = ipd.self_play_best_value(rounds)
+    return _ipd_result(members, best, rounds)
+
+
+def _ipd_result(members, best: dict, rounds: int) -> BuildResult:
+    """An IPD population: the members, the IPD's spaces, and best responses incl. self-play (``c2``)."""
+    import gymnasium as gym
+
+    from rqe_wrappers.envs.ipd import observation_space
+    from rqe_wrappers.policies import ipd
+
     return BuildResult(
         members=members,
         observation_space=observation_space(rounds),
         action_space=gym.spaces.Discrete(2),
-        best_responses=best,
+        best_responses={**best, "c2": ipd.self_play_best_value(rounds)},
     )

@@ -199,7 +199,7 @@ class Remote:
             raise ZooUnreachableError(self.offline_help(_short_reason(e))) from None
         except requests.exceptions.RequestException as e:
             raise PopulationError(f"the download of {url} failed: {_short_reason(e)}") from None
-        except ValueError as e:
+        except ValueError:
             if sha256 is None or downloader.sha256 is None:
                 raise
             raise ChecksumError(

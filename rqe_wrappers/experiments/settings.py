@@ -1,0 +1,78 @@
+"""Stock SB3 PPO settings shared by the experiments: a frozen, validated, JSON-able dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from rqe_wrappers.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """Stock SB3 PPO settings, plus how many env copies feed it.
+
+    ``n_envs`` env copies make ``n_envs * learning seats`` SB3 slots; one rollout is
+    ``slots * n_steps`` agent-steps. ``n_workers > 0`` steps the copies in that many subprocesses
+    (worth it only with spare cores). Experiments subclass it to add their own fields.
+    """
+
+    n_envs: int = 16
+    n_steps: int = 128
+    batch_size: int = 512
+    n_epochs: int = 10
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    clip_range: float = 0.2
+    net_arch: tuple[int, ...] = (64, 64)
+    n_workers: int = 0
+
+    def __post_init__(self):
+        who = type(self).__name__
+        for name in ("n_envs", "n_steps", "batch_size", "n_epochs"):
+            _check_int(self, name, 1)
+        _check_int(self, "n_workers", 0, "(0 = in-process)")
+        for name in ("learning_rate", "clip_range"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{who}.{name} must be > 0, got {getattr(self, name)!r}")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ConfigError(f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1, got {self.gamma}, {self.gae_lambda}")
+        if self.ent_coef < 0:
+            raise ConfigError(f"{who}.ent_coef must be >= 0, got {self.ent_coef}")
+        arch = tuple(self.net_arch)
+        if not arch or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in arch):
+            raise ConfigError(f"{who}.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
+        object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
+
+    def ppo_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``stable_baselines3.PPO`` (without env, seed, device)."""
+        return {
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+            "learning_rate": self.learning_rate,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "ent_coef": self.ent_coef,
+            "clip_range": self.clip_range,
+            "policy_kwargs": {"net_arch": list(self.net_arch)},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["net_arch"] = list(self.net_arch)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]):
+        return cls(**{**d, "net_arch": tuple(d["net_arch"])})
+
+
+def _check_int(obj, name: str, minimum: int, note: str = "") -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer >= {minimum}{' ' + note if note else ''}, got {v!r}")
