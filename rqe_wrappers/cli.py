@@ -15,6 +15,7 @@ COMMANDS = [
     "rqe_wrappers.train",
     "rqe_wrappers.bifurcation",
     "rqe_wrappers.experiments.ipd",
+    "rqe_wrappers.beta_plot",
     "rqe_wrappers.experiments.tag",
     "rqe_wrappers.zoo.cli",
 ]

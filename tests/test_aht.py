@@ -321,6 +321,10 @@ def test_maximin_moves_beta_to_the_low_utility_scenario_and_resumes(sb3, tmp_pat
     from rqe_wrappers.sb3.aht_callback import plot_beta
 
     assert plot_beta(tmp_path / "beta.csv", tmp_path / "beta.png").stat().st_size > 0
+    from rqe_wrappers.cli import main
+
+    assert main(["beta-plot", str(tmp_path / "beta.csv"), "--out", str(tmp_path / "cli.png")]) == 0
+    assert (tmp_path / "cli.png").stat().st_size > 0
 
 
 def test_fictitious_play_keeps_snapshots_and_restores_them(sb3, tmp_path):
