@@ -105,7 +105,8 @@ class RandomPolicy(DiscretePolicy):
     def act(self, obs, *, rng, mask=None, state=None):
         if mask is not None:
             return super().act(obs, rng=rng, mask=mask, state=state)
-        return rng.integers(self.action_space.n, size=batch_size(obs)) + self.action_space.start, state
+        n = self.action_space.n  # rng.random is several times cheaper than rng.integers for tiny batches
+        return (rng.random(batch_size(obs)) * n).astype(np.int64) + self.action_space.start, state
 
 
 class ConstantPolicy(DiscretePolicy):
