@@ -43,11 +43,11 @@ from pettingzoo.utils.wrappers import BaseParallelWrapper
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, SpaceMismatchError
 from rqe_wrappers.nature import PRIORS, STEPS, Nature
-from rqe_wrappers.policy import Policy, check_policy_spaces, stack_obs
+from rqe_wrappers.policy import Policy, check_policy_spaces
 from rqe_wrappers.scenarios import Scenario, ScenarioSet
 from rqe_wrappers.seeding import stream
 from rqe_wrappers.snapshot import SnapshotPolicy
-from rqe_wrappers.wrappers.background import BackgroundSeatsParallel, _mask_of
+from rqe_wrappers.wrappers.background import BackgroundSeatsParallel, play_turn
 
 FICTITIOUS_PLAY = "fictitious-play"
 SELF_PLAY = "self-play"
@@ -225,13 +225,7 @@ class _AECSeating:
             if dead:
                 env.step(None)
                 continue
-            obs = env.observe(seat)
-            mask = _mask_of(obs, env.infos.get(seat))
-            act, self._states[seat] = self._policies[seat].act(
-                stack_obs([obs]), rng=self._rng, mask=None if mask is None else np.asarray(mask)[None],
-                state=self._states[seat],
-            )
-            env.step(act[0])
+            self._states[seat] = play_turn(env, seat, self._policies[seat], self._rng, self._states[seat])
         if not self._over:  # the learner left without a dead step of its own
             self._over = True
             self._trunc = bool(env.truncations.get(learner, False))

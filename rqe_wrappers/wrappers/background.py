@@ -47,6 +47,15 @@ def _mask_of(obs, info):
     return (info or {}).get("action_mask")
 
 
+def play_turn(env: AECEnv, seat: str, policy: Policy, rng: np.random.Generator, state=None):
+    """Let ``policy`` take ``seat``'s turn in an AEC env (its mask honoured); returns the new policy state."""
+    obs = env.observe(seat)
+    mask = _mask_of(obs, env.infos.get(seat))
+    act, state = policy.act(stack_obs([obs]), rng=rng, mask=None if mask is None else np.asarray(mask)[None], state=state)
+    env.step(act[0])
+    return state
+
+
 class BackgroundSeatsParallel(BaseParallelWrapper):
     """Parallel env whose ``policies`` seats are played by fixed policies (batched per policy)."""
 
@@ -177,13 +186,7 @@ class BackgroundSeatsAEC(BaseWrapper):
             if env.terminations[seat] or env.truncations[seat]:
                 env.step(None)
                 continue
-            obs = env.observe(seat)
-            mask = _mask_of(obs, env.infos.get(seat))
-            act, self._states[seat] = self.background[seat].act(
-                stack_obs([obs]), rng=self._rng, mask=None if mask is None else np.asarray(mask)[None],
-                state=self._states[seat],
-            )
-            env.step(act[0])
+            self._states[seat] = play_turn(env, seat, self.background[seat], self._rng, self._states[seat])
 
     def reset(self, seed=None, options=None):
         if seed is not None:
