@@ -17,14 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = exp.IPDSettings(n_envs=4, n_steps=32, batch_size=64, n_epochs=2, net_arch=(16,))
 
 
-@pytest.fixture(autouse=True)
-def _own_snapshots(monkeypatch):
-    """Training publishes learner snapshots process-wide; keep ours from leaking into other tests."""
-    from rqe_wrappers import snapshot
-
-    monkeypatch.setattr(snapshot, "_LIVE", {})
-
-
 # ---- exact evaluation of scripted learners (values by hand) ------------------------------------
 def test_always_defect_learner():
     # vs AC 15, AD 3, TfT 5+1+1, TatFT 15, TfT-d 3, TatFT-d 1+5+5, CUD 7, DUC 3, random 9; self-play 3

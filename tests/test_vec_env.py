@@ -17,7 +17,6 @@ from rqe_wrappers import ConfigError, RandomPolicy, SpaceMismatchError, srpo_wra
 from rqe_wrappers.envs.matrix import MatrixGameEnv
 from rqe_wrappers.policy import ConstantPolicy, Policy
 from rqe_wrappers.sb3 import PettingZooVecEnv, make_vec_env
-from rqe_wrappers.snapshot import _LIVE
 from rqe_wrappers.wrappers.single_seat import single_seat
 
 mpe2 = pytest.importorskip("mpe2")
@@ -25,16 +24,6 @@ from mpe2 import simple_tag_v3  # noqa: E402
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::rqe_wrappers.errors.MissingCallbackWarning")
-
-
-@pytest.fixture(autouse=True)
-def no_published_snapshots():
-    """Snapshots are process-global: hide those other tests published, restore them after."""
-    saved = dict(_LIVE)
-    _LIVE.clear()
-    yield
-    _LIVE.clear()
-    _LIVE.update(saved)
 
 
 def tag_env():

@@ -1,0 +1,11 @@
+"""Shared test fixtures."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def own_snapshots(monkeypatch):
+    """Learner snapshots are published process-wide; give every test an empty registry of its own."""
+    from rqe_wrappers import snapshot
+
+    monkeypatch.setattr(snapshot, "_LIVE", {})
