@@ -199,8 +199,9 @@ def test_file_urls_and_plain_directories(remote_root, cache):
         load_population("zt/pop", url=str(remote_root / "missing"), cache_dir=cache / "c")
 
 
-def test_default_url_is_the_checkout_populations(monkeypatch):
+def test_default_url_is_the_checkout_populations(monkeypatch, tmp_path):
     monkeypatch.delenv("RQE_ZOO_URL", raising=False)
+    monkeypatch.setenv("RQE_ZOO_CONFIG", str(tmp_path / "absent.toml"))
     assert default_url() is None or default_url().endswith("/populations")
     monkeypatch.setenv("RQE_ZOO_URL", "http://example.invalid/zoo/")
     assert default_url() == "http://example.invalid/zoo"
@@ -380,3 +381,21 @@ def test_index_command_regenerates_index_and_readme(remote_root, tmp_path, capsy
     assert "return: 0.5 (mean; 0 to 1)" in readme
     rqe_main(["zoo", "index", str(root)])
     assert (root / "README.md").read_text() == readme  # idempotent
+
+
+def test_config_file_sets_the_url_and_env_var_wins(monkeypatch, tmp_path, remote_root, cache):
+    config = tmp_path / "zoo.toml"
+    config.write_text(f'url = "{remote_root.as_uri()}"\n')
+    monkeypatch.setenv("RQE_ZOO_CONFIG", str(config))
+    monkeypatch.delenv("RQE_ZOO_URL", raising=False)
+    assert default_url() == remote_root.as_uri()
+    assert load_population("zt/pop@1", cache_dir=cache).ref == "zt/pop@1"
+    monkeypatch.setenv("RQE_ZOO_URL", "http://example.invalid/zoo")
+    assert default_url() == "http://example.invalid/zoo"
+    config.write_text("url = [1, 2]\n")
+    monkeypatch.delenv("RQE_ZOO_URL")
+    with pytest.raises(ConfigError, match="'url' must be a string"):
+        default_url()
+    config.write_text("url = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        default_url()

@@ -64,9 +64,39 @@ def checkout_populations() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+ENV_CONFIG = "RQE_ZOO_CONFIG"
+
+
+def config_path() -> Path:
+    """``$RQE_ZOO_CONFIG``, else ``platformdirs.user_config_dir("rqe-wrappers")/zoo.toml``."""
+    env = os.environ.get(ENV_CONFIG, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("rqe-wrappers")) / "zoo.toml"
+
+
+def config_url() -> str | None:
+    """The ``url = "..."`` entry of the zoo config file, if the file exists (TOML, read as data)."""
+    path = config_path()
+    if not path.is_file():
+        return None
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"zoo config {path}: not valid TOML ({e}); expected a line like url = \"https://...\"") from None
+    url = data.get("url")
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(f"zoo config {path}: 'url' must be a string, got {type(url).__name__}")
+    return url.strip() or None if url else None
+
+
 def default_url() -> str | None:
-    """``$RQE_ZOO_URL``, else the checkout's ``populations/`` as a file:// URL, else ``None``."""
-    url = os.environ.get(ENV_URL, "").strip()
+    """``$RQE_ZOO_URL``, else the config file's ``url``, else the checkout's ``populations/``, else ``None``."""
+    url = os.environ.get(ENV_URL, "").strip() or config_url()
     if url:
         return normalize_url(url)
     local = checkout_populations()
