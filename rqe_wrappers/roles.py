@@ -8,6 +8,7 @@ the feature (:func:`set_role`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import gymnasium as gym
@@ -28,7 +29,7 @@ def with_role_space(space: gym.Space) -> gym.Space:
                 f"the role feature is appended to 1-D Box observations, got shape {space.shape}; "
                 "flatten the observations first (e.g. supersuit.flatten_v0) or use a Dict observation space"
             )
-        dtype = space.dtype if np.issubdtype(space.dtype, np.floating) else np.float32
+        dtype = _feature_dtype(space.dtype)
         low = np.concatenate([space.low.astype(dtype), np.zeros(2, dtype)])
         high = np.concatenate([space.high.astype(dtype), np.ones(2, dtype)])
         return gym.spaces.Box(low, high, dtype=dtype)
@@ -49,15 +50,28 @@ def one_hot(role: int, dtype=np.float32) -> np.ndarray:
     return out
 
 
-_ONE_HOT = {dt: (one_hot(0, dt), one_hot(1, dt)) for dt in (np.float32, np.float64, np.float16)}
+@functools.lru_cache(maxsize=None)
+def _feature_dtype(dtype: np.dtype) -> np.dtype:
+    """Observations with the role feature keep a float dtype; integer ones become float32."""
+    return np.dtype(dtype) if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _one_hots(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only ``(partner, shadow)`` features of ``dtype``, shared by every observation."""
+    features = (one_hot(PARTNER, dtype), one_hot(SHADOW, dtype))
+    for f in features:
+        f.setflags(write=False)
+    return features
 
 
 def add_role(obs, space: gym.Space, role: int):
     """Add the role feature to one observation of ``space`` (the space *before* the role)."""
     if isinstance(space, gym.spaces.Dict):
         return {**obs, ROLE_KEY: one_hot(role)}
-    dtype = space.dtype.type if np.issubdtype(space.dtype, np.floating) else np.float32
-    return np.concatenate((np.asarray(obs, dtype=dtype), _ONE_HOT[dtype][role]))
+    dtype = _feature_dtype(space.dtype)
+    obs = obs if getattr(obs, "dtype", None) == dtype else np.asarray(obs, dtype=dtype)
+    return np.concatenate((obs, _one_hots(dtype)[role]))
 
 
 def set_role(obs_batch, role: int):

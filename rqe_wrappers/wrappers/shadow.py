@@ -13,14 +13,12 @@ import math
 import warnings
 from collections.abc import Sequence
 
-import gymnasium as gym
-import numpy as np
 
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
-from rqe_wrappers.roles import PARTNER, ROLES, SHADOW, add_role, one_hot, with_role_space
+from rqe_wrappers.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
 from rqe_wrappers.seeding import stream
 
 
@@ -60,9 +58,6 @@ class _ShadowLogic:
         self._warned = False
         self._role_spaces = {s: with_role_space(env.observation_space(s)) for s in learning}
         self._raw_spaces = {s: env.observation_space(s) for s in learning}
-        self._box_dtype = {s: sp.dtype if isinstance(sp, gym.spaces.Box) else None for s, sp in self._role_spaces.items()}
-        self._role_feature = {s: (one_hot(PARTNER, dt), one_hot(SHADOW, dt))
-                              for s, dt in self._box_dtype.items() if dt is not None}
         self._rng = stream(None, "shadow")
 
     def _choose_shadows(self, seed) -> None:
@@ -82,11 +77,7 @@ class _ShadowLogic:
     def _augment(self, seat, obs):
         if seat not in self._role_spaces or obs is None:
             return obs
-        space = self._raw_spaces[seat]
-        role = SHADOW if seat in self.shadows else PARTNER
-        if self._box_dtype[seat] is not None and getattr(obs, "dtype", None) == self._box_dtype[seat]:
-            return np.concatenate((obs, self._role_feature[seat][role]))  # hot path: Box obs of the right dtype
-        return add_role(obs, space, role)
+        return add_role(obs, self._raw_spaces[seat], SHADOW if seat in self.shadows else PARTNER)
 
     def _shape(self, raw: dict) -> dict:
         """Rewards after shaping: shadows get minus the mean of the non-shadow learning seats."""
