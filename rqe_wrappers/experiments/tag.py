@@ -247,10 +247,32 @@ def _chaser_seats(chasers: Agent | Mapping[str, Agent]) -> dict[str, Policy]:
     return {s: one for s in CHASERS}
 
 
-def _ppo(venv, settings: PPOSettings, seed: int, device: str, verbose: int, **extra):
+def _train(make_env, steps: int, settings: PPOSettings, seed: int, device: str, verbose: int, *, callback=None,
+           **extra) -> tuple[Any, dict[str, Any]]:
+    """Stock PPO on ``PettingZooVecEnv(make_env)`` for ``steps``; returns the model and its timing metrics."""
+    import torch
     from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
 
-    return PPO("MlpPolicy", venv, seed=int(seed), device=device, verbose=verbose, **settings.ppo_kwargs(), **extra)
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    torch.set_num_threads(1)
+    venv = VecMonitor(PettingZooVecEnv(make_env, n_envs=settings.n_envs, n_workers=settings.n_workers))  # ep_rew_mean
+    try:
+        model = PPO("MlpPolicy", venv, seed=int(seed), device=device, verbose=verbose, **settings.ppo_kwargs(), **extra)
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.learn(steps, callback=callback)
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        venv.close()
+    return model, {
+        "seed": int(seed),
+        "steps": int(model.num_timesteps),
+        "device": str(model.device),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "agent_steps_per_s": model.num_timesteps / seconds,
+    }
 
 
 def _machine() -> dict[str, Any]:
@@ -282,35 +304,14 @@ def train_runner(
     chasers over the seeded evaluation episodes), ``runner_return_std``, ``chaser_return`` (mean
     collision-steps per episode), ``settings``.
     """
-    import torch
-    from stable_baselines3.common.vec_env import VecMonitor
-
-    from rqe_wrappers.sb3 import PettingZooVecEnv
     from rqe_wrappers.wrappers.background import background_seats
 
     steps = _check_steps(steps)
-    torch.set_num_threads(1)
     chaser_policies = _chaser_seats(chasers)
-    venv = VecMonitor(PettingZooVecEnv(lambda: background_seats(tag_env(), chaser_policies), n_envs=settings.n_envs,
-                                       n_workers=settings.n_workers))  # logs rollout/ep_rew_mean
-    try:
-        model = _ppo(venv, settings, seed, device, verbose)
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.learn(steps)
-        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        venv.close()
-    metrics: dict[str, Any] = {
-        "seed": int(seed),
-        "steps": int(model.num_timesteps),
-        "chasers": chasers if isinstance(chasers, str) else repr(chasers),
-        "device": str(model.device),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "agent_steps_per_s": model.num_timesteps / seconds,
-        "eval_episodes": int(eval_episodes),
-        "eval_seed": int(eval_seed),
-    }
+    model, metrics = _train(lambda: background_seats(tag_env(), chaser_policies), steps, settings, seed, device,
+                            verbose)
+    metrics.update(chasers=chasers if isinstance(chasers, str) else repr(chasers),
+                   eval_episodes=int(eval_episodes), eval_seed=int(eval_seed))
     metrics.update(evaluate_runner(model, chaser_policies, eval_episodes, eval_seed))
     metrics["settings"] = settings.to_json()
     return model, metrics
@@ -338,33 +339,17 @@ def train_chasers(
     ``chaser_return`` (mean scaled chaser return against the training runner, both seats played
     by the model as partners), ``chaser_return_std``, ``settings``.
     """
-    import torch
-    from stable_baselines3.common.vec_env import VecMonitor
-
-    from rqe_wrappers.sb3 import PettingZooVecEnv, SRPOCallback
+    from rqe_wrappers.sb3 import SRPOCallback
     from rqe_wrappers.wrappers.shadow import srpo_wrap
 
     steps = _check_steps(steps)
-    torch.set_num_threads(1)
     runner = as_tag_policy(runner_policy, RUNNER)
-    venv = VecMonitor(PettingZooVecEnv(lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}),
-                                       n_envs=settings.n_envs, n_workers=settings.n_workers))
-    try:
-        model = _ppo(venv, settings, seed, device, verbose, normalize_advantage=False)
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.learn(steps, callback=SRPOCallback())
-        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        venv.close()
+    model, timing = _train(lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}), steps, settings, seed,
+                           device, verbose, callback=SRPOCallback(), normalize_advantage=False)
     ev = evaluate_chasers(model, {"train": runner}, eval_episodes, eval_seed)
     metrics = {
         "tau": float(tau),
-        "seed": int(seed),
-        "steps": int(model.num_timesteps),
-        "device": str(model.device),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "agent_steps_per_s": model.num_timesteps / seconds,
+        **timing,
         "eval_episodes": int(eval_episodes),
         "eval_seed": int(eval_seed),
         "chaser_return": ev["per_runner"]["train"],
