@@ -43,7 +43,7 @@ ROUNDS = 3
 
 def timed(policy, clock: dict):
     """A Policy that delegates to ``policy`` and adds the wall time of each ``act`` to ``clock``."""
-    from rqe_wrappers.policy import Policy
+    from rqe_wrappers.core.policy import Policy
 
     class _Timed(Policy):
         def __init__(self, inner):
@@ -65,8 +65,8 @@ def timed(policy, clock: dict):
 
 def population(kind: str, clock: dict | None = None) -> dict:
     from rqe_wrappers.envs.ipd import observation_space
-    from rqe_wrappers.policies.ipd import training_partners
-    from rqe_wrappers.policy import ConstantPolicy
+    from rqe_wrappers.partners.ipd import training_partners
+    from rqe_wrappers.core.policy import ConstantPolicy
 
     import gymnasium as gym
 
@@ -81,7 +81,7 @@ def population(kind: str, clock: dict | None = None) -> dict:
 
 def env_fn(variant: str, clock: dict | None = None):
     from rqe_wrappers.envs.ipd import ipd_env
-    from rqe_wrappers.wrappers.aht import aht_wrap
+    from rqe_wrappers.aht.wrapper import aht_wrap
 
     if variant == "raw_self_play":
         return lambda: ipd_env(ROUNDS), N_SLOTS // 2

@@ -20,9 +20,9 @@ from rqe_wrappers import (
 )
 from rqe_wrappers.envs.matrix import coordination_game
 from rqe_wrappers.errors import MissingCallbackWarning
-from rqe_wrappers.scenarios import ScenarioSet
-from rqe_wrappers.snapshot import publish
-from rqe_wrappers.wrappers.aht import AHTWrapper, aht_wrap
+from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.core.snapshot import publish
+from rqe_wrappers.aht.wrapper import AHTWrapper, aht_wrap
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::rqe_wrappers.errors.MissingCallbackWarning"),

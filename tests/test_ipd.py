@@ -19,7 +19,7 @@ from rqe_wrappers.envs.ipd import (
     observation_space,
     swap_perspective,
 )
-from rqe_wrappers.policies.ipd import (
+from rqe_wrappers.partners.ipd import (
     PARTNER_NAMES,
     PERTURBATION_WIDTHS,
     PERTURBED_COUNT,
@@ -31,7 +31,8 @@ from rqe_wrappers.policies.ipd import (
     self_play_best_value,
     training_partners,
 )
-from rqe_wrappers.policy import Policy, scripted_names
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.core.registry import scripted_names
 
 C, D = 0, 1
 

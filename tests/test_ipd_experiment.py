@@ -10,8 +10,8 @@ import pytest
 
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.experiments import ipd as exp
-from rqe_wrappers.policies.ipd import IPDTablePolicy, best_response_value, training_partners
-from rqe_wrappers.policy import make_scripted
+from rqe_wrappers.partners.ipd import IPDTablePolicy, best_response_value, training_partners
+from rqe_wrappers.core.registry import make_scripted
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = exp.IPDSettings(n_envs=4, n_steps=32, batch_size=64, n_epochs=2, net_arch=(16,))
@@ -77,7 +77,7 @@ def test_test_set_is_seeded_and_prefix_stable():
 def test_as_table_of_sb3_model_and_greedy():
     pytest.importorskip("stable_baselines3")
     from rqe_wrappers.envs.ipd import history_observations
-    from rqe_wrappers.sb3.policy import SB3Policy
+    from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
     model, _, info = exp.train_learner("PBR", 0, 128, TINY)
     assert info["steps"] >= 128 and set(info["final_beta"]) == set(exp.train_scenarios())
@@ -147,7 +147,7 @@ def test_run_experiment_rejects_bad_input(tmp_path):
 # ---- the zoo recipe ----------------------------------------------------------------------------
 def test_test_partners_recipe_builds(tmp_path):
     from rqe_wrappers.zoo import build_recipe, load_population
-    from rqe_wrappers.zoo.recipes import Recipe
+    from rqe_wrappers.zoo.publish.recipes import Recipe
 
     recipe = Recipe.load(REPO / "zoo" / "ipd-test-partners")
     assert recipe.seeds == (exp.TEST_SEED,)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rqe_wrappers import ConfigError
-from rqe_wrappers.nature import PRIORS, Nature, project_onto_simplex
+from rqe_wrappers.aht.nature import PRIORS, Nature, project_onto_simplex
 
 LEARNED = ["maximin-utility", "minimax-regret"]
 STEPS = ["projected", "exponentiated"]

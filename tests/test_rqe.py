@@ -12,7 +12,7 @@ from scipy.special import expit, logsumexp
 
 from rqe_wrappers.envs.matrix import coordination_payoffs
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.rqe import best_response, fixed_point_residual, solve_rqe
+from rqe_wrappers.srpo.rqe import best_response, fixed_point_residual, solve_rqe
 
 COORD = coordination_payoffs(0.5)
 EPS = 0.2  # supercritical pitchfork at tau* ~ 0.7876 (docs/rqe.md)

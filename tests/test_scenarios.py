@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rqe_wrappers import ConfigError
-from rqe_wrappers.scenarios import Scenario, ScenarioSet, count_scenarios
+from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet, count_scenarios
 
 
 @pytest.mark.parametrize(

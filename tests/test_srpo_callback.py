@@ -9,9 +9,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from rqe_wrappers import srpo_wrap
 from rqe_wrappers.envs.matrix import coordination_game
 from rqe_wrappers.errors import MissingCallbackError
-from rqe_wrappers.roles import PARTNER, set_role
+from rqe_wrappers.srpo.roles import PARTNER, set_role
 from rqe_wrappers.sb3 import PettingZooVecEnv, SRPOCallback
-from rqe_wrappers.train import CoordinationRun, train_coordination
+from rqe_wrappers.experiments.coordination import CoordinationRun, train_coordination
 
 torch.set_num_threads(1)
 

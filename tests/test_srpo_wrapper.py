@@ -18,7 +18,7 @@ from rqe_wrappers import (
 )
 from rqe_wrappers.envs.matrix import MatrixGameEnv, coordination_game
 from rqe_wrappers.errors import MissingCallbackWarning
-from rqe_wrappers.roles import role_of
+from rqe_wrappers.srpo.roles import role_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::rqe_wrappers.errors.MissingCallbackWarning")
 

@@ -15,7 +15,8 @@ from rqe_wrappers.envs.tag import (
     seat_spaces,
     tag_env,
 )
-from rqe_wrappers.policy import check_policy_spaces, scripted_names
+from rqe_wrappers.core.policy import check_policy_spaces
+from rqe_wrappers.core.registry import scripted_names
 
 TAG_POLICIES = ["tag/greedy-chaser", "tag/evasive-runner", "tag/still"]
 

@@ -15,9 +15,9 @@ from pettingzoo.utils.env_logger import EnvLogger
 
 from rqe_wrappers import ConfigError, RandomPolicy, SpaceMismatchError, srpo_wrap
 from rqe_wrappers.envs.matrix import MatrixGameEnv
-from rqe_wrappers.policy import ConstantPolicy, Policy
+from rqe_wrappers.core.policy import ConstantPolicy, Policy
 from rqe_wrappers.sb3 import PettingZooVecEnv, make_vec_env
-from rqe_wrappers.wrappers.single_seat import single_seat
+from rqe_wrappers.seats.single_seat import single_seat
 
 mpe2 = pytest.importorskip("mpe2")
 from mpe2 import simple_tag_v3  # noqa: E402

@@ -14,7 +14,8 @@ import pytest
 
 from rqe_wrappers.cli import main as rqe_main
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.policy import FunctionPolicy, batch_size, register_scripted, scripted_names
+from rqe_wrappers.core.policy import FunctionPolicy, batch_size
+from rqe_wrappers.core.registry import register_scripted, scripted_names
 from rqe_wrappers.zoo import (
     BuildResult,
     PopulationWarning,
@@ -26,7 +27,7 @@ from rqe_wrappers.zoo import (
     write_population,
 )
 from rqe_wrappers.zoo.client import ZooClient, default_url
-from rqe_wrappers.zoo.recipes import builder_names
+from rqe_wrappers.zoo.publish.recipes import builder_names
 from rqe_wrappers.zoo.testing import serve_directory
 
 TABLE = "zoo-test/client-table"
@@ -338,7 +339,7 @@ def test_build_recipe_records_recipe_commit_and_metrics(tmp_path, capsys):
 def test_recipes_cannot_name_import_paths(tmp_path):
     from rqe_wrappers.zoo import build_recipe
 
-    for builder in ("os:system", "rqe_wrappers.zoo.builders:_private", "tests.test_zoo_client:_sb3_builder"):
+    for builder in ("os:system", "rqe_wrappers.zoo.publish.builders:_private", "tests.test_zoo_client:_sb3_builder"):
         recipe = _recipe(tmp_path, builder.replace(":", "_").replace(".", "_"), id="test/x", builder=builder)
         with pytest.raises(ConfigError, match="import paths are not accepted"):
             build_recipe(recipe)
@@ -351,7 +352,7 @@ def test_ipd_partners_recipe_builds(tmp_path):
     recipe = Path(__file__).resolve().parent.parent / "zoo" / "ipd-partners"
     if not recipe.is_dir():
         pytest.skip("zoo/ipd-partners not in this checkout")
-    pytest.importorskip("rqe_wrappers.policies.ipd")
+    pytest.importorskip("rqe_wrappers.partners.ipd")
     pop = load_population(build_recipe(recipe, tmp_path))
     assert pop.ref == "ipd/train@1" and len(pop) == 9
     assert pop.best_responses["c1:always-cooperate"] == 15.0 and pop.best_responses["c2"] == 12.0
@@ -360,7 +361,7 @@ def test_ipd_partners_recipe_builds(tmp_path):
 
     pop.check_env(ipd_env(3))
     assert pop["tit-for-tat"].policy().action_probs(np.zeros((1, 16), np.float32)).shape == (1, 2)
-    aht = pytest.importorskip("rqe_wrappers.wrappers.aht")
+    aht = pytest.importorskip("rqe_wrappers.aht.wrapper")
     partners = aht.population_policies(pop, ipd_env(3))  # what aht_wrap does with a zoo population
     assert sorted(partners) == sorted(pop.names)
 

@@ -16,7 +16,8 @@ from stable_baselines3 import PPO  # noqa: E402
 
 from rqe_wrappers.envs.matrix import MatrixGameEnv  # noqa: E402
 from rqe_wrappers.errors import ConfigError, PopulationError, SpaceMismatchError  # noqa: E402
-from rqe_wrappers.policy import FunctionPolicy, batch_size, register_scripted, scripted_names  # noqa: E402
+from rqe_wrappers.core.policy import FunctionPolicy, batch_size  # noqa: E402
+from rqe_wrappers.core.registry import register_scripted, scripted_names
 from rqe_wrappers.sb3 import SB3Policy  # noqa: E402
 from rqe_wrappers.zoo import (  # noqa: E402
     check_population_spaces,

@@ -1,13 +1,13 @@
 """The minimax-Bayes paper's iterated prisoner's dilemma (section 8.1, Table 2) with stock SB3 PPO.
 
-One PPO learner per (prior, seed) is trained through :func:`~rqe_wrappers.wrappers.aht.aht_wrap`
+One PPO learner per (prior, seed) is trained through :func:`~rqe_wrappers.aht.wrapper.aht_wrap`
 and :class:`~rqe_wrappers.sb3.AHTCallback` with one of the paper's five ways of choosing partners:
 
 ====  ===================  ===================================================================
 MU    ``maximin-utility``  nature descends on utility over the 9 partners + self-play
 MR    ``minimax-regret``   nature ascends on regret, with the *exact* best response per scenario
-                           (:func:`~rqe_wrappers.policies.ipd.best_response_value`; ``4 * rounds``
-                           for self-play, :func:`~rqe_wrappers.policies.ipd.self_play_best_value`)
+                           (:func:`~rqe_wrappers.partners.ipd.best_response_value`; ``4 * rounds``
+                           for self-play, :func:`~rqe_wrappers.partners.ipd.self_play_best_value`)
 PBR   ``uniform``          uniform over the same 10 scenarios (population best response)
 SP    ``self-play``        only the self-play scenario
 FP    ``fictitious-play``  uniform over a reservoir of the learner's past snapshots
@@ -15,7 +15,7 @@ FP    ``fictitious-play``  uniform over a reservoir of the learner's past snapsh
 
 Evaluation is exact (no sampling): the trained policy is tabulated over the 21 histories of the
 3-round game (its softmax probabilities, i.e. the *stochastic* policy the paper learns; the greedy
-policy is reported too), then :func:`~rqe_wrappers.policies.ipd.expected_return` gives its utility
+policy is reported too), then :func:`~rqe_wrappers.partners.ipd.expected_return` gives its utility
 against every training partner and in self-play (the mean of both seats' returns, the
 focal-per-capita utility) and against every partner of the eps-perturbed test sets
 (:func:`test_partners`: 512 per width ``w``, built from :data:`TEST_SEED`). Regret = exact best
@@ -51,7 +51,7 @@ import numpy as np
 from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds, observation_space
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.experiments.settings import PPOSettings, _check_int
-from rqe_wrappers.policies.ipd import (
+from rqe_wrappers.partners.ipd import (
     PERTURBATION_WIDTHS,
     PERTURBED_COUNT,
     IPDTablePolicy,
@@ -61,8 +61,9 @@ from rqe_wrappers.policies.ipd import (
     self_play_best_value,
     training_partners,
 )
-from rqe_wrappers.policy import FunctionPolicy, Policy, make_scripted
-from rqe_wrappers.seeding import stream
+from rqe_wrappers.core.policy import FunctionPolicy, Policy
+from rqe_wrappers.core.registry import make_scripted
+from rqe_wrappers.core.seeding import stream
 
 FORMAT = "rqe_wrappers.experiments.ipd/1"
 
@@ -179,12 +180,12 @@ def _test_set(w: float, count: int, rounds: int, seed: int) -> tuple[list[IPDTab
 # ---- exact evaluation -----------------------------------------------------------------------------
 def as_table(policy: Any, rounds: int = DEFAULT_ROUNDS, *, greedy: bool = False) -> IPDTablePolicy:
     """Tabulate a learner: an SB3 model, an :class:`~rqe_wrappers.sb3.SB3Policy`, or any discrete
-    IPD :class:`~rqe_wrappers.policy.Policy` with ``action_probs``.
+    IPD :class:`~rqe_wrappers.core.policy.Policy` with ``action_probs``.
 
     ``greedy=True`` takes the most likely action in every history (ties: cooperate).
     """
     if hasattr(policy, "policy") and hasattr(policy, "learn"):  # an SB3 model
-        from rqe_wrappers.sb3.policy import SB3Policy
+        from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
         policy = SB3Policy.from_model(policy)
     if not callable(getattr(policy, "action_probs", None)):
@@ -249,7 +250,7 @@ def evaluate_policy(
 def make_env_fn(prior: str, settings: IPDSettings) -> Callable[[], Any]:
     """The env factory of one run: ``aht_wrap(ipd_env(rounds), partners, prior, ...)``."""
     from rqe_wrappers.envs.ipd import ipd_env
-    from rqe_wrappers.wrappers.aht import aht_wrap
+    from rqe_wrappers.aht.wrapper import aht_wrap
 
     prior = prior_name(prior)
     rounds = settings.rounds
@@ -549,7 +550,7 @@ def run_experiment(
             "train_best_responses": train_best_responses(settings.rounds),
             "test": {"seed": int(test_seed), "count": int(test_count), "widths": widths,
                      "table_width": float(table_width),
-                     "stream": "rqe_wrappers.seeding.stream(seed, f'ipd/test/w={w:g}')",
+                     "stream": "rqe_wrappers.core.seeding.stream(seed, f'ipd/test/w={w:g}')",
                      "scenarios": "count perturbed partners + self-play (c2)"},
         },
         "paper_table2": {k: dict(zip([f"{part}/{m}" for part in ("train", "test") for m in METRICS], v))

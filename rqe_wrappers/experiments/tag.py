@@ -11,7 +11,7 @@ Two stages, as in the paper:
 
 Evaluation (:func:`play_tag`, :func:`evaluate_chasers`) plays the unwrapped :func:`tag_env` in
 lock-step batches, every episode seeded (episode ``i`` resets with ``seed + i``; each policy
-samples from its own :func:`~rqe_wrappers.seeding.stream`), so the same seed gives the same numbers.
+samples from its own :func:`~rqe_wrappers.core.seeding.stream`), so the same seed gives the same numbers.
 Returns are the env's *scaled* rewards (x0.1): a chaser's return is the team's number of
 chaser-runner collision-steps in the episode (both chasers get the same).
 
@@ -40,9 +40,10 @@ import numpy as np
 from rqe_wrappers.envs.tag import CHASERS, ENV_ID, MAX_CYCLES, REWARD_SCALE, RUNNER, seat_spaces, tag_env
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
 from rqe_wrappers.experiments.settings import PPOSettings
-from rqe_wrappers.policy import Policy, make_scripted
-from rqe_wrappers.roles import PARTNER, one_hot, with_role_space
-from rqe_wrappers.seeding import stream
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.core.registry import make_scripted
+from rqe_wrappers.srpo.roles import PARTNER, one_hot, with_role_space
+from rqe_wrappers.core.seeding import stream
 
 #: Evaluation episodes are reset with ``EVAL_SEED + i``: far from training seeds, shared by all runs.
 EVAL_SEED = 1_000_000
@@ -78,7 +79,7 @@ class PartnerRole(Policy):
     """Plays an SRPO-trained policy (role-featured observations) on plain ``tag_env()`` observations.
 
     Appends the *partner* one-hot to every observation, the role a trained chaser plays with real
-    teammates (:mod:`rqe_wrappers.roles`).
+    teammates (:mod:`rqe_wrappers.srpo.roles`).
     """
 
     def __init__(self, inner: Policy, observation_space: gym.spaces.Box):
@@ -304,7 +305,7 @@ def train_runner(
     chasers over the seeded evaluation episodes), ``runner_return_std``, ``chaser_return`` (mean
     collision-steps per episode), ``settings``.
     """
-    from rqe_wrappers.wrappers.background import background_seats
+    from rqe_wrappers.seats.background import background_seats
 
     steps = _check_steps(steps)
     chaser_policies = _chaser_seats(chasers)
@@ -340,7 +341,7 @@ def train_chasers(
     by the model as partners), ``chaser_return_std``, ``settings``.
     """
     from rqe_wrappers.sb3 import SRPOCallback
-    from rqe_wrappers.wrappers.shadow import srpo_wrap
+    from rqe_wrappers.srpo.shadow import srpo_wrap
 
     steps = _check_steps(steps)
     runner = as_tag_policy(runner_policy, RUNNER)
@@ -448,7 +449,7 @@ def train_runners(
     (still, evasive and uniform-random runners against the same chasers and evaluation episodes)
     and one entry per runner (:func:`train_runner`'s metrics plus ``file``).
     """
-    from rqe_wrappers.policy import RandomPolicy
+    from rqe_wrappers.core.policy import RandomPolicy
 
     steps = _check_steps(steps)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

@@ -1,6 +1,6 @@
 """Nature's side of minimax-Bayes ad hoc teamwork for stock SB3 PPO: one update per rollout.
 
-:class:`AHTCallback` goes with envs made by :func:`rqe_wrappers.wrappers.aht.aht_wrap`. During a
+:class:`AHTCallback` goes with envs made by :func:`rqe_wrappers.aht.wrapper.aht_wrap`. During a
 rollout it collects, from ``self.locals["infos"]``, every finished episode's ``focal_return`` and
 ``scenario_index``. At each rollout end it
 
@@ -10,7 +10,7 @@ rollout it collects, from ``self.locals["infos"]``, every finished episode's ``f
    any PettingZoo wrappers stacked on top; ``set_attr`` would stop at the outermost one),
 3. publishes a fresh CPU copy of the learner (``SB3Policy.from_model``) as the snapshot that plays
    the focal copies (``training_env.publish_snapshot`` when the VecEnv has it, so subprocess workers
-   get it; else :func:`rqe_wrappers.snapshot.publish` in this process). PPO trains right after
+   get it; else :func:`rqe_wrappers.core.snapshot.publish` in this process). PPO trains right after
    the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies),
 4. logs ``aht/beta/<scenario id>``, ``aht/utility/<scenario id>``, ``aht/worst_utility`` and
    friends to SB3's logger, and appends the same to ``csv_path`` if given (for :func:`plot_beta`).
@@ -58,13 +58,13 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
-from rqe_wrappers import snapshot
+from rqe_wrappers.core import snapshot
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.nature import Nature
-from rqe_wrappers.scenarios import ScenarioSet
-from rqe_wrappers.sb3.policy import SB3Policy
-from rqe_wrappers.seeding import stream
-from rqe_wrappers.wrappers.aht import FICTITIOUS_PLAY, nature_from_config
+from rqe_wrappers.aht.nature import Nature
+from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.sb3.sb3_policy import SB3Policy
+from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.aht.wrapper import FICTITIOUS_PLAY, nature_from_config
 
 STATE_FORMAT = "rqe-wrappers/aht-callback"
 STATE_VERSION = 1
@@ -88,7 +88,7 @@ class AHTCallback(BaseCallback):
         utility_ema: weight of each new episode in the per-scenario utility estimate, in (0, 1];
             ``None`` for a plain running mean (see the module docstring).
         csv_path: append one row per rollout (timesteps, beta and utility per scenario) here.
-        nature: a ready :class:`~rqe_wrappers.nature.Nature` (default: built from the settings
+        nature: a ready :class:`~rqe_wrappers.aht.nature.Nature` (default: built from the settings
             given to ``aht_wrap``, read from the env with ``get_attr("aht_config")``).
         verbose: SB3 verbosity (1 prints beta at every rollout end).
 
@@ -112,7 +112,7 @@ class AHTCallback(BaseCallback):
                 raise ConfigError(f"utility_ema must be in (0, 1] (or None for a running mean), got {utility_ema!r}")
             utility_ema = float(utility_ema)
         if nature is not None and not isinstance(nature, Nature):
-            raise TypeError(f"nature must be a rqe_wrappers.nature.Nature, got {type(nature).__name__}")
+            raise TypeError(f"nature must be a rqe_wrappers.aht.nature.Nature, got {type(nature).__name__}")
         self.utility_ema = utility_ema
         self.csv_path = None if csv_path is None else Path(csv_path)
         self.nature = nature
@@ -142,7 +142,7 @@ class AHTCallback(BaseCallback):
         except AttributeError:
             raise ConfigError(
                 "AHTCallback needs envs made by aht_wrap(...) (no 'aht_config' on the training env); "
-                "wrap each env copy with rqe_wrappers.wrappers.aht.aht_wrap before vectorising"
+                "wrap each env copy with rqe_wrappers.aht.wrapper.aht_wrap before vectorising"
             ) from None
         first = json.dumps(configs[0], sort_keys=True)
         if any(json.dumps(c, sort_keys=True) != first for c in configs[1:]):

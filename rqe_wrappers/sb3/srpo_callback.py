@@ -26,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackError
-from rqe_wrappers.roles import PARTNER, ROLE_KEY, SHADOW, set_role
+from rqe_wrappers.srpo.roles import PARTNER, ROLE_KEY, SHADOW, set_role
 
 
 def shadow_mask(observations) -> np.ndarray:

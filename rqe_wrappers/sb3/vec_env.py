@@ -5,12 +5,12 @@ over subprocess workers) and shows SB3 one *slot* per learning seat of every cop
 ``copy 0: seat 0, seat 1, ..., copy 1: seat 0, ...``. ``num_envs`` is the number of slots.
 
 - **Parallel envs**: every seat in ``possible_agents`` is a slot (seats taken out with
-  :func:`~rqe_wrappers.wrappers.background.background_seats` are already invisible).
+  :func:`~rqe_wrappers.seats.background.background_seats` are already invisible).
 - **AEC (turn-based) envs**: SB3 steps every slot in lockstep and a slot cannot wait for its
   turn, so each copy has *one* learning seat: copy ``i`` learns ``possible_agents[i % k]``; the
   other seats are played by the learner's lagged snapshot
-  (:class:`~rqe_wrappers.snapshot.SnapshotPolicy`, refreshed with :meth:`publish_snapshot`)
-  through :func:`~rqe_wrappers.wrappers.single_seat.single_seat`. Use ``n_envs`` a multiple of
+  (:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`, refreshed with :meth:`publish_snapshot`)
+  through :func:`~rqe_wrappers.seats.single_seat.single_seat`. Use ``n_envs`` a multiple of
   ``k`` so every seat learns equally often.
 - **Truncation is not termination**: when a slot's episode ends its info carries
   ``terminal_observation`` and ``TimeLimit.truncated`` (SB3's ``DummyVecEnv`` convention), so
@@ -35,9 +35,9 @@ from pettingzoo import AECEnv, ParallelEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnv, VecEnvIndices
 
 from rqe_wrappers.errors import ConfigError, SeatError, SpaceMismatchError, UnsupportedSpaceError
-from rqe_wrappers.policy import Policy, check_policy_spaces
-from rqe_wrappers.snapshot import SnapshotPolicy, publish, published
-from rqe_wrappers.wrappers.single_seat import single_seat
+from rqe_wrappers.core.policy import Policy, check_policy_spaces
+from rqe_wrappers.core.snapshot import SnapshotPolicy, publish, published
+from rqe_wrappers.seats.single_seat import single_seat
 
 EnvFn = Callable[[], "ParallelEnv | AECEnv"]
 MASK_KEY = "action_mask"
@@ -515,7 +515,7 @@ class PettingZooVecEnv(VecEnv):
         start_method: multiprocessing start method for the workers (default
             :func:`default_start_method`). With ``spawn``/``forkserver`` a script must create the
             env under ``if __name__ == "__main__":``.
-        snapshot_name: the :func:`~rqe_wrappers.snapshot.publish` name whose policy plays the other
+        snapshot_name: the :func:`~rqe_wrappers.core.snapshot.publish` name whose policy plays the other
             seats of AEC copies.
         reseed_episodes: ``False`` (default) follows SB3's ``DummyVecEnv``: only the first reset
             after :meth:`seed` gets a seed, later automatic resets get ``seed=None`` and the env
@@ -715,7 +715,7 @@ class PettingZooVecEnv(VecEnv):
         return self._masks
 
     def publish_snapshot(self, name: str, policy: Policy) -> None:
-        """``rqe_wrappers.snapshot.publish(name, policy)`` here and in every worker.
+        """``rqe_wrappers.core.snapshot.publish(name, policy)`` here and in every worker.
 
         The policy is sent with cloudpickle: pass a trusted local object (e.g.
         ``SB3Policy.from_model(model)``) that sees the observations SB3 sees.

@@ -15,8 +15,8 @@ from rqe_wrappers.zoo.client import PopulationWarning, ZooClient, ZooUnreachable
 from rqe_wrappers.zoo.manifest import EnvInfo, Index, Manifest, MemberEntry, RecipeRef, parse_ref
 from rqe_wrappers.zoo.members import Member, NewMember, member_from_sb3, member_from_scripted
 from rqe_wrappers.zoo.population import Population, check_population_spaces, open_population
-from rqe_wrappers.zoo.publish import write_index, write_population, write_readme
-from rqe_wrappers.zoo.recipes import BuildResult, Recipe, build_recipe, register_builder
+from rqe_wrappers.zoo.publish.write import write_index, write_population, write_readme
+from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe, build_recipe, register_builder
 from rqe_wrappers.zoo.spaces import space_from_json, space_to_json
 
 __all__ = [

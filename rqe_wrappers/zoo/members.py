@@ -7,7 +7,7 @@ Two kinds of member:
   names and rebuilt into SB3's own classes; the weights go in with ``load_state_dict(strict=True)``.
   Nothing is unpickled, and no name from a file is ever imported.
 - ``"scripted"``: a name from the library's scripted-policy registry
-  (:func:`rqe_wrappers.policy.make_scripted`), JSON kwargs, and optionally a safetensors file whose
+  (:func:`rqe_wrappers.core.policy.make_scripted`), JSON kwargs, and optionally a safetensors file whose
   tensors are passed as ``arrays=`` (tabular policies).
 
 torch, SB3 and safetensors are imported only when a member is written or loaded.
@@ -41,7 +41,7 @@ from rqe_wrappers.zoo.manifest import (
 )
 
 if TYPE_CHECKING:
-    from rqe_wrappers.policy import Policy
+    from rqe_wrappers.core.policy import Policy
     from rqe_wrappers.zoo.population import Population
 
 
@@ -287,21 +287,6 @@ def _sb3_version() -> str | None:
         return None
 
 
-def scripted_accepts_spaces(registry_name: str) -> bool:
-    """Whether the registered factory takes ``observation_space`` / ``action_space`` arguments."""
-    from rqe_wrappers import policy as policy_module
-
-    policy_module.scripted_names()  # imports the library's scripted policies
-    factory = policy_module._SCRIPTED.get(registry_name)  # noqa: SLF001  (registry lookup, no import)
-    if factory is None:
-        return False
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return "observation_space" in params and "action_space" in params
-
-
 def build_scripted(
     spec: Mapping[str, Any], observation_space, action_space, arrays=None, who: str = "member", error: type[Exception] = PopulationError
 ) -> Policy:
@@ -309,12 +294,13 @@ def build_scripted(
 
     Failures raise ``error`` (:class:`PopulationError` when loading, :class:`ConfigError` when publishing).
     """
-    from rqe_wrappers.policy import Policy, make_scripted
+    from rqe_wrappers.core.policy import Policy
+    from rqe_wrappers.core.registry import accepts_spaces, make_scripted
 
     kwargs = dict(spec.get("kwargs", {}))
     if arrays is not None:
         kwargs["arrays"] = arrays
-    if observation_space is not None and scripted_accepts_spaces(spec["name"]):
+    if observation_space is not None and accepts_spaces(spec["name"]):
         kwargs.setdefault("observation_space", observation_space)
         kwargs.setdefault("action_space", action_space)
     try:

@@ -13,7 +13,7 @@ from rqe_wrappers.zoo.manifest import MANIFEST_NAME, EnvInfo, Manifest, MemberEn
 from rqe_wrappers.zoo.members import Member, sha256_file
 
 if TYPE_CHECKING:
-    from rqe_wrappers.policy import Policy
+    from rqe_wrappers.core.policy import Policy
 
 
 class UnknownMemberError(PopulationError, KeyError):

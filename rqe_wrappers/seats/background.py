@@ -1,4 +1,4 @@
-"""Background seats: some seats of an env are played by fixed :class:`~rqe_wrappers.policy.Policy` objects.
+"""Background seats: some seats of an env are played by fixed :class:`~rqe_wrappers.core.policy.Policy` objects.
 
 The wrapped env exposes only the remaining seats (``agents``/``possible_agents``), so a trainer
 sees them as the whole game. Used for Tag's fixed runner, for minimax-Bayes background partners and
@@ -14,8 +14,8 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
 from rqe_wrappers.errors import SeatError
-from rqe_wrappers.policy import Policy, check_policy_spaces, stack_obs
-from rqe_wrappers.seeding import stream
+from rqe_wrappers.core.policy import Policy, check_policy_spaces, stack_obs
+from rqe_wrappers.core.seeding import stream
 
 
 def _check_seat_names(env, policies: Mapping[str, Policy]) -> None:

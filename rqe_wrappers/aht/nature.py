@@ -41,7 +41,7 @@ from rqe_wrappers.errors import ConfigError
 PRIORS = ("maximin-utility", "minimax-regret", "uniform", "self-play", "fictitious-play")
 STEPS = ("projected", "exponentiated")
 _LEARNED = ("maximin-utility", "minimax-regret")
-_STATE_FORMAT = "rqe_wrappers.nature/1"
+_STATE_FORMAT = "rqe_wrappers.aht.nature/1"
 
 
 def project_onto_simplex(v: np.ndarray) -> np.ndarray:
@@ -207,7 +207,7 @@ class Nature:
         """Draw a scenario index from :attr:`beta` with the given Generator."""
         if not isinstance(rng, np.random.Generator):
             raise ConfigError(
-                f"sample needs a numpy Generator (e.g. rqe_wrappers.seeding.stream), got {type(rng).__name__}"
+                f"sample needs a numpy Generator (e.g. rqe_wrappers.core.seeding.stream), got {type(rng).__name__}"
             )
         cdf = np.cumsum(self.beta)
         return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), self.n_scenarios - 1))

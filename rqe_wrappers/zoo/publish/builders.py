@@ -1,7 +1,7 @@
-"""Builder functions named by recipes (see :mod:`rqe_wrappers.zoo.recipes` for the registry).
+"""Builder functions named by recipes (see :mod:`rqe_wrappers.zoo.publish.recipes` for the registry).
 
-A builder takes a :class:`~rqe_wrappers.zoo.recipes.Recipe` and returns a
-:class:`~rqe_wrappers.zoo.recipes.BuildResult`. Keep heavy imports (SB3, env packages) inside the
+A builder takes a :class:`~rqe_wrappers.zoo.publish.recipes.Recipe` and returns a
+:class:`~rqe_wrappers.zoo.publish.recipes.BuildResult`. Keep heavy imports (SB3, env packages) inside the
 function, so that listing builders stays cheap.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.zoo.members import member_from_scripted
-from rqe_wrappers.zoo.recipes import BuildResult, Recipe
+from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe
 from rqe_wrappers.zoo.spaces import space_from_json
 
 
@@ -50,7 +50,7 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
     """The minimax-Bayes paper's IPD training partners (section 8.1) as a scripted population.
 
     ``env.kwargs.rounds`` sets the game length; ``params.partners`` (optional) lists registry names
-    (default: all nine, :data:`rqe_wrappers.policies.ipd.PARTNER_NAMES`). Member names drop the
+    (default: all nine, :data:`rqe_wrappers.partners.ipd.PARTNER_NAMES`). Member names drop the
     ``ipd/`` prefix (``"tit-for-tat"``), so scenario ids read ``"c1:tit-for-tat"``.
 
     Metrics are exact (no sampling): ``best_response_value`` (the best expected return against the
@@ -59,8 +59,8 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
     """
 
     from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
-    from rqe_wrappers.policies import ipd
-    from rqe_wrappers.policy import make_scripted
+    from rqe_wrappers.partners import ipd
+    from rqe_wrappers.core.registry import make_scripted
 
     rounds = check_rounds(recipe.env.kwargs.get("rounds", DEFAULT_ROUNDS))
     names = recipe.params.get("partners", list(ipd.PARTNER_NAMES))
@@ -142,7 +142,7 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
 
     from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
     from rqe_wrappers.experiments.ipd import test_partners
-    from rqe_wrappers.policies import ipd
+    from rqe_wrappers.partners import ipd
 
     rounds = check_rounds(recipe.env.kwargs.get("rounds", DEFAULT_ROUNDS))
     params = dict(recipe.params)
@@ -181,7 +181,7 @@ def _ipd_result(members, best: dict, rounds: int) -> BuildResult:
     import gymnasium as gym
 
     from rqe_wrappers.envs.ipd import observation_space
-    from rqe_wrappers.policies import ipd
+    from rqe_wrappers.partners import ipd
 
     return BuildResult(
         members=members,

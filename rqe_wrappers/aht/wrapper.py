@@ -4,13 +4,13 @@
 **one** learning seat (``"focal"``), so a vectorised trainer gets one slot per env copy. At each
 ``reset`` it
 
-1. samples a scenario from the prior ``beta`` (:mod:`rqe_wrappers.scenarios`; nature's current
+1. samples a scenario from the prior ``beta`` (:mod:`rqe_wrappers.aht.scenarios`; nature's current
    prior, pushed by :class:`rqe_wrappers.sb3.AHTCallback` through ``env_method("set_prior", beta)``),
 2. shuffles the seats (seeded stream ``"scenario"``): the learner takes one of the scenario's
    ``c`` focal seats, the other ``c - 1`` are played by the learner's lagged snapshot
-   (:class:`~rqe_wrappers.snapshot.SnapshotPolicy`), the rest by the scenario's population members,
+   (:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`), the rest by the scenario's population members,
 3. plays the partners' moves inside the env (parallel: through
-   :class:`~rqe_wrappers.wrappers.background.BackgroundSeatsParallel`, batching seats that share a
+   :class:`~rqe_wrappers.seats.background.BackgroundSeatsParallel`, batching seats that share a
    policy into one ``act`` call; AEC: each partner on its own turn).
 
 The reward is the **focal-per-capita** step reward: the mean over the ``c`` focal seats of their
@@ -26,7 +26,7 @@ the learner took), ``raw_rewards`` (every seat's reward counted at this step), a
 All seats must share one observation and one action space: the learner may sit anywhere. For
 asymmetric games, add the seat's identity to the observations first (e.g.
 ``supersuit.agent_indicator_v0``) and fix seats that never learn with
-:func:`~rqe_wrappers.wrappers.background.background_seats` before wrapping.
+:func:`~rqe_wrappers.seats.background.background_seats` before wrapping.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, SpaceMismatchError
-from rqe_wrappers.nature import PRIORS, STEPS, Nature
-from rqe_wrappers.policy import Policy, check_policy_spaces
-from rqe_wrappers.scenarios import Scenario, ScenarioSet
-from rqe_wrappers.seeding import stream
-from rqe_wrappers.snapshot import SnapshotPolicy
-from rqe_wrappers.wrappers.background import BackgroundSeatsParallel, play_turn
+from rqe_wrappers.aht.nature import PRIORS, STEPS, Nature
+from rqe_wrappers.core.policy import Policy, check_policy_spaces
+from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet
+from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.core.snapshot import SnapshotPolicy
+from rqe_wrappers.seats.background import BackgroundSeatsParallel, play_turn
 
 FICTITIOUS_PLAY = "fictitious-play"
 SELF_PLAY = "self-play"
@@ -80,7 +80,7 @@ def population_policies(population: Any, env: Any = None) -> dict[str, Policy]:
 
 
 def nature_from_config(config: Mapping[str, Any]) -> Nature:
-    """A fresh :class:`~rqe_wrappers.nature.Nature` matching a wrapper's :attr:`AHTWrapper.aht_config`."""
+    """A fresh :class:`~rqe_wrappers.aht.nature.Nature` matching a wrapper's :attr:`AHTWrapper.aht_config`."""
     scenarios = ScenarioSet.from_dict(config["scenarios"])
     return Nature(
         len(scenarios),
@@ -247,8 +247,8 @@ class AHTWrapper(BaseParallelWrapper):
             one action space.
         population: ``{name: Policy}`` background partners (or a zoo population with ``.policies()``).
         scenarios: the scenarios to sample (default: :meth:`ScenarioSet.all` over every seat).
-        prior: nature's prior, one of :data:`rqe_wrappers.nature.PRIORS`.
-        lr, eps, best_responses, nature_step: nature's settings (see :class:`~rqe_wrappers.nature.Nature`);
+        prior: nature's prior, one of :data:`rqe_wrappers.aht.nature.PRIORS`.
+        lr, eps, best_responses, nature_step: nature's settings (see :class:`~rqe_wrappers.aht.nature.Nature`);
             the wrapper validates them and hands them to the callback through :attr:`aht_config`.
             ``best_responses`` may be a sequence in scenario order or ``{scenario id: value}``.
         focal_name: the agent name the learning seat has in this env.
@@ -406,7 +406,7 @@ class AHTWrapper(BaseParallelWrapper):
         self._beta = b / b.sum()
 
     def make_nature(self) -> Nature:
-        """A fresh :class:`~rqe_wrappers.nature.Nature` with this wrapper's settings."""
+        """A fresh :class:`~rqe_wrappers.aht.nature.Nature` with this wrapper's settings."""
         return nature_from_config(self._config)
 
     # ---- spaces --------------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def aht_wrap(
             and ``"fictitious-play"``.
         prior: ``"maximin-utility"``, ``"minimax-regret"``, ``"uniform"``, ``"self-play"`` or
             ``"fictitious-play"``.
-        scenarios: a :class:`~rqe_wrappers.scenarios.ScenarioSet` (default: all of them).
+        scenarios: a :class:`~rqe_wrappers.aht.scenarios.ScenarioSet` (default: all of them).
         lr: nature's step size (> 0). eps: probability of a uniform scenario, in [0, 1).
         best_responses: best-response utility per scenario, for ``"minimax-regret"``.
         **kwargs: ``nature_step``, ``focal_name``, ``snapshot_name``, ``fp_capacity``,

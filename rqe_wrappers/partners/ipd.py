@@ -48,7 +48,7 @@ from rqe_wrappers.envs.ipd import (
     swap_perspective,
 )
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
-from rqe_wrappers.policy import DiscretePolicy, Policy, check_policy_spaces, register_scripted
+from rqe_wrappers.core.policy import DiscretePolicy, Policy, check_policy_spaces
 
 #: The paper's L1 widths of the perturbed test sets, and the number of test partners per width.
 PERTURBATION_WIDTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -240,20 +240,15 @@ _PARTNERS = {  # the paper's order (its plots and scenario indices use it)
 PARTNER_NAMES = tuple(_PARTNERS)
 
 
-def _register(name, build):
-    def factory(*, rounds: int = DEFAULT_ROUNDS) -> IPDPolicy:
-        return build(rounds)
-
-    factory.__name__ = f"make_{name.split('/')[1].replace('-', '_')}"
-    register_scripted(name)(factory)
-
-
-for _name, _build in _PARTNERS.items():
-    _register(_name, _build)
+def make_partner(name: str, *, rounds: int = DEFAULT_ROUNDS) -> IPDPolicy:
+    """One of the paper's nine training partners by its registered name, e.g. ``"ipd/tit-for-tat"``."""
+    if name not in _PARTNERS:
+        raise ConfigError(f"unknown IPD partner {name!r}; known: {list(_PARTNERS)}")
+    return _PARTNERS[name](rounds)
 
 
-@register_scripted("ipd/table")
-def _make_table(*, arrays: Mapping[str, np.ndarray], rounds: int = DEFAULT_ROUNDS) -> IPDTablePolicy:
+def make_table(*, arrays: Mapping[str, np.ndarray], rounds: int = DEFAULT_ROUNDS) -> IPDTablePolicy:
+    """``ipd/table``: a tabular policy from ``arrays={"p_defect": ...}``."""
     if not isinstance(arrays, Mapping) or set(arrays) != {"p_defect"}:
         got = sorted(arrays) if isinstance(arrays, Mapping) else type(arrays).__name__
         raise ConfigError(f'ipd/table takes arrays={{"p_defect": np.ndarray}}, got {got}')
@@ -331,7 +326,7 @@ def expected_return(policy_a: Policy, policy_b: Policy, rounds: int = DEFAULT_RO
 
     Enumerates every history with the probability that play reaches it; each policy is asked for
     ``action_probs`` on the histories from its own perspective. Works for any stateless
-    :class:`~rqe_wrappers.policy.DiscretePolicy` on this IPD's spaces (recurrent state is not
+    :class:`~rqe_wrappers.core.policy.DiscretePolicy` on this IPD's spaces (recurrent state is not
     carried; it would be redundant, the observation is the whole history).
     """
     rounds = check_rounds(rounds)

@@ -1,4 +1,4 @@
-"""An SB3 policy as a :class:`~rqe_wrappers.policy.Policy` (CPU copy, numpy in and out, seeded sampling)."""
+"""An SB3 policy as a :class:`~rqe_wrappers.core.policy.Policy` (CPU copy, numpy in and out, seeded sampling)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-from rqe_wrappers.policy import Policy
+from rqe_wrappers.core.policy import Policy
 
 
 class SB3Policy(Policy):

@@ -2,7 +2,7 @@
 
 A vectorised trainer steps every slot in lockstep, but in a turn-based game a seat must wait for
 its turn. :func:`single_seat` hides the waiting: the other seats are played by fixed policies
-(through :func:`~rqe_wrappers.wrappers.background.background_seats`) until it is ``seat``'s turn
+(through :func:`~rqe_wrappers.seats.background.background_seats`) until it is ``seat``'s turn
 again, so every ``step`` of the returned env is one move of ``seat``.
 
 Rewards follow AEC ``last()`` semantics: a step's reward is everything ``seat`` accumulated since
@@ -21,8 +21,8 @@ from typing import Any
 from pettingzoo import AECEnv, ParallelEnv
 
 from rqe_wrappers.errors import SeatError
-from rqe_wrappers.policy import Policy
-from rqe_wrappers.wrappers.background import background_seats
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.seats.background import background_seats
 
 
 class SingleSeatParallel(ParallelEnv):
@@ -121,8 +121,8 @@ def single_seat(env: AECEnv, seat: str, others: Policy | Mapping[str, Policy] | 
     Args:
         env: a PettingZoo ``AECEnv`` (possibly already wrapped, e.g. by ``srpo_wrap``).
         seat: the seat that acts through the returned env.
-        others: who plays the remaining visible seats: one :class:`~rqe_wrappers.policy.Policy`
-            for all of them (e.g. a learner :class:`~rqe_wrappers.snapshot.SnapshotPolicy`), or
+        others: who plays the remaining visible seats: one :class:`~rqe_wrappers.core.policy.Policy`
+            for all of them (e.g. a learner :class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`), or
             ``{seat: Policy}``. May be omitted only if ``seat`` is the env's only visible seat.
 
     Each ``step`` is one move of ``seat``; the other seats move in between. The reward is what
@@ -132,7 +132,7 @@ def single_seat(env: AECEnv, seat: str, others: Policy | Mapping[str, Policy] | 
 
     Example:
         >>> from pettingzoo.classic import tictactoe_v3
-        >>> from rqe_wrappers.policy import RandomPolicy
+        >>> from rqe_wrappers.core.policy import RandomPolicy
         >>> aec = tictactoe_v3.env()
         >>> rand = RandomPolicy(aec.observation_space("player_1"), aec.action_space("player_1"))
         >>> par = single_seat(aec, "player_2", rand)

@@ -168,35 +168,3 @@ def check_policy_spaces(policy: Policy, observation_space: gym.Space, action_spa
                 "Use a policy trained on this environment (same version and wrappers), or wrap the env "
                 "so its spaces match."
             )
-
-
-# ---- scripted policies registry -----------------------------------------------------------------
-_SCRIPTED: dict[str, Callable[..., Policy]] = {}
-
-
-def register_scripted(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
-    """Decorator: make a scripted policy factory loadable by name (the zoo refers to it this way)."""
-
-    def deco(factory):
-        if name in _SCRIPTED:
-            raise ConfigError(f"scripted policy {name!r} is registered twice")
-        _SCRIPTED[name] = factory
-        return factory
-
-    return deco
-
-
-def make_scripted(name: str, **kwargs: Any) -> Policy:
-    """Build a registered scripted policy, e.g. ``make_scripted("ipd/tit-for-tat", ...)``."""
-    import rqe_wrappers.policies  # noqa: F401  (registers the library's scripted policies)
-
-    if name not in _SCRIPTED:
-        raise ConfigError(f"unknown scripted policy {name!r}; known: {sorted(_SCRIPTED)}")
-    return _SCRIPTED[name](**kwargs)
-
-
-def scripted_names() -> list[str]:
-    """Names of all registered scripted policies."""
-    import rqe_wrappers.policies  # noqa: F401
-
-    return sorted(_SCRIPTED)

@@ -1,7 +1,7 @@
 """``rqe train``: SRPO with stock SB3 PPO, on the coordination game (default) or Tag.
 
 The coordination run is the quick start: it trains a shared policy with SRPO for each tau, and
-prints its collaboration probability next to the exact symmetric RQE from :mod:`rqe_wrappers.rqe`
+prints its collaboration probability next to the exact symmetric RQE from :mod:`rqe_wrappers.srpo.rqe`
 (same tau, eps = PPO's ``ent_coef``). Results go to ``<out>/results.json``.
 """
 
@@ -45,10 +45,10 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
     from stable_baselines3 import PPO
 
     from rqe_wrappers.envs.matrix import coordination_game, coordination_payoffs
-    from rqe_wrappers.roles import PARTNER, one_hot
-    from rqe_wrappers.rqe import solve_rqe
+    from rqe_wrappers.srpo.roles import PARTNER, one_hot
+    from rqe_wrappers.srpo.rqe import solve_rqe
     from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy, SRPOCallback
-    from rqe_wrappers.wrappers.shadow import srpo_wrap
+    from rqe_wrappers.srpo.shadow import srpo_wrap
 
     torch.set_num_threads(1)
     venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), n_envs=run.n_envs)

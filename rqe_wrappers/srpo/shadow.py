@@ -1,7 +1,7 @@
 """The adversarial shadow (SRPO): per episode, one learning seat plays against its partners.
 
 The shadow's reward is the negated mean reward of the non-shadow learning seats. Every learning
-seat sees a role feature (:mod:`rqe_wrappers.roles`), so one shared network learns both the
+seat sees a role feature (:mod:`rqe_wrappers.srpo.roles`), so one shared network learns both the
 partner policy and its shadow. The KL(shadow || partner) penalty that keeps the shadow close to
 the real partner is added by :class:`rqe_wrappers.sb3.SRPOCallback` on the rollout buffer.
 ``tau = 0`` keeps the very same code path with no shadow (plain IPPO).
@@ -18,8 +18,8 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
-from rqe_wrappers.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
-from rqe_wrappers.seeding import stream
+from rqe_wrappers.srpo.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
+from rqe_wrappers.core.seeding import stream
 
 
 class _ShadowLogic:
@@ -212,7 +212,7 @@ def srpo_wrap(env, tau: float = 1.0, *, fixed=None, learning_seats=None, n_shado
         >>> sorted(i["role"] for i in infos.values())
         ['partner', 'shadow']
     """
-    from rqe_wrappers.wrappers.background import background_seats
+    from rqe_wrappers.seats.background import background_seats
 
     if fixed:
         env = background_seats(env, fixed)

@@ -137,7 +137,7 @@ def _verify(args) -> int:
 
 @_guard
 def _build(args) -> int:
-    from rqe_wrappers.zoo.recipes import build_recipe
+    from rqe_wrappers.zoo.publish.recipes import build_recipe
 
     path = build_recipe(args.recipe, args.out, overwrite=args.overwrite)
     print(f"wrote {path}")
@@ -146,7 +146,7 @@ def _build(args) -> int:
 
 @_guard
 def _index(args) -> int:
-    from rqe_wrappers.zoo.publish import write_index, write_readme
+    from rqe_wrappers.zoo.publish.write import write_index, write_readme
 
     root = Path(args.root) if args.root else Path("populations")
     if not root.is_dir():

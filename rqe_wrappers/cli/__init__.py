@@ -12,12 +12,12 @@ import sys
 
 # module paths whose ``add_parser`` registers a subcommand (order = order in --help)
 COMMANDS = [
-    "rqe_wrappers.train",
-    "rqe_wrappers.bifurcation",
+    "rqe_wrappers.experiments.coordination",
+    "rqe_wrappers.srpo.bifurcation",
     "rqe_wrappers.experiments.ipd",
-    "rqe_wrappers.beta_plot",
+    "rqe_wrappers.cli.beta_plot",
     "rqe_wrappers.experiments.tag",
-    "rqe_wrappers.zoo.cli",
+    "rqe_wrappers.cli.zoo",
 ]
 
 

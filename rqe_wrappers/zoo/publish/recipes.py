@@ -39,10 +39,10 @@ RECIPE_NAME = "recipe.json"
 
 #: builder name -> "module:function" inside this package. Recipe files name a key of this table.
 BUILDERS: dict[str, str] = {
-    "scripted": "rqe_wrappers.zoo.builders:scripted_population",
-    "ipd-partners": "rqe_wrappers.zoo.builders:ipd_partners",
-    "ipd-test-partners": "rqe_wrappers.zoo.builders:ipd_test_partners",
-    "tag-runners": "rqe_wrappers.zoo.builders:tag_runners",
+    "scripted": "rqe_wrappers.zoo.publish.builders:scripted_population",
+    "ipd-partners": "rqe_wrappers.zoo.publish.builders:ipd_partners",
+    "ipd-test-partners": "rqe_wrappers.zoo.publish.builders:ipd_test_partners",
+    "tag-runners": "rqe_wrappers.zoo.publish.builders:tag_runners",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
 
@@ -132,7 +132,7 @@ def get_builder(name: str) -> Callable[[Recipe], BuildResult]:
     if target is None:
         raise ConfigError(
             f"unknown builder {name!r}; registered builders: {builder_names()}. Recipe files name a builder "
-            "registered in rqe_wrappers.zoo.recipes.BUILDERS; import paths are not accepted"
+            "registered in rqe_wrappers.zoo.publish.recipes.BUILDERS; import paths are not accepted"
         )
     module_name, _, attr = target.partition(":")
     assert module_name.startswith("rqe_wrappers."), target  # our own table: an invariant, not input
@@ -191,7 +191,7 @@ def build_recipe(recipe_dir: str | Path, out: str | Path | None = None, *, overw
         raise ConfigError(f"builder {recipe.builder!r} returned {type(result).__name__}, not a BuildResult")
     ref = recipe_ref(recipe.path)
     members = [m.replace(recipe=ref) for m in result.members]
-    from rqe_wrappers.zoo.publish import write_population, write_readme
+    from rqe_wrappers.zoo.publish.write import write_population, write_readme
 
     path = write_population(
         out,

@@ -1,6 +1,6 @@
 """Scripted Tag policies (the SRPO paper's Tag, :mod:`rqe_wrappers.envs.tag`).
 
-Registered with :func:`~rqe_wrappers.policy.make_scripted`:
+Registered with :func:`~rqe_wrappers.core.policy.make_scripted`:
 
 =========================  ==========================================================================
 ``tag/greedy-chaser``      a chaser that moves along the larger component of the runner's relative
@@ -35,7 +35,7 @@ from rqe_wrappers.envs.tag import (
     seat_spaces,
 )
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
-from rqe_wrappers.policy import ConstantPolicy, DiscretePolicy, Policy, register_scripted
+from rqe_wrappers.core.policy import ConstantPolicy, DiscretePolicy, Policy
 
 
 def _one_hot(actions: np.ndarray, n: int) -> np.ndarray:
@@ -133,13 +133,11 @@ class EvasiveRunner(DiscretePolicy):
         return f"EvasiveRunner(edge={self.edge}, edge_pull={self.edge_pull})"
 
 
-@register_scripted("tag/greedy-chaser")
 def greedy_chaser(observation_space: gym.Space | None = None, action_space: gym.Space | None = None) -> Policy:
     """A :class:`GreedyChaser` (default spaces: a Tag chaser's)."""
     return GreedyChaser(observation_space, action_space)
 
 
-@register_scripted("tag/evasive-runner")
 def evasive_runner(
     observation_space: gym.Space | None = None,
     action_space: gym.Space | None = None,
@@ -150,7 +148,6 @@ def evasive_runner(
     return EvasiveRunner(observation_space, action_space, edge, edge_pull)
 
 
-@register_scripted("tag/still")
 def still(
     observation_space: gym.Space | None = None, action_space: gym.Space | None = None, seat: str = RUNNER
 ) -> Policy:

@@ -19,7 +19,7 @@ __all__ = ["add_parser", "free_riding_threshold", "pitchfork_tau", "sweep"]
 
 def sweep(payoffs, taus, eps) -> list[tuple[float, list]]:
     """``[(tau, solve_rqe(payoffs, tau, eps)) for tau in taus]``."""
-    from rqe_wrappers.rqe import solve_rqe
+    from rqe_wrappers.srpo.rqe import solve_rqe
 
     return [(float(t), solve_rqe(payoffs, float(t), eps)) for t in taus]
 
@@ -29,7 +29,7 @@ def free_riding_threshold(payoffs, eps, taus, *, tol: float = 1e-6) -> float | N
 
     Returns None if no tau in ``taus`` has several RQE, and ``inf`` if the last one still has.
     """
-    from rqe_wrappers.rqe import solve_rqe
+    from rqe_wrappers.srpo.rqe import solve_rqe
 
     taus = np.sort(np.asarray(taus, dtype=float))
     multi = [len(solve_rqe(payoffs, t, eps)) > 1 for t in taus]
@@ -49,7 +49,7 @@ def _symmetric_slope(payoffs, tau: float, eps: float) -> float:
     """Slope minus 1 of x -> BR(BR(x)) at the symmetric RQE of a symmetric 2x2 game."""
     from scipy.optimize import brentq
 
-    from rqe_wrappers.rqe import best_response
+    from rqe_wrappers.srpo.rqe import best_response
 
     br = lambda y: best_response(payoffs, 0, [1 - y, y], tau, eps)[1]  # noqa: E731
     x = brentq(lambda y: br(y) - y, 1e-12, 1 - 1e-12, xtol=1e-15)

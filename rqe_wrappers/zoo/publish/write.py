@@ -32,7 +32,8 @@ from rqe_wrappers.zoo.manifest import (
     check_version,
     dumps,
 )
-from rqe_wrappers.zoo.members import NewMember, build_scripted, scripted_accepts_spaces, sha256_file
+from rqe_wrappers.core.registry import accepts_spaces
+from rqe_wrappers.zoo.members import NewMember, build_scripted, sha256_file
 from rqe_wrappers.zoo.population import read_manifest
 
 README_NAME = "README.md"
@@ -68,7 +69,7 @@ def _resolve_spaces(members: Sequence[NewMember], observation_space, action_spac
         source = next((m for m in members if m.observation_space is not None), None)
         if source is None:
             first = members[0]
-            if scripted_accepts_spaces(first.spec["name"]):
+            if accepts_spaces(first.spec["name"]):
                 raise ConfigError(
                     f"member {first.name!r}: scripted policy {first.spec['name']!r} takes its spaces as arguments; "
                     "pass observation_space and action_space to write_population"

@@ -1,4 +1,4 @@
-"""The learner's lagged snapshot, as a :class:`~rqe_wrappers.policy.Policy` other seats can play.
+"""The learner's lagged snapshot, as a :class:`~rqe_wrappers.core.policy.Policy` other seats can play.
 
 Wrappers hold a :class:`SnapshotPolicy` that looks up, at every call, the policy last *published*
 under its name in this process. A training callback publishes a fresh copy of the learner every
@@ -11,7 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from rqe_wrappers.policy import Policy, batch_size
+from rqe_wrappers.core.policy import Policy, batch_size
 
 _LIVE: dict[str, Policy] = {}
 

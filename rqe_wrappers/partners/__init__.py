@@ -1,0 +1,1 @@
+"""Scripted partners for the library's environments, registered by name in :mod:`rqe_wrappers.core.registry`."""

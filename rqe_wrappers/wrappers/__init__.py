@@ -1,1 +1,0 @@
-"""PettingZoo -> PettingZoo wrappers. They know PettingZoo and numpy, never SB3."""
