@@ -81,21 +81,21 @@ def env_loop(make, steps: int) -> tuple[float, float]:
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
-def adapter_loop(steps: int, n_envs: int) -> tuple[float, float]:
+def adapter_loop(steps: int, n_copies: int) -> tuple[float, float]:
     """Like :func:`env_loop` through PettingZooVecEnv, in-process (one step of one copy = one env-step)."""
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
-    venv = PettingZooVecEnv(srpo_tag, n_envs)
+    venv = PettingZooVecEnv(srpo_tag, n_copies)
     venv.seed(0)
     venv.reset()
-    n = max(1, steps // n_envs)
+    n = max(1, steps // n_copies)
     acts = np.random.default_rng(0).integers(5, size=(n, venv.num_envs))
     t0, c0 = time.perf_counter(), time.process_time()
     for k in range(n):
         venv.step(acts[k])
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
     venv.close()
-    return n * n_envs / dt, n * n_envs / dc
+    return n * n_copies / dt, n * n_copies / dc
 
 
 class _Timed:
@@ -144,15 +144,15 @@ def inner_share_srpo(steps: int, fixed_runner: bool) -> float:
     return timer.seconds / total
 
 
-def inner_share_adapter(steps: int, n_envs: int) -> float:
+def inner_share_adapter(steps: int, n_copies: int) -> float:
     """Share of PettingZooVecEnv's stepping time spent inside the srpo-wrapped env copies."""
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
-    venv = PettingZooVecEnv(srpo_tag, n_envs)
+    venv = PettingZooVecEnv(srpo_tag, n_copies)
     timers = [_Timed(env) for env in venv._local.envs]  # the in-process copies
     venv.seed(0)
     venv.reset()
-    n = max(1, steps // n_envs)
+    n = max(1, steps // n_copies)
     acts = np.random.default_rng(0).integers(5, size=(n, venv.num_envs))
     for t in timers:
         t.seconds = 0.0
@@ -164,7 +164,7 @@ def inner_share_adapter(steps: int, n_envs: int) -> float:
     return sum(t.seconds for t in timers) / total
 
 
-def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) -> dict:
+def ppo_run(adapter: str, n_copies: int, workers: int, steps: int, device: str) -> dict:
     import torch
     from stable_baselines3 import PPO
 
@@ -172,10 +172,10 @@ def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) ->
     if adapter == "rqe":
         from rqe_wrappers.sb3 import PettingZooVecEnv
 
-        venv = PettingZooVecEnv(srpo_tag, n_envs, n_workers=workers)
+        venv = PettingZooVecEnv(srpo_tag, n_copies, n_workers=workers)
         seed = {"seed": 0}
     else:
-        venv = supersuit_vec(n_envs, workers)
+        venv = supersuit_vec(n_copies, workers)
         seed = {}  # SuperSuit's VecEnv has no seed(): PPO(seed=...) would crash
     env_time = _Timed(venv, ("reset", "step_async", "step_wait"))  # the VecEnv's share of learn()
     n_steps = 128
@@ -197,24 +197,24 @@ def ppo_run(adapter: str, n_envs: int, workers: int, steps: int, device: str) ->
     return out
 
 
-def supersuit_vec(n_envs: int, workers: int):
+def supersuit_vec(n_copies: int, workers: int):
     import supersuit as ss
 
     return ss.concat_vec_envs_v1(
-        ss.pettingzoo_env_to_vec_env_v1(srpo_tag()), n_envs, num_cpus=workers, base_class="stable_baselines3"
+        ss.pettingzoo_env_to_vec_env_v1(srpo_tag()), n_copies, num_cpus=workers, base_class="stable_baselines3"
     )
 
 
-def alternating_blocks(n_envs: int, workers: int, blocks: int, block_steps: int = 100) -> list[float]:
+def alternating_blocks(n_copies: int, workers: int, blocks: int, block_steps: int = 100) -> list[float]:
     """Wall time of ours / SuperSuit's for the same random-action blocks, the two VecEnvs alternating.
 
     Both stay open and take turns, so load that comes and goes hits both alike; one ratio per block.
     """
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
-    ours = PettingZooVecEnv(srpo_tag, n_envs, n_workers=workers)
+    ours = PettingZooVecEnv(srpo_tag, n_copies, n_workers=workers)
     ours.seed(0)
-    theirs = supersuit_vec(n_envs, workers)
+    theirs = supersuit_vec(n_copies, workers)
     for v in (ours, theirs):
         v.reset()
     acts = np.random.default_rng(0).integers(5, size=(block_steps, ours.num_envs))
@@ -261,7 +261,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="benchmarks/results/adapter-cpu.json", help="where to write the JSON")
     ap.add_argument("--steps", type=int, default=4096, help="PPO agent-steps per run (default 4096)")
     ap.add_argument("--env-steps", type=int, default=400, help="env-steps per env-throughput repetition")
-    ap.add_argument("--n-envs", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
+    ap.add_argument("--n-copies", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
     ap.add_argument("--repeats", type=int, default=8, help="interleaved repetitions of the env loops")
     ap.add_argument("--ppo-repeats", type=int, default=2, help="interleaved repetitions of the PPO runs")
     ap.add_argument("--blocks", type=int, default=15,
@@ -293,7 +293,7 @@ def main(argv=None) -> dict:
             ("raw", env_loop(raw_tag, args.env_steps)),
             ("srpo", env_loop(srpo_tag, args.env_steps)),
             ("srpo_shadow_only", env_loop(shadow_only_tag, args.env_steps)),
-            ("adapter", adapter_loop(args.env_steps, args.n_envs)),
+            ("adapter", adapter_loop(args.env_steps, args.n_copies)),
         ):
             wall[name].append(w)
             cpu[name].append(c)
@@ -301,7 +301,7 @@ def main(argv=None) -> dict:
     for _ in range(args.repeats):
         shares["srpo_vs_raw"].append(inner_share_srpo(args.env_steps, True))
         shares["srpo_shadow_only_vs_raw"].append(inner_share_srpo(args.env_steps, False))
-        shares["adapter_vs_srpo"].append(inner_share_adapter(args.env_steps, args.n_envs))
+        shares["adapter_vs_srpo"].append(inner_share_adapter(args.env_steps, args.n_copies))
     env_best = {k: max(v) for k, v in wall.items()}
     cpu_best = {k: max(v) for k, v in cpu.items()}
 
@@ -315,9 +315,9 @@ def main(argv=None) -> dict:
     for _ in range(args.ppo_repeats):
         for adapter, workers in configs:
             ppo.setdefault(f"{adapter}_workers{workers}", []).append(
-                ppo_run(adapter, args.n_envs, workers, args.steps, args.device)
+                ppo_run(adapter, args.n_copies, workers, args.steps, args.device)
             )
-    blocks = {f"workers{w}": alternating_blocks(args.n_envs, w, args.blocks) for w in (0, 2)} if args.blocks else {}
+    blocks = {f"workers{w}": alternating_blocks(args.n_copies, w, args.blocks) for w in (0, 2)} if args.blocks else {}
     ppo_best = {k: max(r["agent_steps_per_s"] for r in v) for k, v in ppo.items()}
     ppo_median = {k: float(np.median([r["agent_steps_per_s"] for r in v])) for k, v in ppo.items()}
     vecenv_median = {k: float(np.median([r["agent_steps_per_vecenv_s"] for r in v])) for k, v in ppo.items()}
@@ -338,8 +338,8 @@ def main(argv=None) -> dict:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "versions": versions(),
-        "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_envs": args.n_envs,
-                     "slots": 2 * args.n_envs, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats, "ppo": "MlpPolicy, n_steps=128, "
+        "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_copies": args.n_copies,
+                     "slots": 2 * args.n_copies, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats, "ppo": "MlpPolicy, n_steps=128, "
                      "batch_size=256, n_epochs=4, torch threads=1"},
         "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
         "env_steps_per_cpu_s": {k: round(v, 1) for k, v in cpu_best.items()},

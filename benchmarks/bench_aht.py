@@ -106,12 +106,12 @@ def learn_rate(variant: str, steps: int, device: str) -> dict:
 
     torch.set_num_threads(1)
     clock = {"seconds": 0.0, "calls": 0}
-    make, n_envs = env_fn(variant, clock)
-    venv = make_vec_env(make, n_envs=n_envs, seed=0)
+    make, n_copies = env_fn(variant, clock)
+    venv = make_vec_env(make, n_copies=n_copies, seed=0)
     assert venv.num_envs == N_SLOTS
     settings = IPDSettings()
     kwargs = settings.ppo_kwargs()
-    kwargs["n_steps"] = settings.n_envs * settings.n_steps // N_SLOTS  # same rollout size for every variant
+    kwargs["n_steps"] = settings.n_copies * settings.n_steps // N_SLOTS  # same rollout size for every variant
     model = PPO("MlpPolicy", venv, seed=0, device=device, **kwargs)
     callback = None if variant == "raw_self_play" else AHTCallback()
     t0 = time.perf_counter()
@@ -129,8 +129,8 @@ def env_only_rate(variant: str, steps: int) -> dict:
     from rqe_wrappers.sb3.vec_env import make_vec_env
 
     clock = {"seconds": 0.0, "calls": 0}
-    make, n_envs = env_fn(variant, clock)
-    venv = make_vec_env(make, n_envs=n_envs, seed=0)
+    make, n_copies = env_fn(variant, clock)
+    venv = make_vec_env(make, n_copies=n_copies, seed=0)
     rng = np.random.default_rng(0)
     acts = rng.integers(2, size=(steps // N_SLOTS + 1, N_SLOTS))
     venv.reset()

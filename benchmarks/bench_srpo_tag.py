@@ -86,10 +86,10 @@ def adapter_env(make):
         bench_adapter.srpo_tag = saved
 
 
-def chasers_run(tau: float, steps: int, n_envs: int, device: str) -> dict:
+def chasers_run(tau: float, steps: int, n_copies: int, device: str) -> dict:
     from rqe_wrappers.experiments.tag import CHASER_PPO, train_chasers
 
-    settings = replace(CHASER_PPO, n_envs=n_envs)
+    settings = replace(CHASER_PPO, n_copies=n_copies)
     _, m = train_chasers(tau, steps, RUNNER_FOR_BENCH, seed=0, device=device, settings=settings, eval_episodes=1)
     return {k: m[k] for k in ("seconds", "cpu_seconds", "agent_steps_per_s")} | {"agent_steps": m["steps"]}
 
@@ -120,7 +120,7 @@ def machine(device: str) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=16_384, help="PPO agent-steps per run (default 16384)")
-    ap.add_argument("--n-envs", type=int, default=8, help="Tag copies per PPO run (2 chaser slots each)")
+    ap.add_argument("--n-copies", type=int, default=8, help="Tag copies per PPO run (2 chaser slots each)")
     ap.add_argument("--device", default="cpu", help="PPO device: cpu or cuda")
     ap.add_argument("--out", default="benchmarks/results/srpo-tag-cpu.json", help="where to write the JSON")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best is reported")
@@ -143,8 +143,8 @@ def main(argv=None) -> dict:
     # 1. SRPO vs IPPO, whole training loop (interleaved: IPPO, SRPO, IPPO, SRPO, ...)
     runs: dict[str, list[dict]] = {"ippo_tau0": [], "srpo_tau1": []}
     for _ in range(args.repeats):
-        runs["ippo_tau0"].append(chasers_run(0.0, args.steps, args.n_envs, args.device))
-        runs["srpo_tau1"].append(chasers_run(1.0, args.steps, args.n_envs, args.device))
+        runs["ippo_tau0"].append(chasers_run(0.0, args.steps, args.n_copies, args.device))
+        runs["srpo_tau1"].append(chasers_run(1.0, args.steps, args.n_copies, args.device))
     wall = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
     cpu = {k: min(r["cpu_seconds"] for r in v) for k, v in runs.items()}
     rate = {k: max(r["agent_steps_per_s"] for r in v) for k, v in runs.items()}
@@ -167,7 +167,7 @@ def main(argv=None) -> dict:
             for workers in args.workers:
                 for adapter in ("rqe", "supersuit"):
                     adapters.setdefault(f"{adapter}_workers{workers}", []).append(
-                        bench_adapter.ppo_run(adapter, args.n_envs, workers, args.steps, args.device))
+                        bench_adapter.ppo_run(adapter, args.n_copies, workers, args.steps, args.device))
     adapter_best = {k: max(r["agent_steps_per_s"] for r in v) for k, v in adapters.items()}
 
     ratios = {
@@ -189,10 +189,10 @@ def main(argv=None) -> dict:
         "machine": machine(args.device),
         "versions": bench_adapter.versions(),
         "settings": {
-            "steps": args.steps, "n_envs": args.n_envs, "slots": 2 * args.n_envs, "repeats": args.repeats,
+            "steps": args.steps, "n_copies": args.n_copies, "slots": 2 * args.n_copies, "repeats": args.repeats,
             "env_steps": args.env_steps, "env_repeats": args.env_repeats, "workers": args.workers,
             "device": args.device,
-            "srpo_vs_ippo": f"train_chasers (CHASER_PPO, n_envs={args.n_envs}), runner {RUNNER_FOR_BENCH}, "
+            "srpo_vs_ippo": f"train_chasers (CHASER_PPO, n_copies={args.n_copies}), runner {RUNNER_FOR_BENCH}, "
                             "SRPOCallback at both taus",
             "adapter": "bench_adapter.ppo_run on srpo_wrap(tag_env(), tau=1, runner random), no callback: "
                        "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4",

@@ -72,6 +72,30 @@ class _Finder(importlib.abc.MetaPathFinder):
         return importlib.machinery.ModuleSpec(fullname, _Forward(new), is_package=is_package)
 
 
+def renamed_argument(old: str, old_value: Any, new: str, new_value: Any, *, default: Any) -> Any:
+    """The value of a keyword argument renamed from ``old`` to ``new`` (warns when ``old`` is used)."""
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != old_value:
+        raise TypeError(f"got both {old}= and {new}=; {old} is the old name of {new}: pass only {new}")
+    warnings.warn(f"{old}= is renamed {new}=; the old name goes away in 0.3", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
+def deprecated_alias(new: Any, old_name: str) -> Any:
+    """A function under its old name that warns and calls ``new``."""
+
+    def alias(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"{old_name} is renamed {new.__name__}; the old name goes away in 0.3", DeprecationWarning, stacklevel=2
+        )
+        return new(*args, **kwargs)
+
+    alias.__name__ = old_name
+    alias.__doc__ = f"Deprecated name of :func:`{new.__name__}`."
+    return alias
+
+
 def install() -> None:
     """Put the finder last on ``sys.meta_path`` (once); real modules always win."""
     if not any(isinstance(f, _Finder) for f in sys.meta_path):

@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def own_snapshots(monkeypatch):
-    """Learner snapshots are published process-wide; give every test an empty registry of its own."""
+    """Learner snapshots are shared process-wide; give every test an empty registry of its own."""
     from rqe_wrappers.core import snapshot
 
     monkeypatch.setattr(snapshot, "_LIVE", {})

@@ -21,7 +21,7 @@ from rqe_wrappers import (
 from rqe_wrappers.envs.matrix import coordination_game
 from rqe_wrappers.errors import MissingCallbackWarning
 from rqe_wrappers.aht.scenarios import ScenarioSet
-from rqe_wrappers.core.snapshot import publish
+from rqe_wrappers.core.snapshot import share
 from rqe_wrappers.aht.wrapper import AHTWrapper, aht_wrap
 
 pytestmark = [
@@ -32,7 +32,7 @@ _names = itertools.count()
 
 
 def unique(prefix="snap"):
-    """A fresh snapshot name: published snapshots are process-global."""
+    """A fresh snapshot name: shared snapshots are process-global."""
     return f"{prefix}-{next(_names)}"
 
 
@@ -93,7 +93,7 @@ def test_parallel_api_on_turn_based_and_composed_envs():
 # ---- seeding ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("aec", [False, True])
 def test_same_seed_same_scenarios_and_trajectory(aec):
-    snap = unique()  # never published: the copies play uniformly at random, from the seeded stream
+    snap = unique()  # never shared: the copies play uniformly at random, from the seeded stream
 
     def trace(seed):
         env = aht_wrap(game(rounds=3, aec=aec), random_pop(), "uniform", snapshot_name=snap)
@@ -115,7 +115,7 @@ def test_same_seed_same_scenarios_and_trajectory(aec):
 @pytest.mark.parametrize("aec", [False, True])
 def test_reward_is_focal_per_capita(aec):
     snap = unique()
-    publish(snap, ConstantPolicy(*spaces(), 1))  # the learner's copies always collaborate
+    share(snap, ConstantPolicy(*spaces(), 1))  # the learner's copies always collaborate
     env = aht_wrap(game(aec=aec), constant_pop(), snapshot_name=snap)
     # coordination game, cost 0.5: team reward 1 if anyone collaborates, collaborator pays 0.5
     expected = {
@@ -150,7 +150,7 @@ def test_infos_carry_scenario_and_focal_return():
 
 def test_self_play_puts_the_snapshot_in_the_other_seat():
     snap = unique()
-    publish(snap, ConstantPolicy(*spaces(), 1))
+    share(snap, ConstantPolicy(*spaces(), 1))
     env = aht_wrap(game(), {}, "self-play", snapshot_name=snap)
     assert env.scenarios.ids == ("c2",) and env.beta.tolist() == [1.0]
     seats = set()
@@ -286,7 +286,7 @@ def sb3():
     def train(prior, steps, callback=None, model=None, **cb_kwargs):
         pop = {} if prior == "fictitious-play" else constant_pop()
         if model is None:
-            venv = make_vec_env(lambda: aht_wrap(game(), pop, prior, lr=0.5), n_envs=2, seed=0)
+            venv = make_vec_env(lambda: aht_wrap(game(), pop, prior, lr=0.5), n_copies=2, seed=0)
             model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu",
                         policy_kwargs={"net_arch": [8]})
         callback = callback or AHTCallback(**cb_kwargs)

@@ -14,7 +14,7 @@ from rqe_wrappers.partners.ipd import IPDTablePolicy, best_response_value, train
 from rqe_wrappers.core.registry import make_scripted
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = exp.IPDSettings(n_envs=4, n_steps=32, batch_size=64, n_epochs=2, net_arch=(16,))
+TINY = exp.IPDSettings(n_copies=4, n_steps=32, batch_size=64, n_epochs=2, net_arch=(16,))
 
 
 # ---- exact evaluation of scripted learners (values by hand) ------------------------------------
@@ -108,7 +108,7 @@ def test_run_experiment_writes_results_and_table(tmp_path, capsys):
     from rqe_wrappers.cli import main
 
     out = tmp_path / "run"
-    rc = main(["ipd", "--priors", "MU", "--seeds", "0", "--steps", "256", "--n-envs", "4", "--n-steps", "32",
+    rc = main(["ipd", "--priors", "MU", "--seeds", "0", "--steps", "256", "--n-copies", "4", "--n-steps", "32",
                "--batch-size", "64", "--n-epochs", "2", "--net-arch", "16", "--widths", "0.5",
                "--test-count", "16", "--out", str(out)])
     assert rc == 0
@@ -141,7 +141,7 @@ def test_run_experiment_rejects_bad_input(tmp_path):
     with pytest.raises(ConfigError):
         exp.run_experiment(["MU"], [], 10, tmp_path)
     with pytest.raises(ConfigError):
-        exp.IPDSettings(n_envs=0)
+        exp.IPDSettings(n_copies=0)
 
 
 # ---- the zoo recipe ----------------------------------------------------------------------------

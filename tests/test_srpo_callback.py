@@ -41,7 +41,7 @@ class Capture(BaseCallback):
 
 
 def make_model(tau, ent_coef=0.05, n_steps=8):
-    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=tau), n_envs=4)
+    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=tau), n_copies=4)
     return PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=n_steps * 8, n_epochs=1, ent_coef=ent_coef,
                normalize_advantage=False, policy_kwargs=dict(net_arch=[8]), seed=0)
 
@@ -69,14 +69,14 @@ def test_tau_zero_leaves_buffer_alone():
 
 
 def test_callback_on_env_without_shadow_fails_clearly():
-    venv = PettingZooVecEnv(lambda: coordination_game(0.5), n_envs=2)
+    venv = PettingZooVecEnv(lambda: coordination_game(0.5), n_copies=2)
     model = PPO("MlpPolicy", venv, n_steps=8, batch_size=32, policy_kwargs=dict(net_arch=[8]))
     with pytest.raises(MissingCallbackError, match="srpo_wrap"):
         model.learn(32, callback=SRPOCallback())
 
 
 def test_normalized_advantages_warn():
-    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=1.0), n_envs=2)
+    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=1.0), n_copies=2)
     model = PPO("MlpPolicy", venv, n_steps=8, batch_size=32, policy_kwargs=dict(net_arch=[8]))
     with pytest.warns(UserWarning, match="normalize_advantage"):
         model.learn(32, callback=SRPOCallback())

@@ -177,8 +177,8 @@ def tiny():
 
     small = dict(n_steps=32, batch_size=64, n_epochs=1, net_arch=(8,))
     return {
-        "runner": PPOSettings(**{**RUNNER_PPO.to_json(), **small, "n_envs": 4}),
-        "chasers": PPOSettings(**{**CHASER_PPO.to_json(), **small, "n_envs": 2}),
+        "runner": PPOSettings(**{**RUNNER_PPO.to_json(), **small, "n_copies": 4}),
+        "chasers": PPOSettings(**{**CHASER_PPO.to_json(), **small, "n_copies": 2}),
     }
 
 
@@ -245,14 +245,14 @@ def test_cli_train_runners_and_srpo(tmp_path, monkeypatch):
     monkeypatch.setattr(tag_exp, "RUNNER_PPO", tag_exp.PPOSettings(**{**tag_exp.RUNNER_PPO.to_json(), **small}))
     monkeypatch.setattr(tag_exp, "CHASER_PPO", tag_exp.PPOSettings(**{**tag_exp.CHASER_PPO.to_json(), **small}))
     runners = tmp_path / "runners"
-    assert main(["tag", "train-runners", "--seeds", "0", "1", "--steps", "64", "--n-envs", "2",
+    assert main(["tag", "train-runners", "--seeds", "0", "1", "--steps", "64", "--n-copies", "2",
                  "--eval-episodes", "1", "--out", str(runners)]) == 0
     report = json.loads((runners / "metrics.json").read_text())
     assert [r["seed"] for r in report["runners"]] == [0, 1]
     assert {"tag/still", "tag/evasive-runner", "random"} <= set(report["baselines"])
     assert all((runners / r["file"]).is_file() for r in report["runners"])
     out = tmp_path / "srpo"
-    assert main(["tag", "srpo", "--tau", "0", "2", "--steps", "64", "--n-envs", "1", "--eval-episodes", "1",
+    assert main(["tag", "srpo", "--tau", "0", "2", "--steps", "64", "--n-copies", "1", "--eval-episodes", "1",
                  "--runners", str(runners), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["tau"] for r in results["rows"]] == [0.0, 2.0]

@@ -125,7 +125,7 @@ def rollout(venv, steps, seed=0, action_seed=1):
 
 # ---- slots, spaces, errors ------------------------------------------------------------------------
 def test_parallel_slots_and_spaces():
-    venv = PettingZooVecEnv(tag_env, n_envs=2)
+    venv = PettingZooVecEnv(tag_env, n_copies=2)
     assert venv.num_envs == 4 and venv.slot_seats == ["adversary_0", "adversary_1"] * 2
     assert venv.observation_space.shape == (16,)  # 14 + role one-hot
     venv.seed(0)
@@ -145,21 +145,21 @@ def test_mismatched_seat_spaces_raise():
 
 def test_mismatch_raised_from_worker():
     with pytest.raises(SpaceMismatchError, match="pad_observations"):
-        PettingZooVecEnv(lambda: simple_tag_v3.parallel_env(), n_envs=1, n_workers=1)
+        PettingZooVecEnv(lambda: simple_tag_v3.parallel_env(), n_copies=1, n_workers=1)
 
 
 def test_same_env_object_twice_raises():
     env = matrix_env()
     with pytest.raises(ConfigError, match="new env"):
-        PettingZooVecEnv(lambda: env, n_envs=2)
+        PettingZooVecEnv(lambda: env, n_copies=2)
 
 
 # ---- seeds ----------------------------------------------------------------------------------------
 def test_seed_determinism_in_process_and_workers():
-    a = rollout(PettingZooVecEnv(tag_env, n_envs=2), 60)  # crosses two episode ends (max_cycles=25)
-    b = rollout(PettingZooVecEnv(tag_env, n_envs=2), 60)
-    c = rollout(PettingZooVecEnv(tag_env, n_envs=2, n_workers=2), 60)
-    d = rollout(PettingZooVecEnv(tag_env, n_envs=2), 60, seed=1)
+    a = rollout(PettingZooVecEnv(tag_env, n_copies=2), 60)  # crosses two episode ends (max_cycles=25)
+    b = rollout(PettingZooVecEnv(tag_env, n_copies=2), 60)
+    c = rollout(PettingZooVecEnv(tag_env, n_copies=2, n_workers=2), 60)
+    d = rollout(PettingZooVecEnv(tag_env, n_copies=2), 60, seed=1)
     assert a[2][24].all() and a[2][49].all() and a[2].sum() == 8  # both episode ends, done once per slot
     for x in (b, c):
         np.testing.assert_array_equal(a[0], x[0])
@@ -198,13 +198,13 @@ class ForgetfulSeeds(ParallelEnv):
 
 @pytest.mark.parametrize("reseed", [False, True])
 def test_reseed_episodes(reseed):
-    runs = [rollout(PettingZooVecEnv(ForgetfulSeeds, n_envs=2, reseed_episodes=reseed), 5)[0] for _ in range(2)]
+    runs = [rollout(PettingZooVecEnv(ForgetfulSeeds, n_copies=2, reseed_episodes=reseed), 5)[0] for _ in range(2)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])  # the first reset is always seeded
     assert np.array_equal(runs[0], runs[1]) == reseed  # later episodes reproduce only when reseeded
 
 
 def test_seed_returns_per_slot_seeds():
-    venv = make_vec_env(tag_env, n_envs=2, seed=7)
+    venv = make_vec_env(tag_env, n_copies=2, seed=7)
     assert venv.seed(7) == [7, 7, 8, 8]
     venv.close()
 
@@ -212,7 +212,7 @@ def test_seed_returns_per_slot_seeds():
 # ---- attributes and methods -----------------------------------------------------------------------
 @pytest.mark.parametrize("n_workers", [0, 2])
 def test_get_set_attr_env_method(n_workers):
-    venv = PettingZooVecEnv(tag_env, n_envs=2, n_workers=n_workers)
+    venv = PettingZooVecEnv(tag_env, n_copies=2, n_workers=n_workers)
     venv.seed(0)
     venv.reset()
     assert venv.get_attr("srpo_tau") == [1.0] * 4
@@ -232,7 +232,7 @@ def test_get_set_attr_env_method(n_workers):
 
 # ---- episode ends ---------------------------------------------------------------------------------
 def test_truncation_sets_time_limit_info():
-    venv = PettingZooVecEnv(matrix_env, n_envs=2)
+    venv = PettingZooVecEnv(matrix_env, n_copies=2)
     venv.seed(0)
     venv.reset()
     for t in range(1, 4):
@@ -247,7 +247,7 @@ def test_truncation_sets_time_limit_info():
 
 
 def test_termination_is_not_truncation_aec():
-    venv = PettingZooVecEnv(tictactoe_v3.env, n_envs=2)  # copy 0 learns player_1, copy 1 player_2
+    venv = PettingZooVecEnv(tictactoe_v3.env, n_copies=2)  # copy 0 learns player_1, copy 1 player_2
     assert venv.slot_seats == ["player_1", "player_2"]
     assert venv.observation_space == gym.spaces.Box(0, 1, (3, 3, 2), np.int8)  # mask stripped, unwrapped
     venv.seed(0)
@@ -270,7 +270,7 @@ def test_termination_is_not_truncation_aec():
 
 
 def test_seat_finishing_early_reports_done_once():
-    venv = PettingZooVecEnv(Staggered, n_envs=1)
+    venv = PettingZooVecEnv(Staggered, n_copies=1)
     venv.seed(0)
     obs = venv.reset()
     np.testing.assert_array_equal(obs, [[0, 5], [0, 6]])
@@ -299,7 +299,7 @@ def test_seat_finishing_early_reports_done_once():
 def test_ppo_learns_on_tag(n_workers):
     from stable_baselines3 import PPO
 
-    venv = PettingZooVecEnv(tag_env, n_envs=2, n_workers=n_workers)  # 4 slots
+    venv = PettingZooVecEnv(tag_env, n_copies=2, n_workers=n_workers)  # 4 slots
     model = PPO("MlpPolicy", venv, seed=0, n_steps=32, batch_size=32, policy_kwargs=dict(net_arch=[8]), device="cpu")
     model.learn(64)
     assert model.num_timesteps == 128  # one rollout of 32 steps x 4 slots
@@ -309,7 +309,7 @@ def test_ppo_learns_on_tag(n_workers):
 def _collect(venv_cls):
     from stable_baselines3 import PPO
 
-    venv = venv_cls(matrix_env, n_envs=1)
+    venv = venv_cls(matrix_env, n_copies=1)
     model = PPO("MlpPolicy", venv, seed=0, n_steps=6, batch_size=6, gamma=0.9, policy_kwargs=dict(net_arch=[8]), device="cpu")
     _, callback = model._setup_learn(6)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=6)
@@ -354,7 +354,7 @@ def test_maskable_ppo_on_aec_tictactoe_never_plays_illegal():
             CheckLegal.steps += 1
             return True
 
-    venv = PettingZooVecEnv(lambda: srpo_wrap(tictactoe_v3.env(), tau=1.0), n_envs=2)
+    venv = PettingZooVecEnv(lambda: srpo_wrap(tictactoe_v3.env(), tau=1.0), n_copies=2)
     assert isinstance(venv.observation_space, gym.spaces.Dict)
     assert set(venv.observation_space.spaces) == {"observation", "role"}
     EnvLogger.flush()
@@ -394,8 +394,8 @@ def test_single_seat_rewards_follow_last_semantics():
 
 
 def test_aec_in_process_and_workers_identical():
-    a = rollout(PettingZooVecEnv(tictactoe_v3.env, n_envs=4), 30)
-    b = rollout(PettingZooVecEnv(tictactoe_v3.env, n_envs=4, n_workers=2), 30)
+    a = rollout(PettingZooVecEnv(tictactoe_v3.env, n_copies=4), 30)
+    b = rollout(PettingZooVecEnv(tictactoe_v3.env, n_copies=4, n_workers=2), 30)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -413,10 +413,10 @@ class Recorder(Policy):
 
 
 def test_snapshot_sees_what_the_learner_sees():
-    venv = PettingZooVecEnv(tictactoe_v3.env, n_envs=2, snapshot_name="test-recorder")
+    venv = PettingZooVecEnv(tictactoe_v3.env, n_copies=2, snapshot_name="test-recorder")
     rec = Recorder(venv.observation_space, venv.action_space)
     try:
-        venv.publish_snapshot("test-recorder", rec)
+        venv.share_snapshot("test-recorder", rec)
         venv.seed(0)
         obs = venv.reset()
         assert obs[1][0, 0, 1] == 1  # player_1 (the snapshot) took the first legal cell
@@ -427,19 +427,19 @@ def test_snapshot_sees_what_the_learner_sees():
 
 
 def test_stale_snapshot_with_other_spaces_fails_loudly():
-    venv = PettingZooVecEnv(tictactoe_v3.env, n_envs=2)
+    venv = PettingZooVecEnv(tictactoe_v3.env, n_copies=2)
     box1 = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
-    venv.publish_snapshot("learner", ConstantPolicy(box1, gym.spaces.Discrete(2), action=1))  # e.g. an IPD run's
+    venv.share_snapshot("learner", ConstantPolicy(box1, gym.spaces.Discrete(2), action=1))  # e.g. an IPD run's
     venv.seed(0)
-    with pytest.raises(SpaceMismatchError, match="snapshot published as 'learner'"):
+    with pytest.raises(SpaceMismatchError, match="snapshot shared as 'learner'"):
         venv.reset()
     venv.close()
 
 
-def test_publish_snapshot_reaches_workers():
-    venv = PettingZooVecEnv(tictactoe_v3.env, n_envs=2, n_workers=1, snapshot_name="test-center")
+def test_share_snapshot_reaches_workers():
+    venv = PettingZooVecEnv(tictactoe_v3.env, n_copies=2, n_workers=1, snapshot_name="test-center")
     try:
-        venv.publish_snapshot("test-center", ConstantPolicy(venv.observation_space, venv.action_space, action=4))
+        venv.share_snapshot("test-center", ConstantPolicy(venv.observation_space, venv.action_space, action=4))
         for seed in (0, 1):
             venv.seed(seed)
             obs = venv.reset()

@@ -252,7 +252,7 @@ class AHTWrapper(BaseParallelWrapper):
             the wrapper validates them and hands them to the callback through :attr:`aht_config`.
             ``best_responses`` may be a sequence in scenario order or ``{scenario id: value}``.
         focal_name: the agent name the learning seat has in this env.
-        snapshot_name: the published snapshot that plays the other focal copies.
+        snapshot_name: the shared snapshot that plays the other focal copies.
         fp_capacity: with ``prior="fictitious-play"``, how many past snapshots are kept (slots).
         max_scenarios: refuse to enumerate more scenarios than this (see :meth:`ScenarioSet.all`).
     """

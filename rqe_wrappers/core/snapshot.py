@@ -1,9 +1,9 @@
 """The learner's lagged snapshot, as a :class:`~rqe_wrappers.core.policy.Policy` other seats can play.
 
-Wrappers hold a :class:`SnapshotPolicy` that looks up, at every call, the policy last *published*
-under its name in this process. A training callback publishes a fresh copy of the learner every
-rollout (``PettingZooVecEnv.publish_snapshot`` reaches subprocess workers too). Until the first
-publish the snapshot plays uniformly at random, which is what an untrained learner does anyway.
+Wrappers hold a :class:`SnapshotPolicy` that looks up, at every call, the policy last *shared*
+under its name in this process. A training callback shares a fresh copy of the learner every
+rollout (``PettingZooVecEnv.share_snapshot`` reaches subprocess workers too). Until the first
+share the snapshot plays uniformly at random, which is what an untrained learner does anyway.
 """
 
 from __future__ import annotations
@@ -11,23 +11,28 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from rqe_wrappers._compat import deprecated_alias
 from rqe_wrappers.core.policy import Policy, batch_size
 
 _LIVE: dict[str, Policy] = {}
 
 
-def publish(name: str, policy: Policy) -> None:
+def share(name: str, policy: Policy) -> None:
     """Make ``policy`` the current snapshot ``name`` in this process."""
     _LIVE[name] = policy
 
 
-def published(name: str) -> Policy | None:
+def shared(name: str) -> Policy | None:
     """The current snapshot ``name`` in this process, if any."""
     return _LIVE.get(name)
 
 
+publish = deprecated_alias(share, "publish")
+published = deprecated_alias(shared, "published")
+
+
 class SnapshotPolicy(Policy):
-    """Plays as the snapshot published under ``name`` (uniform random before the first publish)."""
+    """Plays as the snapshot shared under ``name`` (uniform random before the first share)."""
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, name: str = "learner"):
         super().__init__(observation_space, action_space)
@@ -48,7 +53,7 @@ class SnapshotPolicy(Policy):
             return rng.uniform(np.maximum(low, -1.0), np.minimum(high, 1.0), size=(n, *low.shape)).astype(
                 self.action_space.dtype
             ), state
-        raise NotImplementedError(f"SnapshotPolicy cannot sample {self.action_space} before the first publish")
+        raise NotImplementedError(f"SnapshotPolicy cannot sample {self.action_space} before the first share")
 
     def __repr__(self) -> str:
         return f"SnapshotPolicy({self.name!r}, live={self.name in _LIVE})"

@@ -25,7 +25,7 @@ class CoordinationRun:
     eps: float = 0.2
     cost: float = 0.5
     steps: int = 120_000
-    n_envs: int = 32
+    n_copies: int = 32
     n_steps: int = 16
     learning_rate: float = 3e-3
     n_epochs: int = 10
@@ -33,8 +33,8 @@ class CoordinationRun:
     device: str = "cpu"
 
     def __post_init__(self):
-        if self.steps < self.n_envs * 2 * self.n_steps:
-            raise ConfigError(f"steps must cover at least one rollout ({self.n_envs * 2 * self.n_steps}), got {self.steps}")
+        if self.steps < self.n_copies * 2 * self.n_steps:
+            raise ConfigError(f"steps must cover at least one rollout ({self.n_copies * 2 * self.n_steps}), got {self.steps}")
         if self.eps <= 0:
             raise ConfigError(f"eps (PPO ent_coef) must be > 0, got {self.eps}")
 
@@ -51,7 +51,7 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
     from rqe_wrappers.srpo.shadow import srpo_wrap
 
     torch.set_num_threads(1)
-    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), n_envs=run.n_envs)
+    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), n_copies=run.n_copies)
     model = PPO(
         "MlpPolicy",
         venv,
@@ -98,7 +98,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train SRPO with stock SB3 PPO (default: coordination game, CPU)")
     p.add_argument("--env", choices=["coordination"], default="coordination")
     p.add_argument("--tau", type=float, nargs="+", default=[0.0, 2.0, 6.0], help="risk aversion(s); 0 = IPPO")
-    p.add_argument("--n-envs", type=int, default=CoordinationRun.n_envs)
+    p.add_argument("--n-copies", type=int, default=CoordinationRun.n_copies)
     p.add_argument("--eps", type=float, default=CoordinationRun.eps, help="entropy weight = PPO ent_coef")
     p.add_argument("--cost", type=float, default=CoordinationRun.cost)
     p.add_argument("--steps", type=int, default=CoordinationRun.steps)
@@ -106,4 +106,4 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", help='"cpu" or "cuda" (small MLPs are faster on CPU)')
     p.add_argument("--out", type=Path, default=Path("runs/coordination"))
     p.set_defaults(func=lambda a: run_coordination(
-        a.tau, a.out, eps=a.eps, cost=a.cost, steps=a.steps, n_envs=a.n_envs, seed=a.seed, device=a.device) and 0)
+        a.tau, a.out, eps=a.eps, cost=a.cost, steps=a.steps, n_copies=a.n_copies, seed=a.seed, device=a.device) and 0)

@@ -101,8 +101,8 @@ PAPER_TABLE2: dict[str, tuple[float, ...]] = {
 class IPDSettings(PPOSettings):
     """Everything that shapes one training run besides (prior, seed, steps).
 
-    PPO: ``n_envs`` in-process env copies (one SB3 slot each), ``n_steps`` per copy per rollout,
-    so one rollout (and one nature update) is ``n_envs * n_steps`` steps = ``n_envs * n_steps /
+    PPO: ``n_copies`` in-process env copies (one SB3 slot each), ``n_steps`` per copy per rollout,
+    so one rollout (and one nature update) is ``n_copies * n_steps`` steps = ``n_copies * n_steps /
     rounds`` episodes. ``gamma = 1``: the utility is the undiscounted 3-round return.
     Nature: ``nature_lr`` in units of 1/return (the paper's IPD code: 0.01 on returns up to 15),
     projected step, ``nature_eps`` uniform mixing; ``utility_ema`` is the callback's per-episode
@@ -110,7 +110,7 @@ class IPDSettings(PPOSettings):
     """
 
     rounds: int = DEFAULT_ROUNDS
-    n_envs: int = 16
+    n_copies: int = 16
     n_steps: int = 64
     batch_size: int = 256
     n_epochs: int = 4
@@ -281,7 +281,7 @@ def train_learner(prior: str, seed: int, steps: int, settings: IPDSettings = IPD
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     torch.set_num_threads(1)
-    venv = make_vec_env(make_env_fn(prior, settings), n_envs=settings.n_envs, seed=int(seed))
+    venv = make_vec_env(make_env_fn(prior, settings), n_copies=settings.n_copies, seed=int(seed))
     try:
         model = PPO("MlpPolicy", venv, seed=int(seed), device="cpu", verbose=verbose, **settings.ppo_kwargs())
         callback = AHTCallback(utility_ema=settings.utility_ema, csv_path=csv_path)
@@ -589,7 +589,7 @@ def run_experiment(
         results["runs"][p] = dict(sorted(results["runs"][p].items(), key=lambda kv: int(kv[0])))
     results["summary"] = summarize(results["runs"])
     results["wall_seconds"] = time.perf_counter() - t0
-    rollout = settings.n_envs * settings.n_steps
+    rollout = settings.n_copies * settings.n_steps
     header = (f"IPD ({settings.rounds} rounds), stock SB3 PPO, {int(steps):,} steps per learner "
               f"({-(-int(steps) // rollout) * rollout:,} in whole rollouts of {rollout}), "
               f"seeds {seeds}, test seed {test_seed}, {test_count} test partners per width")
@@ -611,7 +611,7 @@ def run_experiment(
 def _cli(a: argparse.Namespace) -> int:
     base = IPDSettings()
     changes = {k: v for k, v in {
-        "rounds": a.rounds, "n_envs": a.n_envs, "n_steps": a.n_steps, "batch_size": a.batch_size,
+        "rounds": a.rounds, "n_copies": a.n_copies, "n_steps": a.n_steps, "batch_size": a.batch_size,
         "n_epochs": a.n_epochs, "learning_rate": a.lr, "ent_coef": a.ent_coef, "nature_lr": a.nature_lr,
         "net_arch": tuple(a.net_arch) if a.net_arch else None}.items() if v is not None}
     run_experiment(a.priors, a.seeds, a.steps, a.out, settings=replace(base, **changes), workers=a.workers,
@@ -629,7 +629,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--priors", nargs="+", default=list(PRIORS), help=f"of {list(PRIORS)} (or full prior names)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=200_000, help="env steps (learner moves) per learner")
-    p.add_argument("--n-envs", type=int, default=None, help=f"env copies per learner (default {IPDSettings.n_envs})")
+    p.add_argument("--n-copies", type=int, default=None, help=f"env copies per learner (default {IPDSettings.n_copies})")
     p.add_argument("--workers", type=int, default=1, help="(prior, seed) jobs run at once, one process each")
     p.add_argument("--out", type=Path, default=Path("runs/ipd"))
     p.add_argument("--rounds", type=int, default=None, help=f"default {DEFAULT_ROUNDS}")

@@ -14,12 +14,12 @@ from rqe_wrappers.errors import ConfigError
 class PPOSettings:
     """Stock SB3 PPO settings, plus how many env copies feed it.
 
-    ``n_envs`` env copies make ``n_envs * learning seats`` SB3 slots; one rollout is
+    ``n_copies`` env copies make ``n_copies * learning seats`` SB3 slots; one rollout is
     ``slots * n_steps`` agent-steps. ``n_workers > 0`` steps the copies in that many subprocesses
     (worth it only with spare cores). Experiments subclass it to add their own fields.
     """
 
-    n_envs: int = 16
+    n_copies: int = 16
     n_steps: int = 128
     batch_size: int = 512
     n_epochs: int = 10
@@ -33,7 +33,7 @@ class PPOSettings:
 
     def __post_init__(self):
         who = type(self).__name__
-        for name in ("n_envs", "n_steps", "batch_size", "n_epochs"):
+        for name in ("n_copies", "n_steps", "batch_size", "n_epochs"):
             _check_int(self, name, 1)
         _check_int(self, "n_workers", 0, "(0 = in-process)")
         for name in ("learning_rate", "clip_range"):

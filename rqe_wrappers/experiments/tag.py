@@ -59,7 +59,7 @@ Agent = Any  # a Policy, an SB3 model (BaseAlgorithm), or a registered scripted 
 #: Runner training: 16 copies x 1 seat x 128 steps = 2,048 agent-steps per rollout.
 RUNNER_PPO = PPOSettings()
 #: Chaser training: 8 copies x 2 seats x 128 steps = 2,048 agent-steps per rollout.
-CHASER_PPO = PPOSettings(n_envs=8)
+CHASER_PPO = PPOSettings(n_copies=8)
 
 
 def _check_steps(steps: Any) -> int:
@@ -258,7 +258,7 @@ def _train(make_env, steps: int, settings: PPOSettings, seed: int, device: str, 
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
     torch.set_num_threads(1)
-    venv = VecMonitor(PettingZooVecEnv(make_env, n_envs=settings.n_envs, n_workers=settings.n_workers))  # ep_rew_mean
+    venv = VecMonitor(PettingZooVecEnv(make_env, n_copies=settings.n_copies, n_workers=settings.n_workers))  # ep_rew_mean
     try:
         model = PPO("MlpPolicy", venv, seed=int(seed), device=device, verbose=verbose, **settings.ppo_kwargs(), **extra)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -577,12 +577,12 @@ def add_parser(subparsers) -> None:
     r.add_argument("--jobs", type=int, default=1, help="seeds trained at once, one process each")
     r.add_argument("--device", default="cpu", help='"cpu" (faster for these small MLPs) or "cuda"')
     r.add_argument("--chasers", default=DEFAULT_CHASERS, help="scripted chaser policy (registered name)")
-    r.add_argument("--n-envs", type=int, default=RUNNER_PPO.n_envs, help="env copies per runner")
+    r.add_argument("--n-copies", type=int, default=RUNNER_PPO.n_copies, help="env copies per runner")
     r.add_argument("--n-workers", type=int, default=0, help="subprocesses stepping the env copies (0 = in-process)")
     r.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     r.set_defaults(func=lambda a: train_runners(
         a.seeds, a.steps, a.out, device=a.device, chasers=a.chasers, jobs=a.jobs, eval_episodes=a.eval_episodes,
-        settings=_settings(RUNNER_PPO, n_envs=a.n_envs, n_workers=a.n_workers)) and 0)
+        settings=_settings(RUNNER_PPO, n_copies=a.n_copies, n_workers=a.n_workers)) and 0)
 
     s = sub.add_parser("srpo", help="train SRPO (tau > 0) / IPPO (tau = 0) chasers against a saved runner")
     s.add_argument("--tau", type=float, nargs="+", default=[0.0, 1.0], help="risk aversion(s); 0 = IPPO")
@@ -593,10 +593,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--out", type=Path, default=Path("runs/tag/srpo"))
     s.add_argument("--jobs", type=int, default=1, help="(tau, seed) runs at once, one process each")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--n-envs", type=int, default=CHASER_PPO.n_envs)
+    s.add_argument("--n-copies", type=int, default=CHASER_PPO.n_copies)
     s.add_argument("--n-workers", type=int, default=0)
     s.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     s.set_defaults(func=lambda a: run_srpo(
         a.tau, a.steps, a.runners, a.out, seeds=a.seeds, train_runner_seed=a.train_runner, device=a.device,
         jobs=a.jobs, eval_episodes=a.eval_episodes,
-        settings=_settings(CHASER_PPO, n_envs=a.n_envs, n_workers=a.n_workers)) and 0)
+        settings=_settings(CHASER_PPO, n_copies=a.n_copies, n_workers=a.n_workers)) and 0)

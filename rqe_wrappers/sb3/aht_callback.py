@@ -8,9 +8,9 @@ rollout it collects, from ``self.locals["infos"]``, every finished episode's ``f
 2. calls ``nature.update(utilities)`` and pushes the new prior to every env copy with
    ``training_env.env_method("set_prior", beta)`` (a method, so it reaches the AHT wrapper through
    any PettingZoo wrappers stacked on top; ``set_attr`` would stop at the outermost one),
-3. publishes a fresh CPU copy of the learner (``SB3Policy.from_model``) as the snapshot that plays
-   the focal copies (``training_env.publish_snapshot`` when the VecEnv has it, so subprocess workers
-   get it; else :func:`rqe_wrappers.core.snapshot.publish` in this process). PPO trains right after
+3. shares a fresh CPU copy of the learner (``SB3Policy.from_model``) as the snapshot that plays
+   the focal copies (``training_env.share_snapshot`` when the VecEnv has it, so subprocess workers
+   get it; else :func:`rqe_wrappers.core.snapshot.share` in this process). PPO trains right after
    the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies),
 4. logs ``aht/beta/<scenario id>``, ``aht/utility/<scenario id>``, ``aht/worst_utility`` and
    friends to SB3's logger, and appends the same to ``csv_path`` if given (for :func:`plot_beta`).
@@ -154,10 +154,10 @@ class AHTCallback(BaseCallback):
         base = env
         while isinstance(base, VecEnvWrapper):
             base = base.venv
-        if isinstance(base, SubprocVecEnv) and not hasattr(env, "publish_snapshot"):
+        if isinstance(base, SubprocVecEnv) and not hasattr(env, "share_snapshot"):
             raise ConfigError(
                 "learner snapshots cannot reach SubprocVecEnv workers; use rqe_wrappers.sb3.PettingZooVecEnv"
-                " (its publish_snapshot reaches them), or an in-process VecEnv"
+                " (its share_snapshot reaches them), or an in-process VecEnv"
             )
         config = self._read_config()
         scenarios = ScenarioSet.from_dict(config["scenarios"])
@@ -187,10 +187,10 @@ class AHTCallback(BaseCallback):
             if self.fp_seen == 0:
                 self._offer_snapshot()  # the initial policy is the first of the history
             for slot, policy in self._fp_policies.items():
-                self._publish(self._fp_snapshot_name(slot), policy)
+                self._share(self._fp_snapshot_name(slot), policy)
         self._restored = None
         env.set_attr("aht_callback_attached", True)
-        self._publish(config["snapshot_name"], SB3Policy.from_model(self.model))
+        self._share(config["snapshot_name"], SB3Policy.from_model(self.model))
         self._push_prior(self._current_beta())
         if self.csv_path is not None and not self.csv_path.exists():
             self._write_csv(self.beta)  # the starting prior, so plots begin at the start
@@ -216,7 +216,7 @@ class AHTCallback(BaseCallback):
             self.nature.update(self._filled_utilities())
         beta = self._current_beta()
         self._push_prior(beta)
-        self._publish(self.config["snapshot_name"], SB3Policy.from_model(self.model))
+        self._share(self.config["snapshot_name"], SB3Policy.from_model(self.model))
         self._log(beta, batch)
 
     def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
@@ -252,12 +252,12 @@ class AHTCallback(BaseCallback):
         self.beta = np.array(beta, dtype=np.float64)
         self.training_env.env_method("set_prior", self.beta)
 
-    def _publish(self, name: str, policy: SB3Policy) -> None:
-        publish = getattr(self.training_env, "publish_snapshot", None)
-        if callable(publish):
-            publish(name, policy)
+    def _share(self, name: str, policy: SB3Policy) -> None:
+        share = getattr(self.training_env, "share_snapshot", None)
+        if callable(share):
+            share(name, policy)
         else:
-            snapshot.publish(name, policy)
+            snapshot.share(name, policy)
 
     # ---- fictitious play -------------------------------------------------------------------------
     def _fp_snapshot_name(self, slot: int) -> str:
@@ -272,7 +272,7 @@ class AHTCallback(BaseCallback):
             policy = SB3Policy.from_model(self.model)
             self._fp_policies[slot] = policy
             self.fp_filled[slot] = True
-            self._publish(self._fp_snapshot_name(slot), policy)
+            self._share(self._fp_snapshot_name(slot), policy)
 
     # ---- logging -------------------------------------------------------------------------------
     def _log(self, beta: np.ndarray, batch: list) -> None:

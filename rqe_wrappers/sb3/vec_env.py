@@ -1,6 +1,6 @@
 """PettingZoo -> Stable-Baselines3 ``VecEnv``: one vector slot per learning seat.
 
-:class:`PettingZooVecEnv` runs ``n_envs`` copies of a PettingZoo env (in this process or split
+:class:`PettingZooVecEnv` runs ``n_copies`` copies of a PettingZoo env (in this process or split
 over subprocess workers) and shows SB3 one *slot* per learning seat of every copy, in the order
 ``copy 0: seat 0, seat 1, ..., copy 1: seat 0, ...``. ``num_envs`` is the number of slots.
 
@@ -9,8 +9,8 @@ over subprocess workers) and shows SB3 one *slot* per learning seat of every cop
 - **AEC (turn-based) envs**: SB3 steps every slot in lockstep and a slot cannot wait for its
   turn, so each copy has *one* learning seat: copy ``i`` learns ``possible_agents[i % k]``; the
   other seats are played by the learner's lagged snapshot
-  (:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`, refreshed with :meth:`publish_snapshot`)
-  through :func:`~rqe_wrappers.seats.single_seat.single_seat`. Use ``n_envs`` a multiple of
+  (:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`, refreshed with :meth:`share_snapshot`)
+  through :func:`~rqe_wrappers.seats.single_seat.single_seat`. Use ``n_copies`` a multiple of
   ``k`` so every seat learns equally often.
 - **Truncation is not termination**: when a slot's episode ends its info carries
   ``terminal_observation`` and ``TimeLimit.truncated`` (SB3's ``DummyVecEnv`` convention), so
@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,9 +35,10 @@ import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnv, VecEnvIndices
 
+from rqe_wrappers._compat import renamed_argument
 from rqe_wrappers.errors import ConfigError, SeatError, SpaceMismatchError, UnsupportedSpaceError
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
-from rqe_wrappers.core.snapshot import SnapshotPolicy, publish, published
+from rqe_wrappers.core.snapshot import SnapshotPolicy, share, shared
 from rqe_wrappers.seats.single_seat import single_seat
 
 EnvFn = Callable[[], "ParallelEnv | AECEnv"]
@@ -105,7 +107,7 @@ class _View:
 class _ViewedPolicy(Policy):
     """Shows the learner's snapshot exactly what the learner sees through the adapter.
 
-    Before a newly published snapshot plays, its spaces are checked against what the learner
+    Before a newly shared snapshot plays, its spaces are checked against what the learner
     sees: a stale snapshot left under the same name by another run in this process fails loudly
     instead of playing (or crashing) with the wrong observations.
     """
@@ -119,11 +121,11 @@ class _ViewedPolicy(Policy):
         return self.inner.initial_state(batch_size)
 
     def act(self, obs, *, rng, mask=None, state=None):
-        live = published(self.inner.name)
+        live = shared(self.inner.name)
         if live is not None and live is not self._checked:
             check_policy_spaces(
                 live, self.view.space, self.action_space,
-                f"the snapshot published as {self.inner.name!r} (it plays the other seats of AEC copies)",
+                f"the snapshot shared as {self.inner.name!r} (it plays the other seats of AEC copies)",
             )
             self._checked = live
         return self.inner.act(self.view(obs), rng=rng, mask=mask, state=state)
@@ -440,9 +442,9 @@ def _worker(remote, parent_remote, payload: CloudpickleWrapper) -> None:
                 out = group.set_attr(*data)
             elif cmd == "env_method":
                 out = group.env_method(*data)
-            elif cmd == "publish":
+            elif cmd == "share":
                 name, policy = cloudpickle.loads(data)
-                out = publish(name, policy)
+                out = share(name, policy)
             elif cmd == "close":
                 group.close()
                 remote.send(("ok", None))
@@ -508,14 +510,14 @@ class PettingZooVecEnv(VecEnv):
     Args:
         env_fn: builds one env copy (a new object per call); may return a ``ParallelEnv`` or an
             ``AECEnv``, already wrapped (``srpo_wrap``, ``background_seats``, SuperSuit, ...).
-        n_envs: number of env copies. Parallel env: ``n_envs * len(possible_agents)`` slots. AEC
-            env: ``n_envs`` slots, copy ``i`` learning seat ``possible_agents[i % k]``.
+        n_copies: number of env copies. Parallel env: ``n_copies * len(possible_agents)`` slots. AEC
+            env: ``n_copies`` slots, copy ``i`` learning seat ``possible_agents[i % k]``.
         n_workers: ``0`` steps every copy in this process; ``> 0`` splits the copies over that many
-            subprocesses (at most ``n_envs``), talking over pipes like SB3's ``SubprocVecEnv``.
+            subprocesses (at most ``n_copies``), talking over pipes like SB3's ``SubprocVecEnv``.
         start_method: multiprocessing start method for the workers (default
             :func:`default_start_method`). With ``spawn``/``forkserver`` a script must create the
             env under ``if __name__ == "__main__":``.
-        snapshot_name: the :func:`~rqe_wrappers.core.snapshot.publish` name whose policy plays the other
+        snapshot_name: the :func:`~rqe_wrappers.core.snapshot.share` name whose policy plays the other
             seats of AEC copies.
         reseed_episodes: ``False`` (default) follows SB3's ``DummyVecEnv``: only the first reset
             after :meth:`seed` gets a seed, later automatic resets get ``seed=None`` and the env
@@ -546,7 +548,7 @@ class PettingZooVecEnv(VecEnv):
     Example:
         >>> from rqe_wrappers.envs.matrix import coordination_game
         >>> from rqe_wrappers import srpo_wrap
-        >>> venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(), tau=1.0), n_envs=2)
+        >>> venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(), tau=1.0), n_copies=2)
         >>> venv.num_envs, venv.observation_space.shape
         (4, (3,))
         >>> _ = venv.seed(0); obs = venv.reset()
@@ -558,25 +560,27 @@ class PettingZooVecEnv(VecEnv):
     def __init__(
         self,
         env_fn: EnvFn,
-        n_envs: int = 1,
+        n_copies: int = 1,
         *,
         n_workers: int = 0,
         start_method: str | None = None,
         snapshot_name: str = "learner",
         reseed_episodes: bool = False,
+        n_envs: int | None = None,
     ):
+        n_copies = renamed_argument("n_envs", n_envs, "n_copies", n_copies, default=1)
         if not callable(env_fn):
             raise ConfigError(
                 f"env_fn must be a function that builds a new env, got {type(env_fn).__name__}; "
-                "write PettingZooVecEnv(lambda: my_env(), n_envs)"
+                "write PettingZooVecEnv(lambda: my_env(), n_copies)"
             )
-        if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-            raise ConfigError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+        if isinstance(n_copies, bool) or not isinstance(n_copies, (int, np.integer)) or n_copies < 1:
+            raise ConfigError(f"n_copies must be an integer >= 1, got {n_copies!r}")
         if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 0:
             raise ConfigError(f"n_workers must be an integer >= 0 (0 = in this process), got {n_workers!r}")
         if start_method is not None and start_method not in mp.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {mp.get_all_start_methods()}, got {start_method!r}")
-        self.n_copies = int(n_envs)
+        self.n_copies = int(n_copies)
         self.n_workers = min(int(n_workers), self.n_copies)
         self.closed = False
         self.waiting = False
@@ -714,20 +718,25 @@ class PettingZooVecEnv(VecEnv):
             return np.ones((self.num_envs, self._mask_width), dtype=bool)
         return self._masks
 
-    def publish_snapshot(self, name: str, policy: Policy) -> None:
-        """``rqe_wrappers.core.snapshot.publish(name, policy)`` here and in every worker.
+    def share_snapshot(self, name: str, policy: Policy) -> None:
+        """``rqe_wrappers.core.snapshot.share(name, policy)`` here and in every worker.
 
         The policy is sent with cloudpickle: pass a trusted local object (e.g.
         ``SB3Policy.from_model(model)``) that sees the observations SB3 sees.
         """
-        publish(name, policy)
+        share(name, policy)
         if self.remotes:
             blob = cloudpickle.dumps((name, policy))
             for r in self.remotes:
-                r.send(("publish", blob))
+                r.send(("share", blob))
             _recv_all(self.remotes)
 
     # ---- attributes and methods of the wrapped envs ----
+
+    def publish_snapshot(self, name: str, policy: Policy) -> None:
+        """Deprecated name of :meth:`share_snapshot`."""
+        warnings.warn("publish_snapshot is renamed share_snapshot; the old name goes away in 0.3", DeprecationWarning, stacklevel=2)
+        self.share_snapshot(name, policy)
     def _by_group(self, indices: VecEnvIndices):
         """Slots -> their copies, grouped by the process that holds them (each copy once)."""
         slots = list(self._get_indices(indices))
@@ -827,9 +836,10 @@ class PettingZooVecEnv(VecEnv):
 
 def make_vec_env(
     env_fn: EnvFn,
-    n_envs: int = 1,
+    n_copies: int = 1,
     n_workers: int = 0,
     seed: int | None = None,
+    n_envs: int | None = None,
     **kwargs: Any,
 ) -> PettingZooVecEnv:
     """:class:`PettingZooVecEnv` seeded with ``seed`` (copy ``j``'s first reset uses ``seed + j``).
@@ -841,12 +851,13 @@ def make_vec_env(
         ...     env = simple_tag_v3.parallel_env(num_good=1, num_adversaries=2, num_obstacles=2, max_cycles=25)
         ...     runner = RandomPolicy(env.observation_space("agent_0"), env.action_space("agent_0"))
         ...     return srpo_wrap(env, tau=1.0, fixed={"agent_0": runner})
-        >>> venv = make_vec_env(tag, n_envs=2, seed=0)
+        >>> venv = make_vec_env(tag, n_copies=2, seed=0)
         >>> venv.num_envs, venv.slot_seats
         (4, ['adversary_0', 'adversary_1', 'adversary_0', 'adversary_1'])
         >>> venv.close()
     """
-    venv = PettingZooVecEnv(env_fn, n_envs, n_workers=n_workers, **kwargs)
+    n_copies = renamed_argument("n_envs", n_envs, "n_copies", n_copies, default=1)
+    venv = PettingZooVecEnv(env_fn, n_copies, n_workers=n_workers, **kwargs)
     if seed is not None:
         venv.seed(seed)
     return venv
