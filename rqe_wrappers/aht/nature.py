@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rqe_wrappers.core.seeding import categorical
 from rqe_wrappers.errors import ConfigError
 
 PRIORS = ("maximin-utility", "minimax-regret", "uniform", "self-play", "fictitious-play")
@@ -209,8 +210,7 @@ class Nature:
             raise ConfigError(
                 f"sample needs a numpy Generator (e.g. rqe_wrappers.core.seeding.stream), got {type(rng).__name__}"
             )
-        cdf = np.cumsum(self.beta)
-        return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), self.n_scenarios - 1))
+        return int(categorical(self.beta, rng))
 
     # ---- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, 
 from rqe_wrappers.aht.nature import PRIORS, STEPS, Nature
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
 from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet
-from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.core.seeding import categorical, stream
 from rqe_wrappers.core.snapshot import SnapshotPolicy
 from rqe_wrappers.seats.background import BackgroundSeatsParallel, play_turn
 
@@ -431,8 +431,7 @@ class AHTWrapper(BaseParallelWrapper):
         forced = (options or {}).get("scenario")
         if forced is not None:  # evaluation: play a given scenario (id or index)
             return self.scenarios.index(forced)
-        cdf = np.cumsum(self._beta)
-        return int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], side="right"), len(cdf) - 1))
+        return int(categorical(self._beta, self._rng))
 
     def _info(self, info: dict) -> dict:
         return {**info, "scenario": self.scenarios.ids[self._scenario_index],

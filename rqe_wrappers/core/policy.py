@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rqe_wrappers.core.seeding import categorical
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
 
 Obs = Any  # np.ndarray of shape (batch, ...) or dict of such arrays
@@ -82,11 +83,7 @@ class DiscretePolicy(Policy):
         return probs
 
     def act(self, obs, *, rng, mask=None, state=None):
-        probs = self.masked_probs(obs, mask, state)
-        cdf = np.cumsum(probs, axis=1)
-        u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
-        actions = (u >= cdf).sum(axis=1)
-        return np.minimum(actions, probs.shape[1] - 1).astype(np.int64), state
+        return categorical(self.masked_probs(obs, mask, state), rng), state
 
     def log_prob(self, obs, actions, *, mask=None, state=None):
         probs = self.masked_probs(obs, mask, state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -15,3 +16,17 @@ def stream(seed: int | None, name: str) -> np.random.Generator:
     if seed is None:
         return np.random.default_rng()
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]))
+
+
+def categorical(probs: np.ndarray, rng: np.random.Generator) -> Any:
+    """Inverse-CDF draws: one index per row of ``probs`` (an ``int`` for a 1-d ``probs``).
+
+    Rows need not be normalised; one ``rng.random()`` is drawn per row, so a 1-d draw and a
+    one-row batch consume the stream alike.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    rows = np.atleast_2d(p)
+    cdf = np.cumsum(rows, axis=1)
+    u = rng.random((rows.shape[0], 1)) * cdf[:, -1:]
+    picks = np.minimum((u >= cdf).sum(axis=1), rows.shape[1] - 1).astype(np.int64)
+    return int(picks[0]) if p.ndim == 1 else picks

@@ -9,6 +9,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
 from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.core.seeding import categorical
 
 
 class SB3Policy(Policy):
@@ -57,9 +58,7 @@ class SB3Policy(Policy):
                 probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-300)
             if self.deterministic:
                 return probs.argmax(axis=1), state
-            u = rng.random((probs.shape[0], 1))
-            acts = (u * probs.sum(axis=1, keepdims=True) >= np.cumsum(probs, axis=1)).sum(axis=1)
-            return np.minimum(acts, probs.shape[1] - 1), state
+            return categorical(probs, rng), state
         if isinstance(self.action_space, gym.spaces.Box):
             dist = self._dist(obs).distribution
             mean, std = dist.mean.cpu().numpy(), dist.stddev.cpu().numpy()
