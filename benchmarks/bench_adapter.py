@@ -77,7 +77,7 @@ def env_loop(make, steps: int) -> tuple[float, float]:
     for k in range(steps):
         if not env.agents:
             env.reset()
-        env.step(dict(zip(env.agents, acts[k])))
+        env.step(dict(zip(env.agents, acts[k], strict=False)))
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
@@ -124,7 +124,7 @@ def _loop(env, steps: int) -> float:
     for k in range(steps):
         if not env.agents:
             env.reset()
-        env.step(dict(zip(env.agents, acts[k])))
+        env.step(dict(zip(env.agents, acts[k], strict=False)))
     return time.perf_counter() - t0
 
 
@@ -339,8 +339,8 @@ def main(argv=None) -> dict:
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "versions": versions(),
         "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_copies": args.n_copies,
-                     "slots": 2 * args.n_copies, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats, "ppo": "MlpPolicy, n_steps=128, "
-                     "batch_size=256, n_epochs=4, torch threads=1"},
+                     "slots": 2 * args.n_copies, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats,
+                     "ppo": "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4, torch threads=1"},
         "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
         "env_steps_per_cpu_s": {k: round(v, 1) for k, v in cpu_best.items()},
         "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in wall.items()},

@@ -64,11 +64,11 @@ def timed(policy, clock: dict):
 
 
 def population(kind: str, clock: dict | None = None) -> dict:
+    import gymnasium as gym
+
+    from rqe_wrappers.core.policy import ConstantPolicy
     from rqe_wrappers.envs.ipd import observation_space
     from rqe_wrappers.partners.ipd import training_partners
-    from rqe_wrappers.core.policy import ConstantPolicy
-
-    import gymnasium as gym
 
     members = training_partners(ROUNDS)
     if kind == "constant":
@@ -80,8 +80,8 @@ def population(kind: str, clock: dict | None = None) -> dict:
 
 
 def env_fn(variant: str, clock: dict | None = None):
-    from rqe_wrappers.envs.ipd import ipd_env
     from rqe_wrappers.aht.wrapper import aht_wrap
+    from rqe_wrappers.envs.ipd import ipd_env
 
     if variant == "raw_self_play":
         return lambda: ipd_env(ROUNDS), N_SLOTS // 2
@@ -102,7 +102,7 @@ def learn_rate(variant: str, steps: int, device: str) -> dict:
 
     from rqe_wrappers.experiments.ipd import IPDSettings
     from rqe_wrappers.sb3 import AHTCallback
-    from rqe_wrappers.sb3.vec_env import make_vec_env
+    from rqe_wrappers.sb3 import make_vec_env
 
     torch.set_num_threads(1)
     clock = {"seconds": 0.0, "calls": 0}
@@ -126,7 +126,7 @@ def learn_rate(variant: str, steps: int, device: str) -> dict:
 
 def env_only_rate(variant: str, steps: int) -> dict:
     """VecEnv steps/s (slot-steps) with random actions, no learner; the learner snapshot is a random policy."""
-    from rqe_wrappers.sb3.vec_env import make_vec_env
+    from rqe_wrappers.sb3 import make_vec_env
 
     clock = {"seconds": 0.0, "calls": 0}
     make, n_copies = env_fn(variant, clock)

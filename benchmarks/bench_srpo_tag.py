@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -103,12 +102,11 @@ def env_rates(make, steps: int) -> tuple[float, float | None]:
 def machine(device: str) -> dict:
     import torch
 
+    from rqe_wrappers.experiments.common import machine_info
+
     cuda = torch.cuda.is_available()
     return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
+        **machine_info(),
         "torch_cuda": torch.version.cuda,
         "device": device,
         "device_name": torch.cuda.get_device_name(0) if cuda and device.startswith("cuda") else "cpu",
@@ -126,8 +124,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best is reported")
     ap.add_argument("--env-steps", type=int, default=2000, help="env-steps per env-throughput repetition")
     ap.add_argument("--env-repeats", type=int, default=5, help="back-to-back raw/srpo env-loop pairs")
-    ap.add_argument("--workers", type=int, nargs="*", default=[0, 2],
-                    help="worker processes for the adapter comparison (0 = in-process); none to skip it")
+    ap.add_argument("--n-workers", "--workers", dest="workers", type=int, nargs="*", default=[0, 2],
+                    help="VecEnv worker processes (n_workers) for the adapter comparison (0 = in-process); none to "
+                         "skip it (--workers: old name)")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda"):
         import torch
@@ -158,7 +157,7 @@ def main(argv=None) -> dict:
     env_best = {k: max(w for w, _ in v) for k, v in env_runs.items()}
     has_cpu = all(c is not None for v in env_runs.values() for _, c in v)
     env_best_cpu = {k: max(c for _, c in v) for k, v in env_runs.items()} if has_cpu else {}
-    paired = sorted(s[1] / r[1] for r, s in zip(env_runs["raw"], env_runs["srpo"])) if has_cpu else []
+    paired = sorted(s[1] / r[1] for r, s in zip(env_runs["raw"], env_runs["srpo"], strict=True)) if has_cpu else []
 
     # 3. SB3 adapter: ours vs SuperSuit, same env, copies, PPO settings and steps
     adapters: dict[str, list[dict]] = {}

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     # methods (PettingZoo -> PettingZoo wrappers)
     "srpo_wrap": "rqe_wrappers.srpo.shadow",
     "aht_wrap": "rqe_wrappers.aht.wrapper",
+    "AHTConfig": "rqe_wrappers.aht.config",
     "background_seats": "rqe_wrappers.seats.background",
     # partners
     "Policy": "rqe_wrappers.core.policy",
@@ -46,7 +47,7 @@ _LAZY: dict[str, str] = {
     "load_population": "rqe_wrappers.zoo.client",
     # SB3 (loads torch and stable_baselines3)
     "PettingZooVecEnv": "rqe_wrappers.sb3.vec_env",
-    "make_vec_env": "rqe_wrappers.sb3.vec_env",
+    "make_vec_env": "rqe_wrappers.sb3.env_util",
     "SRPOCallback": "rqe_wrappers.sb3.srpo_callback",
     "AHTCallback": "rqe_wrappers.sb3.aht_callback",
     "SB3Policy": "rqe_wrappers.sb3.sb3_policy",
@@ -81,11 +82,12 @@ def __dir__() -> list[str]:
 _compat.install()
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
+    from rqe_wrappers.aht.config import AHTConfig
     from rqe_wrappers.aht.wrapper import aht_wrap
     from rqe_wrappers.core.policy import ConstantPolicy, DiscretePolicy, FunctionPolicy, Policy, RandomPolicy
     from rqe_wrappers.core.registry import make_scripted, register_scripted
     from rqe_wrappers.sb3.aht_callback import AHTCallback
-    from rqe_wrappers.sb3.vec_env import make_vec_env
+    from rqe_wrappers.sb3.env_util import make_vec_env
     from rqe_wrappers.sb3.sb3_policy import SB3Policy
     from rqe_wrappers.sb3.srpo_callback import SRPOCallback
     from rqe_wrappers.sb3.vec_env import PettingZooVecEnv

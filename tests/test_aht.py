@@ -1,5 +1,6 @@
 """The minimax-Bayes AHT wrapper and its SB3 callback: API, seeding, rewards, seating, training, checkpoints."""
 
+import csv
 import itertools
 import warnings
 
@@ -18,11 +19,11 @@ from rqe_wrappers import (
     SpaceMismatchError,
     background_seats,
 )
+from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.aht.wrapper import AHTWrapper, aht_wrap
+from rqe_wrappers.core.snapshot import share
 from rqe_wrappers.envs.matrix import coordination_game
 from rqe_wrappers.errors import MissingCallbackWarning
-from rqe_wrappers.aht.scenarios import ScenarioSet
-from rqe_wrappers.core.snapshot import share
-from rqe_wrappers.aht.wrapper import AHTWrapper, aht_wrap
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::rqe_wrappers.errors.MissingCallbackWarning"),
@@ -67,7 +68,7 @@ def play(env, actions, seed=None, options=None):
     for a in actions:
         if not env.agents:
             break
-        obs, rew, term, trunc, info = env.step({"focal": a})
+        obs, rew, _, _, info = env.step({"focal": a})
         out.append((rew["focal"], info["focal"], obs["focal"]))
     return infos["focal"], out
 
@@ -176,7 +177,7 @@ def test_background_seats_sharing_a_member_act_in_one_batch():
     member = Counting(env.observation_space("adversary_0"), env.action_space("adversary_0"))
     scenarios = ScenarioSet.all(3, ["m"]).restrict(["c1:m+m"])
     env = aht_wrap(env, {"m": member}, "uniform", scenarios=scenarios, snapshot_name=unique())
-    obs, _ = env.reset(seed=0)
+    env.reset(seed=0)
     env.step({"focal": env.action_space("focal").sample()})
     assert calls == [2]
 
@@ -249,10 +250,10 @@ def test_lr_must_be_positive(lr):
         aht_wrap(game(), constant_pop(), lr=lr)
 
 
-@pytest.mark.parametrize("eps", [1.0, -0.1])
-def test_eps_must_be_in_unit_interval(eps):
-    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
-        aht_wrap(game(), constant_pop(), eps=eps)
+@pytest.mark.parametrize("mix", [1.0, -0.1])
+def test_uniform_mix_must_be_in_unit_interval(mix):
+    with pytest.raises(ConfigError, match=r"uniform_mix should be in the interval \[0, 1\)"):
+        aht_wrap(game(), constant_pop(), uniform_mix=mix)
 
 
 def test_other_inconsistent_settings():
@@ -279,16 +280,19 @@ def sb3():
 
     torch.set_num_threads(1)
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
 
     from rqe_wrappers.sb3.aht_callback import AHTCallback
-    from rqe_wrappers.sb3.vec_env import make_vec_env
+    from rqe_wrappers.sb3 import make_vec_env
 
-    def train(prior, steps, callback=None, model=None, **cb_kwargs):
+    def train(prior, steps, callback=None, model=None, log_dir=None, **cb_kwargs):
         pop = {} if prior == "fictitious-play" else constant_pop()
         if model is None:
             venv = make_vec_env(lambda: aht_wrap(game(), pop, prior, lr=0.5), n_copies=2, seed=0)
             model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu",
                         policy_kwargs={"net_arch": [8]})
+            if log_dir is not None:
+                model.set_logger(configure(str(log_dir), ["csv"]))
         callback = callback or AHTCallback(**cb_kwargs)
         model.learn(steps, callback=callback, reset_num_timesteps=False)
         return model, callback
@@ -298,7 +302,7 @@ def sb3():
 
 def test_maximin_moves_beta_to_the_low_utility_scenario_and_resumes(sb3, tmp_path):
     train, AHTCallback = sb3
-    model, cb = train("maximin-utility", 256, csv_path=tmp_path / "beta.csv")
+    model, cb = train("maximin-utility", 256, log_dir=tmp_path)  # SB3 writes tmp_path/progress.csv
     ids = cb.scenarios.ids
     assert ids == ("c1:free-rider", "c1:helper", "c2")
     # next to a free-rider the learner gets at most 0.5; with a helper at least 0.5
@@ -316,14 +320,19 @@ def test_maximin_moves_beta_to_the_low_utility_scenario_and_resumes(sb3, tmp_pat
     assert np.array_equal(restored.utilities, cb.utilities) and np.array_equal(restored.counts, cb.counts)
     train("maximin-utility", 128, callback=restored, model=model)  # resumes
     assert restored.counts.sum() == 256 + 128 and restored.nature.n_updates == cb.nature.n_updates + 1
+    with open(tmp_path / "progress.csv", newline="") as f:  # the callback logs through SB3's logger
+        rows = list(csv.DictReader(f))
+    assert [int(r["time/total_timesteps"]) for r in rows] == [128, 256, 384]
+    assert [float(rows[-1][f"aht/beta/{s}"]) for s in ids] == restored.beta.tolist()
+    assert [float(rows[-1][f"aht/utility/{s}"]) for s in ids] == restored.utilities.tolist()
 
     pytest.importorskip("matplotlib")
-    from rqe_wrappers.sb3.aht_callback import plot_beta
+    from rqe_wrappers.plots import plot_beta
 
-    assert plot_beta(tmp_path / "beta.csv", tmp_path / "beta.png").stat().st_size > 0
+    assert plot_beta(tmp_path / "progress.csv", tmp_path / "beta.png").stat().st_size > 0
     from rqe_wrappers.cli import main
 
-    assert main(["beta-plot", str(tmp_path / "beta.csv"), "--out", str(tmp_path / "cli.png")]) == 0
+    assert main(["beta-plot", str(tmp_path / "progress.csv"), "--out", str(tmp_path / "cli.png")]) == 0
     assert (tmp_path / "cli.png").stat().st_size > 0
 
 
@@ -344,7 +353,7 @@ def test_fictitious_play_keeps_snapshots_and_restores_them(sb3, tmp_path):
 
 
 def test_callback_needs_an_aht_env(sb3):
-    train, AHTCallback = sb3
+    _, AHTCallback = sb3
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env as sb3_vec_env
 

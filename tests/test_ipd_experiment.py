@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rqe_wrappers.core.registry import make_scripted
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.experiments import ipd as exp
 from rqe_wrappers.partners.ipd import IPDTablePolicy, best_response_value, training_partners
-from rqe_wrappers.core.registry import make_scripted
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = exp.IPDSettings(n_copies=4, n_steps=32, batch_size=64, n_epochs=2, net_arch=(16,))
@@ -59,13 +59,13 @@ def test_test_set_is_seeded_and_prefix_stable():
     a = exp.test_partners(0.5, 16)
     b = exp.test_partners(0.5, 16)
     assert [p.name for p in a] == [p.name for p in b]
-    assert all(np.array_equal(p.table, q.table) for p, q in zip(a, b))
+    assert all(np.array_equal(p.table, q.table) for p, q in zip(a, b, strict=True))
     first = exp.test_partners(0.5, 8)
-    assert all(np.array_equal(p.table, q.table) for p, q in zip(first, a[:8]))
+    assert all(np.array_equal(p.table, q.table) for p, q in zip(first, a[:8], strict=True))
     other_seed = exp.test_partners(0.5, 16, seed=exp.TEST_SEED + 1)
-    assert not all(np.array_equal(p.table, q.table) for p, q in zip(a, other_seed))
+    assert not all(np.array_equal(p.table, q.table) for p, q in zip(a, other_seed, strict=True))
     other_width = exp.test_partners(1.0, 16)
-    assert not all(np.array_equal(p.table, q.table) for p, q in zip(a, other_width))
+    assert not all(np.array_equal(p.table, q.table) for p, q in zip(a, other_width, strict=True))
     # every entry stays within w/2 of its base partner's defect probability
     bases = {n: IPDTablePolicy.from_policy(p).table for n, p in training_partners().items()}
     for p in a:
@@ -88,6 +88,18 @@ def test_as_table_of_sb3_model_and_greedy():
     np.testing.assert_array_equal(greedy.table, (want > 0.5).astype(float))
     with pytest.raises(ConfigError):
         exp.as_table(object())
+
+
+def test_train_learner_logs_beta_through_sb3(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from rqe_wrappers.plots import read_beta_log
+
+    _, _, info = exp.train_learner("MU", 0, 256, TINY, log_dir=tmp_path / "run")
+    xcol, x, ids, beta = read_beta_log(tmp_path / "run" / "progress.csv")
+    assert xcol == "time/total_timesteps" and x.tolist() == [128, 256]  # one row per rollout
+    assert ids == sorted(exp.train_scenarios())  # sorted: SB3's column order depends on the hash seed
+    np.testing.assert_allclose(beta.sum(axis=0), 1.0)
+    assert dict(zip(ids, beta[:, -1].tolist(), strict=True)) == pytest.approx(info["final_beta"])
 
 
 def test_training_is_reproducible():
@@ -131,7 +143,12 @@ def test_run_experiment_writes_results_and_table(tmp_path, capsys):
     table = (out / "table.md").read_text()
     assert "| MU |" in table and "(7.69)" in table and "Random (scripted)" in table
     assert "| MU |" in printed
-    assert (out / "beta" / "MU-seed0.csv").exists() and (out / "beta-MU.png").exists()
+    progress = out / "logs" / "MU-seed0" / "progress.csv"  # SB3's CSV logger, one row per rollout
+    header = progress.read_text().splitlines()[0].split(",")
+    assert "time/total_timesteps" in header
+    assert {f"aht/beta/{sid}" for sid in exp.train_scenarios()} <= set(header)
+    assert (out / "logs" / "MU-mean.csv").exists() and (out / "beta-MU.png").exists()
+    assert results["plots"] == ["beta-MU.png"]  # one width: no test-widths.png
     assert (out / "models" / "MU-seed0.zip").exists()
 
 
@@ -140,13 +157,41 @@ def test_run_experiment_rejects_bad_input(tmp_path):
         exp.run_experiment(["MU", "maximin-utility"], [0], 10, tmp_path)
     with pytest.raises(ConfigError):
         exp.run_experiment(["MU"], [], 10, tmp_path)
+    with pytest.raises(ConfigError, match="jobs"):
+        exp.run_experiment(["MU"], [0], 10, tmp_path, jobs=0)
     with pytest.raises(ConfigError):
         exp.IPDSettings(n_copies=0)
+    with pytest.raises(ConfigError, match="unknown prior"):
+        exp.IPDSweep(priors=("best",))
+
+
+def test_run_experiment_workers_is_the_deprecated_name_of_jobs(tmp_path):
+    with pytest.warns(DeprecationWarning, match="workers= is renamed jobs="):
+        with pytest.raises(ConfigError, match="jobs"):  # the old name reaches the same check
+            exp.run_experiment(["MU"], [0], 10, tmp_path, workers=0)
+
+
+def test_progress_logs_are_averaged_over_seeds(tmp_path):
+    """average_beta_logs reads SB3's progress.csv (empty cells skipped) and the legacy CSV alike."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("time/total_timesteps,aht/beta/c1,aht/beta/c2,train/loss\n"
+                 "64,0.5,0.5,\n128,0.25,0.75,1.0\n192,0.0,1.0,2.0\n")
+    b.write_text("timesteps,aht/beta/c2,aht/beta/c1\n64,0.3,0.7\n128,0.25,0.75\n")  # other column order
+    out = exp.average_beta_logs([a, b], tmp_path / "mean.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "time/total_timesteps,aht/beta/c1,aht/beta/c2"
+    assert len(lines) == 3  # the shorter log sets the length
+    assert [float(v) for v in lines[1].split(",")] == pytest.approx([64, 0.6, 0.4])
+    assert [float(v) for v in lines[2].split(",")] == pytest.approx([128, 0.5, 0.5])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("time/total_timesteps,train/loss\n64,1.0\n")
+    assert exp.average_beta_logs([empty], tmp_path / "none.csv") is None
 
 
 # ---- the zoo recipe ----------------------------------------------------------------------------
 def test_test_partners_recipe_builds(tmp_path):
-    from rqe_wrappers.zoo import build_recipe, load_population
+    from rqe_wrappers.zoo import load_population
+    from rqe_wrappers.zoo.publish import build_recipe
     from rqe_wrappers.zoo.publish.recipes import Recipe
 
     recipe = Recipe.load(REPO / "zoo" / "ipd-test-partners")

@@ -1,4 +1,4 @@
-"""Nature's prior over scenarios: simplex invariants, update directions, eps mixing, checkpoints, bad input."""
+"""Nature's prior over scenarios: simplex invariants, update directions, uniform mixing, checkpoints, bad input."""
 
 import json
 
@@ -40,21 +40,21 @@ def assert_on_simplex(beta, n, floor=0.0):
     prior=st.sampled_from(PRIORS),
     step=st.sampled_from(STEPS),
     lr=st.floats(1e-3, 1e3),
-    eps=st.floats(0.0, 0.99),
+    mix=st.floats(0.0, 0.99),
     with_br=st.booleans(),
 )
-def test_beta_stays_on_simplex_for_any_finite_utilities(run, prior, step, lr, eps, with_br):
+def test_beta_stays_on_simplex_for_any_finite_utilities(run, prior, step, lr, mix, with_br):
     n, updates = run
     nature = Nature(
         n,
         prior,
         lr=lr,
-        eps=eps,
+        uniform_mix=mix,
         step=step,
         self_play_scenario=0 if prior == "self-play" else None,
         best_responses=np.full(n, 10.0) if with_br else None,
     )
-    floor = eps / n if prior in LEARNED else 0.0
+    floor = mix / n if prior in LEARNED else 0.0
     assert_on_simplex(nature.beta, n, floor)
     for u in updates:
         before = nature.beta
@@ -84,19 +84,19 @@ def test_nan_and_inf_utilities_are_rejected_by_name(bad, prior):
     run=utility_runs(moderate),
     prior=st.sampled_from(LEARNED),
     step=st.sampled_from(STEPS),
-    eps=st.floats(0.01, 0.99),
+    mix=st.floats(0.01, 0.99),
 )
-def test_eps_mixing_keeps_every_scenario_at_least_eps_over_n(run, prior, step, eps):
+def test_uniform_mixing_keeps_every_scenario_at_least_mix_over_n(run, prior, step, mix):
     n, updates = run
-    nature = Nature(n, prior, lr=100.0, eps=eps, step=step)  # big steps: raw beta reaches a vertex
+    nature = Nature(n, prior, lr=100.0, uniform_mix=mix, step=step)  # big steps: raw beta reaches a vertex
     for u in updates:
         nature.update(np.array(u))
-        assert nature.beta.min() >= eps / n - 1e-12
-        assert np.allclose(nature.beta, (1 - eps) * nature.raw_beta + eps / n)
+        assert nature.beta.min() >= mix / n - 1e-12
+        assert np.allclose(nature.beta, (1 - mix) * nature.raw_beta + mix / n)
 
 
-def test_eps_mixing_reaches_the_floor():
-    nature = Nature(4, "maximin-utility", lr=10.0, eps=0.2)
+def test_uniform_mixing_reaches_the_floor():
+    nature = Nature(4, "maximin-utility", lr=10.0, uniform_mix=0.2)
     nature.update(np.array([0.0, 5.0, 5.0, 5.0]))
     assert nature.raw_beta.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert nature.beta == pytest.approx([0.85, 0.05, 0.05, 0.05])
@@ -109,7 +109,7 @@ def test_eps_mixing_reaches_the_floor():
 )
 def test_maximin_utility_moves_mass_to_the_lowest_utility(u, step):
     u = np.array(u)
-    nature = Nature(len(u), "maximin-utility", lr=0.01, eps=0.1, step=step)
+    nature = Nature(len(u), "maximin-utility", lr=0.01, uniform_mix=0.1, step=step)
     before = nature.beta
     after = nature.update(u)
     assert after[np.argmin(u)] > before[np.argmin(u)]
@@ -128,7 +128,7 @@ def test_minimax_regret_moves_mass_to_the_highest_regret(br, u, step):
     regret = br - u
     if regret.max() - regret.min() <= 1e-3:
         return
-    nature = Nature(len(br), "minimax-regret", lr=0.01, eps=0.1, best_responses=br, step=step)
+    nature = Nature(len(br), "minimax-regret", lr=0.01, uniform_mix=0.1, best_responses=br, step=step)
     before = nature.beta
     after = nature.update(u)
     assert after[np.argmax(regret)] > before[np.argmax(regret)]
@@ -137,7 +137,7 @@ def test_minimax_regret_moves_mass_to_the_highest_regret(br, u, step):
 
 
 def test_minimax_regret_without_best_responses_uses_best_utility_seen():
-    nature = Nature(3, "minimax-regret", lr=0.1, eps=0.0)
+    nature = Nature(3, "minimax-regret", lr=0.1, uniform_mix=0.0)
     assert nature.update(np.array([5.0, 1.0, 2.0])) == pytest.approx([1 / 3] * 3)  # nothing seen: no regret
     assert nature.regrets(np.array([5.0, 0.0, 2.0])) == pytest.approx([0.0, 1.0, 0.0])
     after = nature.update(np.array([4.0, 0.0, 2.0]))  # regrets 1, 1, 0
@@ -148,22 +148,22 @@ def test_minimax_regret_without_best_responses_uses_best_utility_seen():
 
 def test_maximin_utility_converges_to_the_worst_scenario():
     for step in STEPS:
-        nature = Nature(3, "maximin-utility", lr=0.05, eps=0.0, step=step)
+        nature = Nature(3, "maximin-utility", lr=0.05, uniform_mix=0.0, step=step)
         for _ in range(500):
             nature.update(np.array([3.0, 1.0, 2.0]))
         assert nature.beta[1] > 0.99
 
 
 def test_fixed_priors():
-    uniform = Nature(4, "uniform", eps=0.3)
+    uniform = Nature(4, "uniform", uniform_mix=0.3)
     fictitious = Nature(4, "fictitious-play")
-    self_play = Nature(4, "self-play", self_play_scenario=2, eps=0.3)
+    self_play = Nature(4, "self-play", self_play_scenario=2, uniform_mix=0.3)
     for nature in (uniform, fictitious, self_play):
         for _ in range(3):
             nature.update(np.array([0.0, 1.0, 2.0, 3.0]))
         assert nature.n_updates == 3
     assert uniform.beta.tolist() == fictitious.beta.tolist() == [0.25] * 4
-    assert self_play.beta.tolist() == [0.0, 0.0, 1.0, 0.0]  # only copies of the learner, no eps mixing
+    assert self_play.beta.tolist() == [0.0, 0.0, 1.0, 0.0]  # only copies of the learner, no uniform mixing
     assert {self_play.sample(np.random.default_rng(s)) for s in range(20)} == {2}
 
 
@@ -171,7 +171,7 @@ def test_fixed_priors():
 @pytest.mark.parametrize("step", STEPS)
 def test_state_dict_round_trip_gives_identical_updates(prior, step):
     rng = np.random.default_rng(0)
-    nature = Nature(5, prior, lr=0.3, eps=0.1, step=step)
+    nature = Nature(5, prior, lr=0.3, uniform_mix=0.1, step=step)
     for _ in range(4):
         nature.update(rng.normal(size=5) * 3)
     state = json.loads(json.dumps(nature.state_dict(), allow_nan=False))  # strict JSON
@@ -190,7 +190,7 @@ def test_state_dict_round_trip_gives_identical_updates(prior, step):
 
 
 def test_seeded_sampling_reproduces_and_follows_beta():
-    nature = Nature(4, "maximin-utility", lr=0.1, eps=0.05)
+    nature = Nature(4, "maximin-utility", lr=0.1, uniform_mix=0.05)
     nature.update(np.array([1.0, 2.0, 3.0, 4.0]))
     a = [nature.sample(np.random.default_rng(3)) for _ in range(5)]
     assert len(set(a)) == 1
@@ -222,10 +222,12 @@ def test_bad_lr(lr):
         Nature(3, lr=lr)
 
 
-@pytest.mark.parametrize("eps", [-0.1, 1.0, 1.5, np.nan])
-def test_bad_eps(eps):
-    with pytest.raises(ConfigError, match=r"eps should be in the interval \[0, 1\)"):
-        Nature(3, eps=eps)
+@pytest.mark.parametrize("mix", [-0.1, 1.0, 1.5, np.nan])
+def test_bad_uniform_mix(mix):
+    with pytest.raises(ConfigError, match=r"uniform_mix should be in the interval \[0, 1\)"):
+        Nature(3, uniform_mix=mix)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="uniform_mix"):
+        Nature(3, eps=mix)  # the old name is checked as the new one
 
 
 @pytest.mark.parametrize("n", [0, -2, 2.5, True, None])
@@ -271,3 +273,29 @@ def test_load_state_dict_mismatch():
         Nature(3, "minimax-regret").load_state_dict(state)
     with pytest.raises(ConfigError, match="format"):
         Nature(3).load_state_dict({"beta": [1, 0, 0]})
+
+
+# ---- the old name of uniform_mix -------------------------------------------------------------------
+def test_eps_is_the_deprecated_name_of_uniform_mix():
+    with pytest.warns(DeprecationWarning, match="uniform_mix"):
+        old = Nature(4, "maximin-utility", lr=10.0, eps=0.2)
+    new = Nature(4, "maximin-utility", lr=10.0, uniform_mix=0.2)
+    u = np.array([0.0, 5.0, 5.0, 5.0])
+    assert old.uniform_mix == 0.2 and np.array_equal(old.update(u), new.update(u))
+    with pytest.warns(DeprecationWarning, match="Nature.uniform_mix"):
+        assert old.eps == 0.2
+    with pytest.raises(TypeError, match="only uniform_mix"):
+        Nature(4, eps=0.2, uniform_mix=0.3)
+
+
+def test_state_dict_of_format_1_still_loads():
+    """Format /1 (0.1) called uniform_mix "eps"."""
+    nature = Nature(3, "maximin-utility", lr=0.3, uniform_mix=0.1)
+    nature.update(np.array([1.0, 2.0, 3.0]))
+    state = nature.state_dict()
+    assert state["format"] == "rqe_wrappers.aht.nature/2" and state["uniform_mix"] == 0.1 and "eps" not in state
+    old = {k: v for k, v in state.items() if k != "uniform_mix"} | {"format": "rqe_wrappers.aht.nature/1", "eps": 0.1}
+    for restored in (Nature.from_state_dict(old), Nature(3)):
+        restored.load_state_dict(old)
+        assert restored.uniform_mix == 0.1 and np.array_equal(restored.beta, nature.beta)
+        assert restored.state_dict() == state

@@ -82,7 +82,7 @@ def test_five_rqe_in_the_subcritical_regime_match_multistart():
     scan = solve_rqe(COORD, 3.0, 0.1)
     multi = solve_rqe(COORD, 3.0, 0.1, method="multistart", starts=64)
     assert len(scan) == len(multi) == 5
-    for a, b in zip(scan, multi):
+    for a, b in zip(scan, multi, strict=True):
         np.testing.assert_allclose(a.pi0, b.pi0, atol=1e-9)
         np.testing.assert_allclose(a.pi1, b.pi1, atol=1e-9)
 
@@ -98,7 +98,7 @@ def test_tau_zero_is_the_logit_qre(eps):
 
     expected = set()
     for start in [(0.9, 0.1), (0.5, 0.5), (0.1, 0.9), (0.7, 0.7), (0.3, 0.2)]:
-        sol, info, ok, _ = fsolve(qre, start, full_output=True, xtol=1e-14)
+        sol, _, ok, _ = fsolve(qre, start, full_output=True, xtol=1e-14)
         if ok == 1 and max(abs(np.array(qre(sol)))) < 1e-12:
             expected.add((round(sol[0], 8), round(sol[1], 8)))
     got = {(round(e.pi0[1], 8), round(e.pi1[1], 8)) for e in solve_rqe(COORD, 0.0, eps)}

@@ -6,6 +6,8 @@ from mpe2 import simple_tag_v3
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
 from rqe_wrappers import ConfigError, SpaceMismatchError, background_seats, make_scripted
+from rqe_wrappers.core.policy import check_policy_spaces
+from rqe_wrappers.core.registry import scripted_names
 from rqe_wrappers.envs.tag import (
     CHASER_RUNNER_REL,
     CHASERS,
@@ -15,8 +17,6 @@ from rqe_wrappers.envs.tag import (
     seat_spaces,
     tag_env,
 )
-from rqe_wrappers.core.policy import check_policy_spaces
-from rqe_wrappers.core.registry import scripted_names
 
 TAG_POLICIES = ["tag/greedy-chaser", "tag/evasive-runner", "tag/still"]
 
@@ -98,7 +98,7 @@ def test_observation_layout_matches_mpe2():
     for c in CHASERS:
         np.testing.assert_allclose(obs[c][CHASER_RUNNER_REL], pos[RUNNER] - pos[c], rtol=1e-5)
     np.testing.assert_allclose(obs[RUNNER][RUNNER_POS], pos[RUNNER], rtol=1e-5)
-    for c, sl in zip(CHASERS, RUNNER_CHASERS_REL):
+    for c, sl in zip(CHASERS, RUNNER_CHASERS_REL, strict=True):
         np.testing.assert_allclose(obs[RUNNER][sl], pos[c] - pos[RUNNER], rtol=1e-5)
 
 
@@ -135,7 +135,7 @@ def test_greedy_chaser_closes_in_on_a_still_runner():
         start = {c: np.linalg.norm(obs[c][CHASER_RUNNER_REL]) for c in CHASERS}
         for _ in range(20):
             acts, _ = chaser.act(np.stack([obs[c] for c in CHASERS]), rng=rng)
-            obs, *_ = env.step(dict(zip(CHASERS, acts.tolist())))
+            obs, *_ = env.step(dict(zip(CHASERS, acts.tolist(), strict=True)))
         for c in CHASERS:
             end = np.linalg.norm(obs[c][CHASER_RUNNER_REL])
             assert end < max(0.6 * start[c], 0.2), (seed, c, start[c], end)
@@ -234,27 +234,48 @@ def test_evaluation_rejects_wrong_agents(runner_run):
         evaluate_chasers(runner_model, {}, episodes=1)
 
 
-def test_cli_train_runners_and_srpo(tmp_path, monkeypatch):
+def test_cli_train_runners_and_srpo(tmp_path):
     """``rqe tag train-runners`` then ``rqe tag srpo`` at a tiny budget write what they promise."""
     import json
 
     from rqe_wrappers.cli import main
-    from rqe_wrappers.experiments import tag as tag_exp
 
-    small = dict(n_steps=32, batch_size=64, n_epochs=1, net_arch=(8,))
-    monkeypatch.setattr(tag_exp, "RUNNER_PPO", tag_exp.PPOSettings(**{**tag_exp.RUNNER_PPO.to_json(), **small}))
-    monkeypatch.setattr(tag_exp, "CHASER_PPO", tag_exp.PPOSettings(**{**tag_exp.CHASER_PPO.to_json(), **small}))
+    small = ["--n-steps", "32", "--batch-size", "64", "--n-epochs", "1", "--net-arch", "8"]
     runners = tmp_path / "runners"
     assert main(["tag", "train-runners", "--seeds", "0", "1", "--steps", "64", "--n-copies", "2",
-                 "--eval-episodes", "1", "--out", str(runners)]) == 0
+                 "--eval-episodes", "1", "--out", str(runners), *small]) == 0
     report = json.loads((runners / "metrics.json").read_text())
     assert [r["seed"] for r in report["runners"]] == [0, 1]
     assert {"tag/still", "tag/evasive-runner", "random"} <= set(report["baselines"])
     assert all((runners / r["file"]).is_file() for r in report["runners"])
+    assert report["settings"]["n_copies"] == 2 and report["settings"]["net_arch"] == [8]
+    assert report["settings"]["learning_rate"] == 3e-4  # the rest: RUNNER_PPO's
     out = tmp_path / "srpo"
-    assert main(["tag", "srpo", "--tau", "0", "2", "--steps", "64", "--n-copies", "1", "--eval-episodes", "1",
-                 "--runners", str(runners), "--out", str(out)]) == 0
+    config = tmp_path / "srpo.toml"
+    config.write_text('tau = [0, 2]\nsteps = 64\nn_copies = 3\neval_episodes = 1\n')
+    assert main(["tag", "srpo", "--config", str(config), "--n-copies", "1", "--runners", str(runners),
+                 "--out", str(out), *small]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert [r["tau"] for r in results["rows"]] == [0.0, 2.0]
+    assert [r["tau"] for r in results["rows"]] == [0.0, 2.0]  # from the config file
+    assert results["settings"]["n_copies"] == 1  # the flag beats the config file
     assert set(results["rows"][0]["eval"]["per_runner"]) == {"seed0", "seed1", "tag/evasive-runner"}
     assert results["train_runner"] == "seed0"
+
+
+def test_cli_srpo_errors_are_one_line(tmp_path, capsys):
+    from rqe_wrappers.cli import main
+
+    assert main(["tag", "srpo", "--steps", "64"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rqe tag srpo: error: --runners is required (on the command line or as runners in --config)")
+    assert main(["tag", "srpo", "--runners", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rqe tag srpo: error: ") and "rqe tag train-runners --out" in err
+
+
+def test_partner_role_moved_to_srpo_roles():
+    from rqe_wrappers.experiments import tag as tag_exp
+    from rqe_wrappers.srpo.roles import PartnerRole
+
+    with pytest.warns(DeprecationWarning, match="rqe_wrappers.srpo.roles.PartnerRole"):
+        assert tag_exp.PartnerRole is PartnerRole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -14,8 +15,8 @@ from pettingzoo.test import parallel_api_test
 from pettingzoo.utils.env_logger import EnvLogger
 
 from rqe_wrappers import ConfigError, RandomPolicy, SpaceMismatchError, srpo_wrap
-from rqe_wrappers.envs.matrix import MatrixGameEnv
 from rqe_wrappers.core.policy import ConstantPolicy, Policy
+from rqe_wrappers.envs.matrix import MatrixGameEnv
 from rqe_wrappers.sb3 import PettingZooVecEnv, make_vec_env
 from rqe_wrappers.seats.single_seat import single_seat
 
@@ -54,7 +55,8 @@ class Staggered(ParallelEnv):
         return gym.spaces.Discrete(2)
 
     def _obs(self):
-        return {s: np.array([self.t, 5 + i], np.float32) for i, s in enumerate(self.possible_agents) if s in self.agents}
+        seats = enumerate(self.possible_agents)
+        return {s: np.array([self.t, 5 + i], np.float32) for i, s in seats if s in self.agents}
 
     def reset(self, seed=None, options=None):
         self.agents, self.t = list(self.possible_agents), 0
@@ -148,10 +150,44 @@ def test_mismatch_raised_from_worker():
         PettingZooVecEnv(lambda: simple_tag_v3.parallel_env(), n_copies=1, n_workers=1)
 
 
+def _first_built_or_other(flag: str):
+    """The first call in any process builds 2-action copies, every later one 3-action copies."""
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return MatrixGameEnv(np.ones((3, 3, 2)), rounds=3)
+    return matrix_env()
+
+
+def test_mismatch_between_workers_names_both_spaces(tmp_path):
+    env_fn = functools.partial(_first_built_or_other, str(tmp_path / "first"))
+    with pytest.raises(SpaceMismatchError, match=r"seat 'player_0' has .*action Discrete\([23]\) while seat "
+                       r"'player_0' has .*action Discrete\([23]\)"):
+        PettingZooVecEnv(env_fn, n_copies=2, n_workers=2)
+
+
 def test_same_env_object_twice_raises():
     env = matrix_env()
     with pytest.raises(ConfigError, match="new env"):
         PettingZooVecEnv(lambda: env, n_copies=2)
+
+
+def test_env_fn_must_build_a_pettingzoo_env():
+    with pytest.raises(TypeError, match=r"^env_fn\(\): expected a PettingZoo ParallelEnv or AECEnv, got int"):
+        PettingZooVecEnv(lambda: 3)
+
+
+def test_module_layout_keeps_the_old_import_paths():
+    import rqe_wrappers
+    from rqe_wrappers.sb3 import env_util, vec_env
+    from rqe_wrappers.sb3.vec_env import pettingzoo_vec_env, worker
+
+    assert vec_env.PettingZooVecEnv is pettingzoo_vec_env.PettingZooVecEnv is PettingZooVecEnv
+    assert vec_env.make_vec_env is env_util.make_vec_env is make_vec_env is rqe_wrappers.make_vec_env
+    assert vec_env.default_start_method is worker.default_start_method
+    assert vec_env.default_start_method() in ("forkserver", "spawn")
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        vec_env.nothing  # noqa: B018
 
 
 # ---- seeds ----------------------------------------------------------------------------------------
@@ -310,7 +346,9 @@ def _collect(venv_cls):
     from stable_baselines3 import PPO
 
     venv = venv_cls(matrix_env, n_copies=1)
-    model = PPO("MlpPolicy", venv, seed=0, n_steps=6, batch_size=6, gamma=0.9, policy_kwargs=dict(net_arch=[8]), device="cpu")
+    model = PPO(
+        "MlpPolicy", venv, seed=0, n_steps=6, batch_size=6, gamma=0.9, policy_kwargs=dict(net_arch=[8]), device="cpu"
+    )
     _, callback = model._setup_learn(6)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=6)
     with torch.no_grad():
@@ -384,7 +422,7 @@ def test_single_seat_rewards_follow_last_semantics():
         assert obs[seat][0] == first_obs
         got, ended = [], []
         while env.agents:
-            _, rew, term, trunc, _ = env.step({seat: 0})
+            _, rew, term, _, _ = env.step({seat: 0})
             got.append(rew[seat])
             ended.append(term[seat])
         # own move +1, each reply +10; p1's 10 from before its first move comes with its first step,
@@ -396,7 +434,7 @@ def test_single_seat_rewards_follow_last_semantics():
 def test_aec_in_process_and_workers_identical():
     a = rollout(PettingZooVecEnv(tictactoe_v3.env, n_copies=4), 30)
     b = rollout(PettingZooVecEnv(tictactoe_v3.env, n_copies=4, n_workers=2), 30)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

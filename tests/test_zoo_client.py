@@ -13,21 +13,19 @@ import numpy as np
 import pytest
 
 from rqe_wrappers.cli import main as rqe_main
-from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
 from rqe_wrappers.core.policy import FunctionPolicy, batch_size
 from rqe_wrappers.core.registry import register_scripted, scripted_names
-from rqe_wrappers.zoo import (
+from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
+from rqe_wrappers.zoo import PopulationWarning, ZooClient, ZooUnreachableError, load_population
+from rqe_wrappers.zoo.config import default_url
+from rqe_wrappers.zoo.publish import (
     BuildResult,
-    PopulationWarning,
-    ZooUnreachableError,
-    load_population,
+    builder_names,
     member_from_scripted,
     register_builder,
     write_index,
     write_population,
 )
-from rqe_wrappers.zoo.client import ZooClient, default_url
-from rqe_wrappers.zoo.publish.recipes import builder_names
 from rqe_wrappers.zoo.testing import serve_directory
 
 TABLE = "zoo-test/client-table"
@@ -44,7 +42,12 @@ if TABLE not in scripted_names():
 
 def _members(names):
     rng = np.random.default_rng(0)
-    return [member_from_scripted(n, TABLE, arrays={"probs": rng.dirichlet(np.ones(3))}, seed=i, metrics={"return": float(i)}) for i, n in enumerate(names)]
+    return [
+        member_from_scripted(
+            n, TABLE, arrays={"probs": rng.dirichlet(np.ones(3))}, seed=i, metrics={"return": float(i)}
+        )
+        for i, n in enumerate(names)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,8 @@ def _leftovers(directory: Path) -> list[str]:
     """Files in the cache other than finished manifests/members and locks (i.e. temporaries)."""
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.rglob("*") if p.is_file() and not p.name.endswith((".json", ".safetensors", ".lock")))
+    kept = (".json", ".safetensors", ".lock")
+    return sorted(p.name for p in directory.rglob("*") if p.is_file() and not p.name.endswith(kept))
 
 
 def test_download_then_cache_then_offline(remote_root, cache):
@@ -80,7 +84,8 @@ def test_download_then_cache_then_offline(remote_root, cache):
         pop = load_population("zt/pop", url=server.url)
         assert pop.ref == "zt/pop@2" and pop.names == ["m0", "m1", "m2"]
         assert pop.path == cache / "zt" / "pop" / "2"
-        assert sorted(p.name for p in pop.path.iterdir()) == ["m0.safetensors", "m1.safetensors", "m2.safetensors", "manifest.json"]
+        files = sorted(p.name for p in pop.path.iterdir())
+        assert files == ["m0.safetensors", "m1.safetensors", "m2.safetensors", "manifest.json"]
         first = list(server.requests)
         assert first[0] == "/index.json" and len(first) == 5
         pinned = load_population("zt/pop@2", url=server.url)  # pinned + cached: no request at all
@@ -109,7 +114,7 @@ def test_offline_is_one_clear_error(cache):
 
 def test_offline_mode_never_uses_the_network(remote_root, cache, monkeypatch):
     monkeypatch.setenv("RQE_ZOO_OFFLINE", "1")
-    with pytest.raises(PopulationError, match="not in the cache .* offline mode is on"):
+    with pytest.raises(PopulationError, match=r"not in the cache .* offline mode is on"):
         load_population("zt/pop@1", url="http://127.0.0.1:9")
     with pytest.raises(PopulationError, match="offline mode is on"):
         load_population("zt/pop", url="http://127.0.0.1:9")
@@ -117,7 +122,8 @@ def test_offline_mode_never_uses_the_network(remote_root, cache, monkeypatch):
 
 def test_checksum_mismatch_on_download(remote_root, cache):
     with serve_directory(remote_root, faults={"/zt/pop/1/m1.safetensors": "corrupt"}) as server:
-        with pytest.raises(ChecksumError, match=r"m1\.safetensors: the downloaded file's sha256 is [0-9a-f]{64}, the manifest says"):
+        msg = r"m1\.safetensors: the downloaded file's sha256 is [0-9a-f]{64}, the manifest says"
+        with pytest.raises(ChecksumError, match=msg):
             load_population("zt/pop@1", url=server.url)
     pop_dir = cache / "zt" / "pop" / "1"
     assert not (pop_dir / "m1.safetensors").exists()
@@ -147,7 +153,8 @@ def test_corrupted_cache_file_is_refetched_once(remote_root, cache):
         # the remote copy is bad too: reported, not looped
         target.write_bytes(b"junk")
         server.faults["/zt/pop/1/m0.safetensors"] = "corrupt"
-        with pytest.warns(PopulationWarning), pytest.raises(ChecksumError, match="corrupt .* and re-fetching it failed"):
+        failed = r"corrupt .* and re-fetching it failed"
+        with pytest.warns(PopulationWarning), pytest.raises(ChecksumError, match=failed):
             load_population("zt/pop@1", url=server.url)
     target.write_bytes(b"junk")  # and with the server gone
     with pytest.warns(PopulationWarning), pytest.raises(ChecksumError, match="re-fetching it failed: cannot reach"):
@@ -158,7 +165,7 @@ def _pull(url, cache_dir, queue):
     try:
         pop = load_population("zt/pop@2", url=url, cache_dir=cache_dir)
         queue.put(("ok", pop.names, str(pop.path)))
-    except Exception as e:  # noqa: BLE001  (report to the parent)
+    except Exception as e:
         queue.put(("error", repr(e), ""))
 
 
@@ -176,14 +183,15 @@ def test_two_processes_pull_at_once(remote_root, cache):
         member_requests = [r for r in server.requests if r.endswith(".safetensors")]
     assert [r[0] for r in results] == ["ok", "ok"], results
     assert results[0][1] == ["m0", "m1", "m2"] and results[0][2] == results[1][2]
-    assert sorted(member_requests) == ["/zt/pop/2/m0.safetensors", "/zt/pop/2/m1.safetensors", "/zt/pop/2/m2.safetensors"]
+    assert sorted(member_requests) == [f"/zt/pop/2/m{i}.safetensors" for i in range(3)]
     assert ZooClient(cache_dir=cache).verify("zt/pop@2")[0][1] is None
     assert _leftovers(cache) == []
 
 
 def test_unknown_id_or_version_lists_what_exists(remote_root, cache):
     with serve_directory(remote_root) as server:
-        with pytest.raises(PopulationError, match=r"unknown population 'zt/nope' .* available: zt/other \(version 1\), zt/pop \(versions 1, 2\)"):
+        available = r"available: zt/other \(version 1\), zt/pop \(versions 1, 2\)"
+        with pytest.raises(PopulationError, match=rf"unknown population 'zt/nope' .* {available}"):
             load_population("zt/nope", url=server.url)
         with pytest.raises(PopulationError, match=r"'zt/pop' has no version 7 .* available versions: \[1, 2\]"):
             load_population("zt/pop@7", url=server.url)
@@ -224,7 +232,8 @@ def test_local_paths(remote_root, tmp_path):
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["members"][0]["seed"] = "zero"
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(PopulationError, match=r"manifest\.json: field 'members\[0\]\.seed': expected an integer or null"):
+    field = r"manifest\.json: field 'members\[0\]\.seed': expected an integer or null"
+    with pytest.raises(PopulationError, match=field):
         load_population(copy)
 
 
@@ -238,7 +247,8 @@ def test_bad_remote_manifest_names_the_field(remote_root, tmp_path, cache):
     manifest["members"][0]["kind"] = "pickle"
     manifest_path.write_text(json.dumps(manifest))
     index = json.loads((root / "index.json").read_text())  # an index consistent with the bad manifest
-    index["populations"]["zt/other"]["versions"]["1"]["manifest_sha256"] = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    sha = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    index["populations"]["zt/other"]["versions"]["1"]["manifest_sha256"] = sha
     (root / "index.json").write_text(json.dumps(index))
     with serve_directory(root) as server:
         with pytest.raises(PopulationError, match=r"field 'members\[0\]\.kind': expected one of \['sb3', 'scripted'\]"):
@@ -285,13 +295,16 @@ def _sb3_builder(recipe):
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
-    from rqe_wrappers.zoo import member_from_sb3
+    from rqe_wrappers.zoo.publish import member_from_sb3
 
     th.set_num_threads(1)
     members = []
     for seed in recipe.seeds:
         env = Monitor(gym.make("CartPole-v1"))
-        model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=seed, device="cpu", policy_kwargs={"net_arch": [4]})
+        model = PPO(
+            "MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=seed, device="cpu",
+            policy_kwargs={"net_arch": [4]},
+        )  # fmt: skip
         model.learn(recipe.budget["timesteps"])
         mean, _ = evaluate_policy(model, env, n_eval_episodes=2)
         members.append(member_from_sb3(model, f"cart-{seed}", metrics={"return": float(mean)}))
@@ -337,7 +350,7 @@ def test_build_recipe_records_recipe_commit_and_metrics(tmp_path, capsys):
 
 
 def test_recipes_cannot_name_import_paths(tmp_path):
-    from rqe_wrappers.zoo import build_recipe
+    from rqe_wrappers.zoo.publish import build_recipe
 
     for builder in ("os:system", "rqe_wrappers.zoo.publish.builders:_private", "tests.test_zoo_client:_sb3_builder"):
         recipe = _recipe(tmp_path, builder.replace(":", "_").replace(".", "_"), id="test/x", builder=builder)
@@ -347,7 +360,7 @@ def test_recipes_cannot_name_import_paths(tmp_path):
 
 def test_ipd_partners_recipe_builds(tmp_path):
     """The one real recipe shipped in zoo/: it builds now (exact metrics, nothing trained)."""
-    from rqe_wrappers.zoo import build_recipe
+    from rqe_wrappers.zoo.publish import build_recipe
 
     recipe = Path(__file__).resolve().parent.parent / "zoo" / "ipd-partners"
     if not recipe.is_dir():

@@ -25,7 +25,8 @@ def boxes(draw):
     if np.dtype(dtype).kind == "f":
         n = int(np.prod(shape))
         lo = np.array(draw(st.lists(_bound, min_size=n, max_size=n)), dtype=np.float64).reshape(shape)
-        width = np.array(draw(st.lists(st.floats(0, 10, width=32), min_size=n, max_size=n)), dtype=np.float64).reshape(shape)
+        widths = draw(st.lists(st.floats(0, 10, width=32), min_size=n, max_size=n))
+        width = np.array(widths, dtype=np.float64).reshape(shape)
         low = -lo if draw(st.booleans()) else np.where(np.isinf(lo), -np.inf, lo)
         high = np.where(np.isinf(low), np.inf, low + width)
         return gym.spaces.Box(low.astype(dtype), high.astype(dtype), shape=shape, dtype=dtype)
@@ -37,7 +38,9 @@ leaf_spaces = st.one_of(
     boxes(),
     st.builds(gym.spaces.Discrete, st.integers(1, 10), start=st.integers(-3, 3)),
     st.builds(lambda n: gym.spaces.MultiDiscrete(n), st.lists(st.integers(1, 5), min_size=1, max_size=4)),
-    st.builds(gym.spaces.MultiBinary, st.one_of(st.integers(1, 5), st.lists(st.integers(1, 3), min_size=1, max_size=2))),
+    st.builds(
+        gym.spaces.MultiBinary, st.one_of(st.integers(1, 5), st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    ),
 )
 spaces = st.recursive(
     leaf_spaces,
@@ -160,7 +163,11 @@ _SB3 = ("members", 1, "sb3")
         ((*_SB3, "policy"), "stable_baselines3.common.policies:ActorCriticPolicy", "'members[1].sb3.policy'"),
         ((*_SB3, "policy"), "os.system", "expected one of ['MlpPolicy', 'CnnPolicy', 'MultiInputPolicy']"),
         ((*_SB3, "policy_kwargs", "activation_fn"), "os:system", "'members[1].sb3.policy_kwargs.activation_fn'"),
-        ((*_SB3, "policy_kwargs", "features_extractor_class"), "builtins.eval", "policy_kwargs.features_extractor_class"),
+        (
+            (*_SB3, "policy_kwargs", "features_extractor_class"),
+            "builtins.eval",
+            "policy_kwargs.features_extractor_class",
+        ),
         ((*_SB3, "policy_kwargs", "callback"), "x", "not an allowed key"),
         ((*_SB3, "algo_kwargs", "learning_rate"), "lambda p: p", "'members[1].sb3.algo_kwargs.learning_rate'"),
         (("members", 1, "file"), None, "'members[1].file': 'file' and 'sha256' go together"),
@@ -193,7 +200,13 @@ def test_index_schema():
     data = {
         "schema_version": 1,
         "populations": {
-            "a/b": {"latest": 2, "versions": {"1": {"manifest_sha256": "a" * 64, "env": "e", "members": 3}, "2": {"manifest_sha256": "b" * 64, "env": "e", "members": 4}}}
+            "a/b": {
+                "latest": 2,
+                "versions": {
+                    "1": {"manifest_sha256": "a" * 64, "env": "e", "members": 3},
+                    "2": {"manifest_sha256": "b" * 64, "env": "e", "members": 4},
+                },
+            }
         },
         "renamed": {"a/old": "a/b"},
     }

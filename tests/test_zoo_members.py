@@ -14,18 +14,13 @@ th = pytest.importorskip("torch")
 sb3 = pytest.importorskip("stable_baselines3")
 from stable_baselines3 import PPO  # noqa: E402
 
+from rqe_wrappers.core.policy import FunctionPolicy, batch_size  # noqa: E402
+from rqe_wrappers.core.registry import register_scripted, scripted_names  # noqa: E402
 from rqe_wrappers.envs.matrix import MatrixGameEnv  # noqa: E402
 from rqe_wrappers.errors import ConfigError, PopulationError, SpaceMismatchError  # noqa: E402
-from rqe_wrappers.core.policy import FunctionPolicy, batch_size  # noqa: E402
-from rqe_wrappers.core.registry import register_scripted, scripted_names
 from rqe_wrappers.sb3 import SB3Policy  # noqa: E402
-from rqe_wrappers.zoo import (  # noqa: E402
-    check_population_spaces,
-    load_population,
-    member_from_sb3,
-    member_from_scripted,
-    write_population,
-)
+from rqe_wrappers.zoo import check_population_spaces, load_population  # noqa: E402
+from rqe_wrappers.zoo.publish import member_from_sb3, member_from_scripted, write_population  # noqa: E402
 
 TABLE = "zoo-test/members-table"
 if TABLE not in scripted_names():
@@ -37,7 +32,9 @@ if TABLE not in scripted_names():
         probs = np.asarray(arrays["probs"], dtype=np.float64) if arrays else np.full(n, 1.0 / n)
         probs = probs + bias
         probs = probs / probs.sum()
-        return FunctionPolicy(observation_space, action_space, lambda obs: np.tile(probs, (batch_size(obs), 1)), name="table")
+        return FunctionPolicy(
+            observation_space, action_space, lambda obs: np.tile(probs, (batch_size(obs), 1)), name="table"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +103,9 @@ def test_member_from_sb3_refuses_what_needs_pickles(trained):
     class MyActivation(th.nn.ReLU):
         pass
 
-    model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", policy_kwargs={"activation_fn": MyActivation})
+    model = PPO(
+        "MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", policy_kwargs={"activation_fn": MyActivation}
+    )
     with pytest.raises(ConfigError, match=r"activation_fn.*cannot be published"):
         member_from_sb3(model, "x")
 
@@ -139,7 +138,7 @@ def test_pickled_weights_are_refused_without_unpickling(published, tmp_path):
     _rewrite_member_file(pop_dir, "runner-3", pickle.dumps(_Boom(str(marker))))
     pop = load_population(pop_dir)  # sha256 is right: the file is what the manifest says
     for call in (lambda m: m.to_sb3(), lambda m: m.policy()):
-        with pytest.raises(PopulationError, match="pickle.*refused"):
+        with pytest.raises(PopulationError, match=r"pickle.*refused"):
             call(pop["runner-3"])
     assert not marker.exists()
 
@@ -182,8 +181,10 @@ def test_weights_that_do_not_fit_the_spec(published, tmp_path):
 def test_contrib_algorithms_round_trip(tmp_path):
     contrib = pytest.importorskip("sb3_contrib")
     env = gym.make("CartPole-v1")
-    maskable = contrib.MaskablePPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu", policy_kwargs={"net_arch": [4]})
-    recurrent = contrib.RecurrentPPO("MlpLstmPolicy", env, n_steps=16, batch_size=16, device="cpu", policy_kwargs={"lstm_hidden_size": 4, "net_arch": [4]})
+    small = dict(n_steps=16, batch_size=16, device="cpu")
+    maskable = contrib.MaskablePPO("MlpPolicy", env, policy_kwargs={"net_arch": [4]}, **small)
+    lstm = {"lstm_hidden_size": 4, "net_arch": [4]}
+    recurrent = contrib.RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=lstm, **small)
     path = write_population(
         tmp_path, id="test/contrib", version=1, env="gymnasium/CartPole-v1",
         members=[member_from_sb3(maskable, "maskable"), member_from_sb3(recurrent, "recurrent")],
@@ -196,7 +197,7 @@ def test_contrib_algorithms_round_trip(tmp_path):
             assert th.equal(back.policy.state_dict()[k], v), (name, k)
     obs = np.zeros((3, 4), np.float32)
     assert pop["maskable"].policy().action_probs(obs).shape == (3, 2)
-    with pytest.raises(PopulationError, match="RecurrentPPO.*to_sb3"):
+    with pytest.raises(PopulationError, match=r"RecurrentPPO.*to_sb3"):
         pop["recurrent"].policy()
 
 
@@ -227,18 +228,19 @@ def test_scripted_members_with_arrays(tmp_path):
 
 def test_write_population_checks_members(tmp_path, trained):
     obs_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+    where = dict(id="t/x", version=1, env="e", observation_space=obs_space, action_space=gym.spaces.Discrete(2))
     with pytest.raises(ConfigError, match="unknown scripted policy 'no/such'"):
-        write_population(tmp_path, id="t/x", version=1, env="e", observation_space=obs_space, action_space=gym.spaces.Discrete(2), members=[member_from_scripted("a", "no/such")])
+        write_population(tmp_path, members=[member_from_scripted("a", "no/such")], **where)
     with pytest.raises(ConfigError, match="duplicate member names"):
         write_population(tmp_path, id="t/x", version=1, env="e", members=[member_from_scripted("a", TABLE)] * 2)
     with pytest.raises(SpaceMismatchError, match=r"member 'net': observation space mismatch"):
-        write_population(tmp_path, id="t/x", version=1, env="e", observation_space=obs_space, action_space=gym.spaces.Discrete(2), members=[member_from_sb3(trained[0], "net")])
+        write_population(tmp_path, members=[member_from_sb3(trained[0], "net")], **where)
     with pytest.raises(ConfigError, match="JSON"):
         member_from_scripted("a", TABLE, bias=object())
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t" / "x").iterdir())  # nothing half-written
-    path = write_population(tmp_path, id="t/x", version=1, env="e", observation_space=obs_space, action_space=gym.spaces.Discrete(2), members=[member_from_scripted("a", TABLE)])
+    path = write_population(tmp_path, members=[member_from_scripted("a", TABLE)], **where)
     with pytest.raises(PopulationError, match="immutable; bump the version"):
-        write_population(tmp_path, id="t/x", version=1, env="e", observation_space=obs_space, action_space=gym.spaces.Discrete(2), members=[member_from_scripted("a", TABLE)])
+        write_population(tmp_path, members=[member_from_scripted("a", TABLE)], **where)
     assert path.is_dir()
 
 
@@ -258,5 +260,6 @@ def test_space_mismatch_names_member_seat_and_both_spaces(tmp_path, published):
 
     cart = load_population(published[1])
     cart.check_env(gym.make("CartPole-v1"))  # fits
-    with pytest.raises(SpaceMismatchError, match=r"member 'runner-3': observation space mismatch: the environment has Box"):
+    mismatch = r"member 'runner-3': observation space mismatch: the environment has Box"
+    with pytest.raises(SpaceMismatchError, match=mismatch):
         cart.check_env(gym.make("MountainCar-v0"))

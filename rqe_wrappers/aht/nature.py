@@ -21,28 +21,33 @@ simplex after a plain gradient step, so mass can reach exactly zero and come bac
 of 1/utility: scale it to the range of the returns (the paper's IPD code used 1e-2 on returns up
 to 15; with lr = 0.5 the projected step reaches a vertex as soon as utilities differ by 2 or more).
 
-eps-uniform mixing (paper, section 8.2: "keep sampling a random scenario with probability eps"):
-the distribution that :attr:`Nature.beta` returns and :meth:`Nature.sample` draws from is
-``(1 - eps) * beta + eps / n`` for the two learned priors, so every scenario keeps probability
->= eps / n and its utility estimate stays fresh. Unlike the paper's code the mixing is not fed
-back into the learned beta (so it does not compound). The fixed priors are not mixed: uniform is
-uniform already, and self-play means only copies of the learner.
+Uniform mixing, ``uniform_mix`` (the paper's eps, section 8.2: "keep sampling a random scenario
+with probability eps"): the distribution that :attr:`Nature.beta` returns and :meth:`Nature.sample`
+draws from is ``(1 - uniform_mix) * beta + uniform_mix / n`` for the two learned priors, so every
+scenario keeps probability >= uniform_mix / n and its utility estimate stays fresh. Unlike the
+paper's code the mixing is not fed back into the learned beta (so it does not compound). The fixed
+priors are not mixed: uniform is uniform already, and self-play means only copies of the learner.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
+from rqe_wrappers._compat import renamed_argument
 from rqe_wrappers.core.seeding import categorical
 from rqe_wrappers.errors import ConfigError
 
 PRIORS = ("maximin-utility", "minimax-regret", "uniform", "self-play", "fictitious-play")
 STEPS = ("projected", "exponentiated")
 _LEARNED = ("maximin-utility", "minimax-regret")
-_STATE_FORMAT = "rqe_wrappers.aht.nature/1"
+_STATE_FORMAT = "rqe_wrappers.aht.nature/2"
+_OLD_FORMATS = ("rqe_wrappers.aht.nature/1",)  # /1 called uniform_mix "eps"
+#: nature's default probability of a uniform scenario
+DEFAULT_UNIFORM_MIX = 0.05
 
 
 def project_onto_simplex(v: np.ndarray) -> np.ndarray:
@@ -64,7 +69,7 @@ class Nature:
     """Nature's prior over ``n_scenarios`` scenarios.
 
     Example:
-        >>> nature = Nature(3, "maximin-utility", lr=0.1, eps=0.0)
+        >>> nature = Nature(3, "maximin-utility", lr=0.1, uniform_mix=0.0)
         >>> nature.update(np.array([1.0, 2.0, 3.0])).round(3)
         array([0.433, 0.333, 0.233])
         >>> int(nature.sample(np.random.default_rng(0))) in (0, 1, 2)
@@ -77,11 +82,13 @@ class Nature:
         prior: str = "maximin-utility",
         *,
         lr: float = 0.5,
-        eps: float = 0.05,
+        uniform_mix: float = DEFAULT_UNIFORM_MIX,
         best_responses: np.ndarray | None = None,
         self_play_scenario: int | None = None,
         step: str = "projected",
+        eps: float | None = None,
     ):
+        uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=DEFAULT_UNIFORM_MIX)
         if isinstance(n_scenarios, bool) or not isinstance(n_scenarios, (int, np.integer)) or n_scenarios < 1:
             raise ConfigError(f"n_scenarios must be an int >= 1, got {n_scenarios!r}")
         if prior not in PRIORS:
@@ -90,14 +97,15 @@ class Nature:
             raise ConfigError(f"unknown step {step!r}; known steps: {', '.join(STEPS)}")
         if not _is_real(lr) or not math.isfinite(lr) or lr <= 0:
             raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-        if not _is_real(eps) or not 0.0 <= eps < 1.0:
+        if not _is_real(uniform_mix) or not 0.0 <= uniform_mix < 1.0:
             raise ConfigError(
-                f"eps should be in the interval [0, 1) (the probability of sampling a uniform scenario), got {eps!r}"
+                "uniform_mix should be in the interval [0, 1) (the probability of sampling a uniform scenario), "
+                f"got {uniform_mix!r}"
             )
         self.n_scenarios = int(n_scenarios)
         self.prior = prior
         self.lr = float(lr)
-        self.eps = float(eps)
+        self.uniform_mix = float(uniform_mix)
         self.step = step
         self.best_responses = self._check_best_responses(best_responses)
         self.self_play_scenario = self._check_self_play(self_play_scenario)
@@ -148,7 +156,7 @@ class Nature:
             raise ConfigError(
                 "utilities must be finite; got "
                 + ", ".join(f"{u[i]} at scenario {i}" for i in bad)
-                + ". Estimate every scenario before updating (eps > 0 keeps all of them sampled)."
+                + ". Estimate every scenario before updating (uniform_mix > 0 keeps all of them sampled)."
             )
         return u
 
@@ -156,10 +164,17 @@ class Nature:
     def _uses_logits(self) -> bool:
         return self.step == "exponentiated" and self.prior in _LEARNED
 
+    @property
+    def eps(self) -> float:
+        """Deprecated name of :attr:`uniform_mix`."""
+        warnings.warn("Nature.eps is renamed Nature.uniform_mix; the old name goes away in 0.3",
+                      DeprecationWarning, stacklevel=2)
+        return self.uniform_mix
+
     # ---- the distribution --------------------------------------------------------------------------
     @property
     def raw_beta(self) -> np.ndarray:
-        """The learned prior before eps-uniform mixing."""
+        """The learned prior before uniform mixing."""
         if self._uses_logits:
             z = np.exp(self._weights - self._weights.max())
             return z / z.sum()
@@ -167,10 +182,11 @@ class Nature:
 
     @property
     def beta(self) -> np.ndarray:
-        """The distribution actually sampled: ``(1 - eps) * raw_beta + eps / n`` for learned priors."""
+        """The distribution actually sampled: ``(1 - uniform_mix) * raw_beta + uniform_mix / n`` for learned priors."""
         b = self.raw_beta
-        if self.prior in _LEARNED and self.eps > 0:
-            b = (1.0 - self.eps) * b + self.eps / self.n_scenarios
+        mix = self.uniform_mix
+        if self.prior in _LEARNED and mix > 0:
+            b = (1.0 - mix) * b + mix / self.n_scenarios
         return b
 
     def regrets(self, utilities: np.ndarray) -> np.ndarray:
@@ -221,7 +237,7 @@ class Nature:
             "prior": self.prior,
             "step": self.step,
             "lr": self.lr,
-            "eps": self.eps,
+            "uniform_mix": self.uniform_mix,
             "best_responses": None if self.best_responses is None else self.best_responses.tolist(),
             "self_play_scenario": self.self_play_scenario,
             "n_updates": self.n_updates,
@@ -231,8 +247,7 @@ class Nature:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the number of scenarios and the prior must match this Nature."""
-        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
-            raise ConfigError(f"not a Nature state dict (expected format {_STATE_FORMAT!r})")
+        state = _current(state)
         for key in ("n_scenarios", "prior"):
             if state.get(key) != getattr(self, key):
                 raise ConfigError(
@@ -243,7 +258,7 @@ class Nature:
             self.n_scenarios,
             self.prior,
             lr=state["lr"],
-            eps=state["eps"],
+            uniform_mix=state["uniform_mix"],
             best_responses=state["best_responses"],
             self_play_scenario=state["self_play_scenario"],
             step=state["step"],
@@ -262,13 +277,12 @@ class Nature:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Nature:
         """A Nature rebuilt from :meth:`state_dict`."""
-        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
-            raise ConfigError(f"not a Nature state dict (expected format {_STATE_FORMAT!r})")
+        state = _current(state)
         nature = cls(
             state["n_scenarios"],
             state["prior"],
             lr=state["lr"],
-            eps=state["eps"],
+            uniform_mix=state["uniform_mix"],
             best_responses=state["best_responses"],
             self_play_scenario=state["self_play_scenario"],
             step=state["step"],
@@ -279,8 +293,17 @@ class Nature:
     def __repr__(self) -> str:
         return (
             f"Nature(n_scenarios={self.n_scenarios}, prior={self.prior!r}, step={self.step!r}, lr={self.lr}, "
-            f"eps={self.eps}, beta={np.round(self.beta, 3).tolist()})"
+            f"uniform_mix={self.uniform_mix}, beta={np.round(self.beta, 3).tolist()})"
         )
+
+
+def _current(state: Any) -> dict[str, Any]:
+    """A state dict in the current format (a /1 state's ``"eps"`` becomes ``"uniform_mix"``)."""
+    if not isinstance(state, dict) or state.get("format") not in (_STATE_FORMAT, *_OLD_FORMATS):
+        raise ConfigError(f"not a Nature state dict (expected format {_STATE_FORMAT!r})")
+    if state["format"] in _OLD_FORMATS:
+        state = {k: v for k, v in state.items() if k != "eps"} | {"format": _STATE_FORMAT, "uniform_mix": state["eps"]}
+    return state
 
 
 def _is_real(x) -> bool:

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import functools
-
 import itertools
 import json
 import math

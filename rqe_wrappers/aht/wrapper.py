@@ -31,7 +31,6 @@ asymmetric games, add the seat's identity to the observations first (e.g.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,202 +40,99 @@ import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 
-from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, SpaceMismatchError
-from rqe_wrappers.aht.nature import PRIORS, STEPS, Nature
-from rqe_wrappers.core.policy import Policy, check_policy_spaces
+from rqe_wrappers._compat import renamed_argument
+from rqe_wrappers.aht.config import (
+    ADAPTIVE,
+    FICTITIOUS_PLAY,
+    SELF_PLAY,
+    AHTConfig,
+    aht_config_dict,
+    parse_aht_config,
+)
+from rqe_wrappers.aht.nature import Nature
+from rqe_wrappers.aht.population import population_policies
 from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet
+from rqe_wrappers.aht.seating import make_seating
+from rqe_wrappers.core.dispatch import check_api
+from rqe_wrappers.core.policy import Policy, check_policy_spaces
 from rqe_wrappers.core.seeding import categorical, stream
-from rqe_wrappers.core.snapshot import SnapshotPolicy
-from rqe_wrappers.seats.background import BackgroundSeatsParallel, play_turn
-
-FICTITIOUS_PLAY = "fictitious-play"
-SELF_PLAY = "self-play"
-_ADAPTIVE = ("maximin-utility", "minimax-regret", FICTITIOUS_PLAY)
-
-
-def population_policies(population: Any, env: Any = None) -> dict[str, Policy]:
-    """``{name: Policy}`` from a mapping or from an object with ``.policies()`` (a zoo population).
-
-    A zoo population is checked against every seat of ``env`` (``population.check_env``) from its
-    manifest *before* its members' weights are loaded.
-    """
-    if population is None:
-        return {}
-    if callable(getattr(population, "policies", None)):
-        if env is not None and callable(getattr(population, "check_env", None)):
-            population.check_env(env, list(env.possible_agents))
-        population = population.policies()
-    if not isinstance(population, Mapping):
-        raise TypeError(
-            "population must be a {name: Policy} mapping or a zoo Population (with .policies()), "
-            f"got {type(population).__name__}"
-        )
-    out = {}
-    for name, policy in population.items():
-        if not isinstance(policy, Policy):
-            raise TypeError(f"population member {name!r}: expected a rqe_wrappers.Policy, got {type(policy).__name__}")
-        out[str(name)] = policy
-    return out
+from rqe_wrappers.core.spaces import check_spaces_alike
+from rqe_wrappers.core.view import learner_snapshot
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
 
 
 def nature_from_config(config: Mapping[str, Any]) -> Nature:
-    """A fresh :class:`~rqe_wrappers.aht.nature.Nature` matching a wrapper's :attr:`AHTWrapper.aht_config`."""
-    scenarios = ScenarioSet.from_dict(config["scenarios"])
-    return Nature(
-        len(scenarios),
-        config["prior"],
-        lr=config["lr"],
-        eps=config["eps"],
-        best_responses=config["best_responses"],
-        self_play_scenario=scenarios.self_play_index if config["prior"] == SELF_PLAY else None,
-        step=config["nature_step"],
+    """Deprecated: ``AHTConfig.from_dict(...).make_nature(scenarios)`` (or :meth:`AHTWrapper.make_nature`)."""
+    warnings.warn(
+        "nature_from_config is replaced by AHTConfig.make_nature (e.g. env.config.make_nature(env.scenarios)); "
+        "the old name goes away in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    settings, scenarios, _ = parse_aht_config(config)
+    return settings.make_nature(scenarios)
+
+
+def _all_seats_alike(env: Any, seats: Sequence[str]) -> None:
+    check_spaces_alike(
+        [(s, env.observation_space(s), env.action_space(s)) for s in seats],
+        lambda m: (
+            f"scenario seats must be interchangeable, but seat {m.name!r} has {m.kind} space {m.got} "
+            f"and seat {m.reference!r} has {m.expected}. Fix the seats that never learn with background_seats(), "
+            f"or make the spaces equal (e.g. supersuit.pad_observations_v0 / pad_action_space_v0)."
+        ),
+        by_kind=True,
     )
 
 
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+_Spaces = tuple[gym.Space, gym.Space]  # (observation, action) of every seat
 
 
-def _all_seats_alike(env, seats: Sequence[str]) -> None:
-    first = seats[0]
-    for kind, space_of in (("observation", env.observation_space), ("action", env.action_space)):
-        want = space_of(first)
-        for seat in seats[1:]:
-            if space_of(seat) != want:
-                raise SpaceMismatchError(
-                    f"scenario seats must be interchangeable, but seat {seat!r} has {kind} space {space_of(seat)} "
-                    f"and seat {first!r} has {want}. Fix the seats that never learn with background_seats(), "
-                    f"or make the spaces equal (e.g. supersuit.pad_observations_v0 / pad_action_space_v0)."
-                )
+def _check_env(env: Any) -> list[str]:
+    """The env's seats, after checking it is a PettingZoo env whose seats are interchangeable."""
+    check_api(env, "aht_wrap")
+    seats = list(env.possible_agents)
+    if len(seats) < 2:
+        raise SeatError(f"ad hoc teamwork needs partners: the env has {len(seats)} seat(s) ({seats})")
+    _all_seats_alike(env, seats)
+    return seats
 
 
-class _AsTrainerSees(Policy):
-    """A learner snapshot fed the observation the trainer sees.
-
-    The SB3 adapter (:class:`rqe_wrappers.sb3.PettingZooVecEnv`) strips ``obs["action_mask"]``
-    from what the learner sees (the mask goes to ``mask=``) and unwraps a lone remaining
-    ``"observation"`` key; a snapshot of the learner must get its input the same way.
-    """
-
-    def __init__(self, inner: Policy, observation_space: gym.spaces.Dict):
-        super().__init__(observation_space, inner.action_space)
-        self.inner = inner
-        self.keys = [k for k in observation_space.spaces if k != "action_mask"]
-
-    def initial_state(self, batch_size):
-        return self.inner.initial_state(batch_size)
-
-    def act(self, obs, *, rng, mask=None, state=None):
-        seen = obs["observation"] if self.keys == ["observation"] else {k: obs[k] for k in self.keys}
-        return self.inner.act(seen, rng=rng, mask=mask, state=state)
-
-    def __repr__(self) -> str:
-        return f"{self.inner!r} (as the trainer sees)"
+def _check_population(config: AHTConfig, members: Mapping[str, Policy], scenarios: Any, spaces: _Spaces) -> None:
+    if config.prior == FICTITIOUS_PLAY:
+        if members:
+            raise ConfigError(
+                f"prior 'fictitious-play' trains against the learner's own past snapshots; "
+                f"pass an empty population (got {len(members)} members: {sorted(members)[:5]})"
+            )
+        if scenarios is not None:
+            raise ConfigError("prior 'fictitious-play' builds its own scenarios (learner + one past snapshot)")
+    elif not members and config.prior != SELF_PLAY:
+        raise ConfigError(
+            f"the background population is empty, so prior {config.prior!r} has only the self-play scenario; "
+            "pass a population ({name: Policy} or a zoo population), or use prior='self-play'"
+        )
+    for name, policy in members.items():
+        check_policy_spaces(policy, *spaces, f"population member {name!r}")
 
 
-def _learner_snapshot(observation_space, action_space, name: str) -> Policy:
-    snap = SnapshotPolicy(observation_space, action_space, name)
-    if isinstance(observation_space, gym.spaces.Dict) and "action_mask" in observation_space.spaces:
-        return _AsTrainerSees(snap, observation_space)
-    return snap
+def _fictitious_play(config: AHTConfig, n_seats: int, spaces: _Spaces):
+    """``(scenarios, members, fp_members)``: one slot per past snapshot, in every seat but the learner's."""
+    fp_members = {f"fp/{k}": f"{config.snapshot_name}/fp/{k}" for k in range(config.fp_capacity)}
+    members = {m: learner_snapshot(*spaces, snap) for m, snap in fp_members.items()}
+    scenarios = ScenarioSet(n_seats, tuple(fp_members), tuple(Scenario(1, (m,) * (n_seats - 1)) for m in fp_members))
+    return scenarios, members, fp_members
 
 
-class _ParallelSeating:
-    """Drives a parallel env: the learner's seat is visible, every other seat is a background seat."""
-
-    def __init__(self, env: ParallelEnv):
-        self.bg = BackgroundSeatsParallel(env, {})
-        self.learner = ""
-
-    def reset(self, seed, options, learner: str, policies: dict[str, Policy]):
-        self.learner = learner
-        self.bg.assign(policies)
-        obs, infos = self.bg.reset(seed=seed, options=options)
-        return obs[learner], dict(infos.get(learner, {}))
-
-    def step(self, action):
-        learner, bg = self.learner, self.bg
-        obs, rew, term, trunc, infos = bg.step({learner: action})
-        rewards = {learner: float(rew.get(learner, 0.0)), **bg.background_rewards}
-        info = dict(infos.get(learner, {}))
-        info.pop("background_rewards", None)
-        done_term, done_trunc = bool(term.get(learner, False)), bool(trunc.get(learner, False))
-        if learner not in bg.env.agents and not (done_term or done_trunc):
-            done_term = True  # removed without a flag: treat as the end
-        if done_term or done_trunc:
-            while bg.env.agents:  # the others play on: their focal rewards still count
-                bg.step({})
-                for seat, r in bg.background_rewards.items():
-                    rewards[seat] = rewards.get(seat, 0.0) + r
-        return obs.get(learner), rewards, done_term, done_trunc, info
-
-
-class _AECSeating:
-    """Drives a turn-based env: partners move on their turns until it is the learner's turn again.
-
-    Each seat's reward is read on its own turn (AEC ``last()``: what it accumulated since it last
-    moved), so every reward is counted exactly once, including the final ones on the dead steps.
-    """
-
-    def __init__(self, env: AECEnv):
-        self.env = env
-        self.learner = ""
-        self._rng = stream(None, "background")
-        self._policies: dict[str, Policy] = {}
-        self._states: dict = {}
-        self._pending: dict[str, float] = {}
-        self._over = False
-        self._term = self._trunc = False
-        self._last_obs = None
-        self._last_info: dict = {}
-
-    def reset(self, seed, options, learner: str, policies: dict[str, Policy]):
-        if seed is not None:
-            self._rng = stream(seed, "background")
-        self.learner = learner
-        self._policies = dict(policies)
-        self._states = {s: p.initial_state(1) for s, p in self._policies.items()}
-        self._pending = {}
-        self._over = False
-        self._term = self._trunc = False
-        self.env.reset(seed=seed, options=options)
-        self._advance()
-        return self._last_obs, dict(self._last_info)
-
-    def _credit(self, seat: str) -> None:
-        r = float(self.env._cumulative_rewards.get(seat, 0.0))
-        self._pending[seat] = self._pending.get(seat, 0.0) + r
-
-    def _advance(self) -> None:
-        """Play until the learner must move (or the game is over for everyone)."""
-        env, learner = self.env, self.learner
-        while env.agents:
-            seat = env.agent_selection
-            self._credit(seat)
-            dead = env.terminations[seat] or env.truncations[seat]
-            if seat == learner:
-                self._last_obs = env.observe(learner)
-                self._last_info = dict(env.infos.get(learner, {}))
-                if not dead:
-                    return
-                self._over, self._term, self._trunc = True, bool(env.terminations[seat]), bool(env.truncations[seat])
-            if dead:
-                env.step(None)
-                continue
-            self._states[seat] = play_turn(env, seat, self._policies[seat], self._rng, self._states[seat])
-        if not self._over:  # the learner left without a dead step of its own
-            self._over = True
-            self._trunc = bool(env.truncations.get(learner, False))
-            self._term = not self._trunc
-
-    def step(self, action):
-        if not self._over:
-            self.env.step(action)
-            self._advance()
-        rewards, self._pending = self._pending, {}
-        return self._last_obs, rewards, self._term, self._trunc, dict(self._last_info)
+def _check_scenarios(scenarios: Any, members: Mapping[str, Policy], n_seats: int) -> ScenarioSet:
+    if not isinstance(scenarios, ScenarioSet):
+        raise TypeError(f"scenarios must be a ScenarioSet, got {type(scenarios).__name__}")
+    if scenarios.n_seats != n_seats:
+        raise ConfigError(f"the scenario set is for {scenarios.n_seats} seats but the env has {n_seats}")
+    missing = sorted(set(scenarios.members) - set(members))
+    if missing:
+        raise ConfigError(f"the scenario set names members {missing} that the population does not have")
+    return scenarios
 
 
 class AHTWrapper(BaseParallelWrapper):
@@ -247,14 +143,13 @@ class AHTWrapper(BaseParallelWrapper):
             one action space.
         population: ``{name: Policy}`` background partners (or a zoo population with ``.policies()``).
         scenarios: the scenarios to sample (default: :meth:`ScenarioSet.all` over every seat).
-        prior: nature's prior, one of :data:`rqe_wrappers.aht.nature.PRIORS`.
-        lr, eps, best_responses, nature_step: nature's settings (see :class:`~rqe_wrappers.aht.nature.Nature`);
-            the wrapper validates them and hands them to the callback through :attr:`aht_config`.
-            ``best_responses`` may be a sequence in scenario order or ``{scenario id: value}``.
-        focal_name: the agent name the learning seat has in this env.
-        snapshot_name: the shared snapshot that plays the other focal copies.
-        fp_capacity: with ``prior="fictitious-play"``, how many past snapshots are kept (slots).
-        max_scenarios: refuse to enumerate more scenarios than this (see :meth:`ScenarioSet.all`).
+        config: an :class:`~rqe_wrappers.aht.config.AHTConfig`, or none and the settings below.
+        prior, lr, uniform_mix, best_responses, nature_step, focal_name, snapshot_name, fp_capacity,
+            max_scenarios: the fields of :class:`~rqe_wrappers.aht.config.AHTConfig` (``None``: its
+            default). ``eps`` is the deprecated name of ``uniform_mix``.
+
+    The settings, resolved against the scenarios, are :attr:`config`; the callback reads them (with
+    the scenarios) as plain data from :attr:`aht_config`.
     """
 
     def __init__(
@@ -263,114 +158,65 @@ class AHTWrapper(BaseParallelWrapper):
         population: Any = None,
         scenarios: ScenarioSet | None = None,
         *,
-        prior: str = "maximin-utility",
-        lr: float = 0.5,
-        eps: float = 0.05,
+        config: AHTConfig | None = None,
+        prior: str | None = None,
+        lr: float | None = None,
+        uniform_mix: float | None = None,
         best_responses: Sequence[float] | Mapping[str, float] | None = None,
-        nature_step: str = "projected",
-        focal_name: str = "focal",
-        snapshot_name: str = "learner",
-        fp_capacity: int = 16,
+        nature_step: str | None = None,
+        focal_name: str | None = None,
+        snapshot_name: str | None = None,
+        fp_capacity: int | None = None,
         max_scenarios: int | None = None,
+        eps: float | None = None,
     ):
-        # ---- validate everything before building state ----
-        if not isinstance(env, (ParallelEnv, AECEnv)):
-            raise TypeError(f"expected a PettingZoo AECEnv or ParallelEnv, got {type(env).__name__}")
-        if prior not in PRIORS:
-            raise ConfigError(f"unknown prior {prior!r}; known priors: {', '.join(PRIORS)}")
-        lr = _check_number("lr", lr)
-        if not math.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"lr (nature's step size) must be a finite number > 0, got {lr}")
-        eps = _check_number("eps", eps)
-        if not 0.0 <= eps < 1.0:
-            raise ConfigError(
-                f"eps should be in the interval [0, 1) (the probability of sampling a uniform scenario), got {eps}"
-            )
-        if nature_step not in STEPS:
-            raise ConfigError(f"unknown nature_step {nature_step!r}; known: {', '.join(STEPS)}")
-        seats = list(env.possible_agents)
-        if len(seats) < 2:
-            raise SeatError(f"ad hoc teamwork needs partners: the env has {len(seats)} seat(s) ({seats})")
-        _all_seats_alike(env, seats)
-        obs_space, act_space = env.observation_space(seats[0]), env.action_space(seats[0])
-        members = population_policies(population, env)
-        if prior == FICTITIOUS_PLAY:
-            if members:
-                raise ConfigError(
-                    f"prior 'fictitious-play' trains against the learner's own past snapshots; "
-                    f"pass an empty population (got {len(members)} members: {sorted(members)[:5]})"
-                )
-            if scenarios is not None:
-                raise ConfigError("prior 'fictitious-play' builds its own scenarios (learner + one past snapshot)")
-            if isinstance(fp_capacity, bool) or not isinstance(fp_capacity, int) or fp_capacity < 1:
-                raise ConfigError(f"fp_capacity must be an integer >= 1, got {fp_capacity!r}")
-        elif not members and prior != SELF_PLAY:
-            raise ConfigError(
-                f"the background population is empty, so prior {prior!r} has only the self-play scenario; "
-                "pass a population ({name: Policy} or a zoo population), or use prior='self-play'"
-            )
-        for name, policy in members.items():
-            check_policy_spaces(policy, obs_space, act_space, f"population member {name!r}")
-
-        fp_members: dict[str, str] = {}
-        if prior == FICTITIOUS_PLAY:
-            fp_members = {f"fp/{k}": f"{snapshot_name}/fp/{k}" for k in range(fp_capacity)}
-            members = {m: _learner_snapshot(obs_space, act_space, snap) for m, snap in fp_members.items()}
-            scenarios = ScenarioSet(
-                len(seats), tuple(fp_members), tuple(Scenario(1, (m,) * (len(seats) - 1)) for m in fp_members)
-            )
-        elif scenarios is None:
-            scenarios = ScenarioSet.all(len(seats), list(members), max_scenarios)
-        elif not isinstance(scenarios, ScenarioSet):
-            raise TypeError(f"scenarios must be a ScenarioSet, got {type(scenarios).__name__}")
-        if scenarios.n_seats != len(seats):
-            raise ConfigError(f"the scenario set is for {scenarios.n_seats} seats but the env has {len(seats)}")
-        missing = sorted(set(scenarios.members) - set(members))
-        if missing:
-            raise ConfigError(f"the scenario set names members {missing} that the population does not have")
-        if prior == SELF_PLAY and scenarios.self_play_index is None:
-            raise ConfigError(f"prior 'self-play' needs the self-play scenario 'c{len(seats)}' in the scenario set")
-        if isinstance(best_responses, Mapping):
-            unknown = sorted(set(best_responses) - set(scenarios.ids))
-            lacking = [i for i in scenarios.ids if i not in best_responses]
-            if unknown or lacking:
-                raise ConfigError(
-                    "best_responses by scenario id must cover exactly the scenarios: "
-                    f"unknown {unknown}, missing {lacking}"
-                )
-            best_responses = [float(best_responses[i]) for i in scenarios.ids]
-        nature = Nature(  # validates best_responses against the scenario count
-            len(scenarios), prior, lr=lr, eps=eps, best_responses=best_responses,
-            self_play_scenario=scenarios.self_play_index if prior == SELF_PLAY else None, step=nature_step,
+        uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=None)
+        config = AHTConfig.from_arguments(
+            config, prior=prior, lr=lr, uniform_mix=uniform_mix, best_responses=best_responses,
+            nature_step=nature_step, focal_name=focal_name, snapshot_name=snapshot_name,
+            fp_capacity=fp_capacity, max_scenarios=max_scenarios,
         )
+        seats = _check_env(env)
+        spaces: _Spaces = (env.observation_space(seats[0]), env.action_space(seats[0]))
+        members = population_policies(population, env)
+        _check_population(config, members, scenarios, spaces)
+        fp_members: dict[str, str] = {}
+        if config.prior == FICTITIOUS_PLAY:
+            scenarios, members, fp_members = _fictitious_play(config, len(seats), spaces)
+        elif scenarios is None:
+            scenarios = ScenarioSet.all(len(seats), list(members), config.max_scenarios)
+        scenarios = _check_scenarios(scenarios, members, len(seats))
+        nature = config.make_nature(scenarios)  # checks best_responses and self-play against the scenarios
+        self._init_state(env, config.resolved(scenarios), scenarios, members, fp_members, seats, spaces, nature)
 
-        # ---- state ----
+    def _init_state(
+        self,
+        env: ParallelEnv | AECEnv,
+        config: AHTConfig,
+        scenarios: ScenarioSet,
+        members: dict[str, Policy],
+        fp_members: dict[str, str],
+        seats: list[str],
+        spaces: _Spaces,
+        nature: Nature,
+    ) -> None:
         super().__init__(env)
-        self.focal_name = str(focal_name)
+        self.config = config
+        self.focal_name = config.focal_name
         self.possible_agents = [self.focal_name]
         self.agents: list[str] = []
         self.scenarios = scenarios
         self.population = members
-        self.snapshot_name = snapshot_name
+        self.snapshot_name = config.snapshot_name
+        self._fp_members = fp_members
         self._env_seats = seats
-        self._obs_space, self._act_space = obs_space, act_space
-        self._copy_policy = _learner_snapshot(obs_space, act_space, snapshot_name)  # one object: copies batch together
-        self._config = {
-            "prior": prior,
-            "lr": lr,
-            "eps": eps,
-            "nature_step": nature_step,
-            "best_responses": None if nature.best_responses is None else nature.best_responses.tolist(),
-            "scenarios": scenarios.to_dict(),
-            "snapshot_name": snapshot_name,
-            "fp_members": fp_members,
-            "focal_name": self.focal_name,
-        }
+        self._obs_space, self._act_space = spaces
+        self._copy_policy = learner_snapshot(*spaces, self.snapshot_name)  # one object: copies batch together
         beta = nature.beta
-        if prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
+        if config.prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
             beta = np.eye(len(scenarios))[0]
         self._beta = np.asarray(beta, dtype=np.float64)
-        self._seating = _ParallelSeating(env) if isinstance(env, ParallelEnv) else _AECSeating(env)
+        self._seating = make_seating(env)
         self._rng = stream(None, "scenario")
         self._seeded = False
         self.aht_callback_attached = False  # set by AHTCallback through VecEnv.set_attr
@@ -384,8 +230,8 @@ class AHTWrapper(BaseParallelWrapper):
     # ---- the prior -----------------------------------------------------------------------------
     @property
     def aht_config(self) -> dict[str, Any]:
-        """Plain-data settings the callback reads (``get_attr("aht_config")``) to build its nature."""
-        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._config.items()}
+        """Plain data the callback reads (``get_attr("aht_config")``): :attr:`config`, scenarios, FP slots."""
+        return aht_config_dict(self.config, self.scenarios, self._fp_members)
 
     @property
     def beta(self) -> np.ndarray:
@@ -407,7 +253,7 @@ class AHTWrapper(BaseParallelWrapper):
 
     def make_nature(self) -> Nature:
         """A fresh :class:`~rqe_wrappers.aht.nature.Nature` with this wrapper's settings."""
-        return nature_from_config(self._config)
+        return self.config.make_nature(self.scenarios)
 
     # ---- spaces --------------------------------------------------------------------------------
     def observation_space(self, agent):
@@ -452,7 +298,7 @@ class AHTWrapper(BaseParallelWrapper):
         for seat in copies:
             self._assignment[seat] = ("copy", self.snapshot_name)
             policies[seat] = self._copy_policy
-        for seat, member in zip(background, scenario.background):
+        for seat, member in zip(background, scenario.background, strict=True):
             self._assignment[seat] = ("background", member)
             policies[seat] = self.population[member]
         env_options = {k: v for k, v in (options or {}).items() if k != "scenario"} or None
@@ -477,8 +323,8 @@ class AHTWrapper(BaseParallelWrapper):
 
     def _check_callback(self) -> None:
         """Warn once if an adaptive prior ran an episode without AHTCallback updating it."""
-        prior = self._config["prior"]
-        if prior in _ADAPTIVE and not self.aht_callback_attached and not self._warned:
+        prior = self.config.prior
+        if prior in ADAPTIVE and not self.aht_callback_attached and not self._warned:
             self._warned = True
             warnings.warn(
                 f"aht_wrap(prior={prior!r}) ran an episode without AHTCallback: the prior stays at its start "
@@ -489,36 +335,51 @@ class AHTWrapper(BaseParallelWrapper):
             )
 
     def __str__(self) -> str:
-        return f"aht<{self.env}, {len(self.scenarios)} scenarios, prior={self._config['prior']}>"
+        return f"aht<{self.env}, {len(self.scenarios)} scenarios, prior={self.config.prior}>"
 
 
 def aht_wrap(
     env: ParallelEnv | AECEnv,
     population: Any = None,
-    prior: str = "maximin-utility",
+    prior: str | None = None,
     *,
     scenarios: ScenarioSet | None = None,
-    lr: float = 0.5,
-    eps: float = 0.05,
+    config: AHTConfig | None = None,
+    lr: float | None = None,
+    uniform_mix: float | None = None,
     best_responses: Sequence[float] | Mapping[str, float] | None = None,
-    **kwargs: Any,
+    nature_step: str | None = None,
+    focal_name: str | None = None,
+    snapshot_name: str | None = None,
+    fp_capacity: int | None = None,
+    max_scenarios: int | None = None,
+    eps: float | None = None,
 ) -> AHTWrapper:
     """Make a PettingZoo env (AEC or parallel) train minimax-Bayes ad hoc teamwork with stock SB3 PPO.
 
     Returns a one-seat :class:`AHTWrapper` (agent ``"focal"``); train it with
     :class:`rqe_wrappers.sb3.AHTCallback`, which updates nature's prior and the learner snapshot.
+    The settings are those of :class:`~rqe_wrappers.aht.config.AHTConfig`: give them one by one
+    (``None`` keeps the default) or as ``config=AHTConfig(...)``, not both.
 
     Args:
         env: a PettingZoo ``AECEnv`` or ``ParallelEnv`` (all seats with equal spaces).
         population: ``{name: Policy}`` or a zoo population; may be empty only for ``"self-play"``
             and ``"fictitious-play"``.
-        prior: ``"maximin-utility"``, ``"minimax-regret"``, ``"uniform"``, ``"self-play"`` or
-            ``"fictitious-play"``.
+        prior: ``"maximin-utility"`` (default), ``"minimax-regret"``, ``"uniform"``, ``"self-play"``
+            or ``"fictitious-play"``.
         scenarios: a :class:`~rqe_wrappers.aht.scenarios.ScenarioSet` (default: all of them).
-        lr: nature's step size (> 0). eps: probability of a uniform scenario, in [0, 1).
-        best_responses: best-response utility per scenario, for ``"minimax-regret"``.
-        **kwargs: ``nature_step``, ``focal_name``, ``snapshot_name``, ``fp_capacity``,
-            ``max_scenarios`` (see :class:`AHTWrapper`).
+        config: every setting below in one :class:`~rqe_wrappers.aht.config.AHTConfig`.
+        lr: nature's step size, > 0, in units of 1/return (default 0.5).
+        uniform_mix: probability of sampling a uniform scenario, in [0, 1) (default 0.05).
+        best_responses: best-response utility per scenario, for ``"minimax-regret"``: a sequence in
+            scenario order or ``{scenario id: value}``.
+        nature_step: ``"projected"`` (default) or ``"exponentiated"``.
+        focal_name: the learning seat's agent name (default ``"focal"``).
+        snapshot_name: the shared snapshot that plays the focal copies (default ``"learner"``).
+        fp_capacity: past snapshots kept by ``"fictitious-play"`` (default 16).
+        max_scenarios: refuse to enumerate more scenarios than this (default: no limit).
+        eps: deprecated name of ``uniform_mix``.
 
     Example:
         >>> from rqe_wrappers import ConstantPolicy
@@ -532,6 +393,9 @@ def aht_wrap(
         >>> infos["focal"]["scenario"] in env.scenarios.ids
         True
     """
+    uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=None)
     return AHTWrapper(
-        env, population, scenarios, prior=prior, lr=lr, eps=eps, best_responses=best_responses, **kwargs
+        env, population, scenarios, config=config, prior=prior, lr=lr, uniform_mix=uniform_mix,
+        best_responses=best_responses, nature_step=nature_step, focal_name=focal_name,
+        snapshot_name=snapshot_name, fp_capacity=fp_capacity, max_scenarios=max_scenarios,
     )

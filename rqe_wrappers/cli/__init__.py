@@ -1,7 +1,9 @@
-"""rqe command line: one subcommand per feature; each feature module adds its own parser.
+"""rqe command line: one entry point, one subcommand group per module of this package.
 
-Feature modules expose ``add_parser(subparsers)`` that registers a subcommand and sets
-``func`` (called with the parsed args). Heavy imports happen inside ``func``.
+Each command module exposes ``add_parser(subparsers)``, which registers its subcommand(s) and sets
+``func`` (called with the parsed args; heavy imports happen inside it). Errors the library raises
+on purpose (:class:`~rqe_wrappers.errors.RQEError`) print ``rqe <command>: error: <message>`` and
+exit with status 2; anything else is a bug and keeps its traceback. Docs: README.md, "Command line".
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ import argparse
 import importlib
 import sys
 
-# module paths whose ``add_parser`` registers a subcommand (order = order in --help)
+from rqe_wrappers.errors import RQEError
+
+#: Modules whose ``add_parser`` registers a subcommand (order = order in --help).
 COMMANDS = [
-    "rqe_wrappers.experiments.coordination",
-    "rqe_wrappers.srpo.bifurcation",
-    "rqe_wrappers.experiments.ipd",
+    "rqe_wrappers.cli.coordination",
+    "rqe_wrappers.cli.srpo",
+    "rqe_wrappers.cli.ipd",
     "rqe_wrappers.cli.beta_plot",
-    "rqe_wrappers.experiments.tag",
+    "rqe_wrappers.cli.tag",
     "rqe_wrappers.cli.zoo",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rqe`` parser with every command module's subcommands."""
     parser = argparse.ArgumentParser(prog="rqe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -36,8 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``rqe`` command; returns its exit status (2 for a user error, after printing it)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except RQEError as e:
+        prog = getattr(args, "_prog", None) or f"rqe {args.command}"
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rqe_wrappers.zoo.client import ZooClient
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "zoo",
         help="download, verify, build and index background populations",
@@ -23,10 +28,16 @@ def add_parser(subparsers) -> None:
     )
     sub = parser.add_subparsers(dest="zoo_command", required=True)
 
-    def remote_options(p, remote: bool = True):
+    def remote_options(p: argparse.ArgumentParser, remote: bool = True) -> None:
         if remote:
-            p.add_argument("--url", help="zoo URL (http(s)://, file:// or a directory); default $RQE_ZOO_URL or the checkout's populations/")
-            p.add_argument("--offline", action="store_true", default=None, help="never use the network (same as RQE_ZOO_OFFLINE=1)")
+            p.add_argument(
+                "--url",
+                help="zoo URL (http(s)://, file:// or a directory); "
+                "default $RQE_ZOO_URL or the checkout's populations/",
+            )
+            p.add_argument(
+                "--offline", action="store_true", default=None, help="never use the network (same as RQE_ZOO_OFFLINE=1)"
+            )
         p.add_argument("--cache-dir", help="cache directory; default $RQE_ZOO_CACHE or the user cache")
 
     p = sub.add_parser("list", help="list the populations the zoo (or the cache) has")
@@ -48,7 +59,9 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("build", help="run a recipe (zoo/<name>/recipe.json) and publish its population")
     p.add_argument("recipe", metavar="RECIPE_DIR", help="e.g. zoo/ipd-partners")
     p.add_argument("--out", help="zoo root to write into (default: populations/ next to zoo/)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing version (published versions should not change)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing version (published versions should not change)"
+    )
     p.set_defaults(func=_build)
 
     p = sub.add_parser("index", help="regenerate <root>/index.json and the table in <root>/README.md")
@@ -56,8 +69,8 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=_index)
 
 
-def _guard(fn):
-    def run(args) -> int:
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
         from rqe_wrappers.errors import RQEError
 
         try:
@@ -70,14 +83,14 @@ def _guard(fn):
     return run
 
 
-def _client(args):
+def _client(args: argparse.Namespace) -> ZooClient:
     from rqe_wrappers.zoo.client import ZooClient
 
     return ZooClient(getattr(args, "url", None), args.cache_dir, offline=getattr(args, "offline", None))
 
 
 @_guard
-def _list(args) -> int:
+def _list(args: argparse.Namespace) -> int:
     client = _client(args)
     cached: dict[str, list[int]] = {}
     for pid, version, _ in client.cached():
@@ -98,14 +111,15 @@ def _list(args) -> int:
         entry = index.populations[pid][max(versions)]
         mark = f"  [cached: {', '.join(map(str, sorted(cached[pid])))}]" if pid in cached else ""
         desc = f"  {entry.description}" if entry.description else ""
-        print(f"  {pid}  versions {', '.join(map(str, versions))}  env {entry.env}  {entry.members} members{mark}{desc}")
+        listed = ", ".join(map(str, versions))
+        print(f"  {pid}  versions {listed}  env {entry.env}  {entry.members} members{mark}{desc}")
     for old, new in sorted(index.renamed.items()):
         print(f"  {old}  renamed to {new}")
     return 0
 
 
 @_guard
-def _pull(args) -> int:
+def _pull(args: argparse.Namespace) -> int:
     from rqe_wrappers.zoo.client import load_population
 
     population = load_population(args.ref, url=args.url, cache_dir=args.cache_dir, offline=args.offline)
@@ -117,7 +131,7 @@ def _pull(args) -> int:
 
 
 @_guard
-def _verify(args) -> int:
+def _verify(args: argparse.Namespace) -> int:
     client = _client(args)
     results = client.verify(args.target, load=args.load)
     if not results:
@@ -136,8 +150,8 @@ def _verify(args) -> int:
 
 
 @_guard
-def _build(args) -> int:
-    from rqe_wrappers.zoo.publish.recipes import build_recipe
+def _build(args: argparse.Namespace) -> int:
+    from rqe_wrappers.zoo.publish import build_recipe
 
     path = build_recipe(args.recipe, args.out, overwrite=args.overwrite)
     print(f"wrote {path}")
@@ -145,8 +159,8 @@ def _build(args) -> int:
 
 
 @_guard
-def _index(args) -> int:
-    from rqe_wrappers.zoo.publish.write import write_index, write_readme
+def _index(args: argparse.Namespace) -> int:
+    from rqe_wrappers.zoo.publish import write_index, write_readme
 
     root = Path(args.root) if args.root else Path("populations")
     if not root.is_dir():

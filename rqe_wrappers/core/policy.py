@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rqe_wrappers.core.seeding import categorical
+from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
 
 Obs = Any  # np.ndarray of shape (batch, ...) or dict of such arrays
@@ -59,6 +60,8 @@ class Policy(abc.ABC):
 
 class DiscretePolicy(Policy):
     """A policy over a ``Discrete`` action space defined by its action probabilities."""
+
+    action_space: gym.spaces.Discrete
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space):
         if not isinstance(action_space, gym.spaces.Discrete):
@@ -155,13 +158,12 @@ def stack_obs(observations: list[Obs]) -> Obs:
 
 def check_policy_spaces(policy: Policy, observation_space: gym.Space, action_space: gym.Space, who: str) -> None:
     """Raise :class:`SpaceMismatchError` naming ``who`` and both spaces if the policy does not fit."""
-    for kind, want, got in (
-        ("observation", observation_space, policy.observation_space),
-        ("action", action_space, policy.action_space),
-    ):
-        if want != got:
-            raise SpaceMismatchError(
-                f"{who}: {kind} space mismatch: the environment has {want}, the policy expects {got}. "
-                "Use a policy trained on this environment (same version and wrappers), or wrap the env "
-                "so its spaces match."
-            )
+    check_spaces_alike(
+        [(who, policy.observation_space, policy.action_space)],
+        lambda m: (
+            f"{who}: {m.kind} space mismatch: the environment has {m.expected}, the policy expects {m.got}. "
+            "Use a policy trained on this environment (same version and wrappers), or wrap the env "
+            "so its spaces match."
+        ),
+        reference=("the environment", observation_space, action_space),
+    )

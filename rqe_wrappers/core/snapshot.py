@@ -8,11 +8,13 @@ share the snapshot plays uniformly at random, which is what an untrained learner
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
 from rqe_wrappers._compat import deprecated_alias
-from rqe_wrappers.core.policy import Policy, batch_size
+from rqe_wrappers.core.policy import Obs, Policy, batch_size
 
 _LIVE: dict[str, Policy] = {}
 
@@ -38,7 +40,9 @@ class SnapshotPolicy(Policy):
         super().__init__(observation_space, action_space)
         self.name = name
 
-    def act(self, obs, *, rng, mask=None, state=None):
+    def act(
+        self, obs: Obs, *, rng: np.random.Generator, mask: np.ndarray | None = None, state: Any = None
+    ) -> tuple[np.ndarray, Any]:
         live = _LIVE.get(self.name)
         if live is not None:
             return live.act(obs, rng=rng, mask=mask, state=state)

@@ -31,6 +31,7 @@ import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
+from rqe_wrappers.core.dispatch import by_api
 from rqe_wrappers.errors import ConfigError
 
 ENV_ID = "mpe2/simple_tag_v3"
@@ -116,11 +117,12 @@ class ScaledRewardsAEC(BaseWrapper):
 
 def scale_rewards(env, scale: float):
     """Multiply every reward of an AEC or parallel env by ``scale``; returns the same API kind."""
-    if isinstance(env, ParallelEnv):
-        return ScaledRewardsParallel(env, scale)
-    if isinstance(env, AECEnv):
-        return ScaledRewardsAEC(env, scale)
-    raise TypeError(f"expected a PettingZoo AECEnv or ParallelEnv, got {type(env).__name__}")
+    return by_api(
+        env,
+        parallel=lambda e: ScaledRewardsParallel(e, scale),
+        aec=lambda e: ScaledRewardsAEC(e, scale),
+        what="scale_rewards",
+    )
 
 
 # ---- the env -----------------------------------------------------------------------------------

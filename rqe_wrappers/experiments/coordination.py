@@ -1,42 +1,60 @@
-"""``rqe train``: SRPO with stock SB3 PPO, on the coordination game (default) or Tag.
+"""SRPO with stock SB3 PPO on the coordination game, against the exact RQE (``rqe coordination``).
 
-The coordination run is the quick start: it trains a shared policy with SRPO for each tau, and
-prints its collaboration probability next to the exact symmetric RQE from :mod:`rqe_wrappers.srpo.rqe`
-(same tau, eps = PPO's ``ent_coef``). Results go to ``<out>/results.json``.
+The quick start: it trains a shared policy with SRPO for each tau, and prints its collaboration
+probability next to the exact symmetric RQE from :mod:`rqe_wrappers.srpo.rqe` (same tau, eps =
+PPO's ``ent_coef``). Results go to ``<out>/results.json``. Docs: docs/srpo.md.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments.settings import setting
+
+DEFAULT_OUT = Path("runs/coordination")
 
 
 @dataclass(frozen=True)
 class CoordinationRun:
     """Settings of one SRPO run on the coordination game (defaults: CPU, about 20 s each)."""
 
-    tau: float = 2.0
-    eps: float = 0.2
-    cost: float = 0.5
-    steps: int = 120_000
-    n_copies: int = 32
-    n_steps: int = 16
-    learning_rate: float = 3e-3
-    n_epochs: int = 10
-    seed: int = 0
-    device: str = "cpu"
+    tau: float = setting(2.0, "risk aversion; 0 = IPPO")
+    eps: float = setting(0.2, "entropy weight = PPO ent_coef (the RQE's bounded rationality)")
+    cost: float = setting(0.5, "private cost of collaborating, in (0, 1)")
+    steps: int = setting(120_000, "agent-steps of training")
+    n_copies: int = setting(32, "env copies (two SB3 slots each)")
+    n_steps: int = setting(16, "PPO n_steps: steps per SB3 slot per rollout")
+    learning_rate: float = setting(3e-3, "initial PPO learning rate (decays linearly to 0)")
+    n_epochs: int = setting(10, "PPO epochs per rollout")
+    seed: int = setting(0, "PPO and env seed")
+    device: str = setting("cpu", '"cpu" or "cuda" (small MLPs are faster on CPU)')
 
     def __post_init__(self):
         if self.steps < self.n_copies * 2 * self.n_steps:
-            raise ConfigError(f"steps must cover at least one rollout ({self.n_copies * 2 * self.n_steps}), got {self.steps}")
+            rollout = self.n_copies * 2 * self.n_steps
+            raise ConfigError(f"steps must cover at least one rollout ({rollout}), got {self.steps}")
         if self.eps <= 0:
             raise ConfigError(f"eps (PPO ent_coef) must be > 0, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class CoordinationSweep:
+    """What ``rqe coordination`` runs: one :class:`CoordinationRun` per tau, written to ``out``."""
+
+    tau: tuple[float, ...] = setting((0.0, 2.0, 6.0), "risk aversion(s), one run each; 0 = IPPO")
+    out: Path = setting(DEFAULT_OUT, "output directory (results.json)")  # noqa: RUF009 (a field)
+
+    def __post_init__(self):
+        if not self.tau or any(not np.isfinite(t) or t < 0 for t in self.tau):
+            raise ConfigError(f"tau must be one or more finite values >= 0, got {self.tau}")
 
 
 def train_coordination(run: CoordinationRun, verbose: int = 0):
@@ -45,12 +63,13 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
     from stable_baselines3 import PPO
 
     from rqe_wrappers.envs.matrix import coordination_game, coordination_payoffs
-    from rqe_wrappers.srpo.roles import PARTNER, one_hot
-    from rqe_wrappers.srpo.rqe import solve_rqe
     from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy, SRPOCallback
+    from rqe_wrappers.srpo.roles import PartnerRole
+    from rqe_wrappers.srpo.rqe import solve_rqe
     from rqe_wrappers.srpo.shadow import srpo_wrap
 
     torch.set_num_threads(1)
+    game = coordination_game(run.cost)
     venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), n_copies=run.n_copies)
     model = PPO(
         "MlpPolicy",
@@ -69,15 +88,20 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
         verbose=verbose,
     )
     model.learn(run.steps, callback=SRPOCallback())
-    obs = np.concatenate([[0.0], one_hot(PARTNER)]).astype(np.float32)[None]
-    p_collab = float(SB3Policy.from_model(model).action_probs(obs)[0, 1])
-    symmetric = [e for e in solve_rqe(coordination_payoffs(run.cost), run.tau, run.eps) if abs(e.pi0[1] - e.pi1[1]) < 1e-6]
+    raw_space = game.observation_space(game.possible_agents[0])
+    partner = PartnerRole(SB3Policy.from_model(model), raw_space)
+    p_collab = float(partner.action_probs(np.zeros((1, *raw_space.shape), raw_space.dtype))[0, 1])
+    equilibria = solve_rqe(coordination_payoffs(run.cost), run.tau, run.eps)
+    symmetric = [e for e in equilibria if abs(e.pi0[1] - e.pi1[1]) < 1e-6]
     venv.close()
     return model, p_collab, float(symmetric[0].pi0[1])
 
 
-def run_coordination(taus, out: Path, **settings) -> list[dict]:
-    """Train one SRPO model per tau and compare with the exact RQE; write ``results.json``."""
+def run_coordination(taus, out: Path, **settings: Any) -> list[dict]:
+    """Train one SRPO model per tau and compare with the exact RQE; write ``results.json``.
+
+    ``settings``: the other :class:`CoordinationRun` fields.
+    """
     rows = []
     print(f"{'tau':>6} {'learned P(collab)':>18} {'exact RQE':>10} {'|diff|':>7} {'secs':>6}")
     for tau in taus:
@@ -88,22 +112,18 @@ def run_coordination(taus, out: Path, **settings) -> list[dict]:
         rows.append({**asdict(run), "learned_p_collaborate": learned, "rqe_p_collaborate": exact,
                      "abs_diff": abs(learned - exact), "seconds": secs})
         print(f"{tau:6.2f} {learned:18.3f} {exact:10.3f} {abs(learned - exact):7.3f} {secs:6.1f}", flush=True)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print(f"wrote {out / 'results.json'}")
     return rows
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train SRPO with stock SB3 PPO (default: coordination game, CPU)")
-    p.add_argument("--env", choices=["coordination"], default="coordination")
-    p.add_argument("--tau", type=float, nargs="+", default=[0.0, 2.0, 6.0], help="risk aversion(s); 0 = IPPO")
-    p.add_argument("--n-copies", type=int, default=CoordinationRun.n_copies)
-    p.add_argument("--eps", type=float, default=CoordinationRun.eps, help="entropy weight = PPO ent_coef")
-    p.add_argument("--cost", type=float, default=CoordinationRun.cost)
-    p.add_argument("--steps", type=int, default=CoordinationRun.steps)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help='"cpu" or "cuda" (small MLPs are faster on CPU)')
-    p.add_argument("--out", type=Path, default=Path("runs/coordination"))
-    p.set_defaults(func=lambda a: run_coordination(
-        a.tau, a.out, eps=a.eps, cost=a.cost, steps=a.steps, n_copies=a.n_copies, seed=a.seed, device=a.device) and 0)
+def __getattr__(name: str) -> Any:
+    if name == "add_parser":
+        warnings.warn(f"{__name__}.add_parser moved to rqe_wrappers.cli.coordination.add_parser; "
+                      "the old name goes away in 0.3", DeprecationWarning, stacklevel=2)
+        import importlib
+
+        return importlib.import_module("rqe_wrappers.cli.coordination").add_parser  # by name: cli imports this
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,21 @@
-"""Stock SB3 PPO settings shared by the experiments: a frozen, validated, JSON-able dataclass."""
+"""Stock SB3 PPO settings shared by the experiments: a frozen, validated, JSON-able dataclass.
+
+Its fields (with their help texts) are also the command-line options of ``rqe ipd`` and ``rqe tag``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rqe_wrappers.errors import ConfigError
+
+
+def setting(default: Any, help: str, **metadata: Any) -> Any:
+    """A settings field: its default and the help text the command line shows (``rqe_wrappers.cli.settings``)."""
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass(frozen=True)
@@ -19,17 +27,17 @@ class PPOSettings:
     (worth it only with spare cores). Experiments subclass it to add their own fields.
     """
 
-    n_copies: int = 16
-    n_steps: int = 128
-    batch_size: int = 512
-    n_epochs: int = 10
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    ent_coef: float = 0.01
-    clip_range: float = 0.2
-    net_arch: tuple[int, ...] = (64, 64)
-    n_workers: int = 0
+    n_copies: int = setting(16, "env copies stepped together (each gives one SB3 slot per learning seat)")
+    n_steps: int = setting(128, "PPO n_steps: steps per SB3 slot per rollout")
+    batch_size: int = setting(512, "PPO minibatch size")
+    n_epochs: int = setting(10, "PPO epochs per rollout")
+    learning_rate: float = setting(3e-4, "PPO learning rate")
+    gamma: float = setting(0.99, "discount factor")
+    gae_lambda: float = setting(0.95, "GAE lambda")
+    ent_coef: float = setting(0.01, "PPO entropy coefficient")
+    clip_range: float = setting(0.2, "PPO clip range")
+    net_arch: tuple[int, ...] = setting((64, 64), "hidden layer sizes of the policy and value MLPs")
+    n_workers: int = setting(0, "subprocesses stepping the env copies (0 = in this process)")
 
     def __post_init__(self):
         who = type(self).__name__
@@ -75,4 +83,5 @@ class PPOSettings:
 def _check_int(obj, name: str, minimum: int, note: str = "") -> None:
     v = getattr(obj, name)
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer >= {minimum}{' ' + note if note else ''}, got {v!r}")
+        note = f" {note}" if note else ""
+        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer >= {minimum}{note}, got {v!r}")

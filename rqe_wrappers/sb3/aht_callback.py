@@ -13,14 +13,15 @@ rollout it collects, from ``self.locals["infos"]``, every finished episode's ``f
    get it; else :func:`rqe_wrappers.core.snapshot.share` in this process). PPO trains right after
    the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies),
 4. logs ``aht/beta/<scenario id>``, ``aht/utility/<scenario id>``, ``aht/worst_utility`` and
-   friends to SB3's logger, and appends the same to ``csv_path`` if given (for :func:`plot_beta`).
+   friends to SB3's logger (for a CSV to plot with :func:`rqe_wrappers.plots.plot_beta`, give the
+   model a logger with the ``"csv"`` format: ``model.set_logger(configure(folder, ["csv"]))``).
 
 Utility estimates: per scenario, an exponential moving average of focal-per-capita returns in
 which each finished episode has weight ``utility_ema`` (a rollout with ``k`` episodes of scenario
 ``s`` and mean return ``m`` moves ``u_s`` by ``1 - (1 - utility_ema)**k`` of the way to ``m``; the
 first episodes set it). The learner changes, so old returns should fade. ``utility_ema=None`` keeps
 a plain running mean instead. Scenarios not seen yet are given the mean of the seen estimates
-(neutral) when nature updates; nature's ``eps`` keeps every scenario sampled.
+(neutral) when nature updates; nature's ``uniform_mix`` keeps every scenario sampled.
 
 Fictitious play (``prior="fictitious-play"``): the partners are the learner's own past snapshots.
 The wrapper has ``fp_capacity`` slots (scenarios ``c1:fp/<k>``: the learner plus one past snapshot
@@ -30,7 +31,7 @@ takes the next one, afterwards the ``t``-th snapshot replaces a random slot with
 ``capacity / t``. The reservoir is thus always a uniform sample of the whole history, and the prior
 is uniform over the filled slots (the paper: "partners sampled uniformly from the history").
 
-Save and resume (no pickle anywhere)::
+Save and resume (no pickle anywhere; the files are described in :mod:`rqe_wrappers.sb3.aht_state`)::
 
     model.save("run/model")                       # SB3 writes run/model.zip
     callback.save("run/model")                    # run/model.aht.json (+ run/model.aht.npz)
@@ -38,47 +39,53 @@ Save and resume (no pickle anywhere)::
     model = PPO.load("run/model.zip", env=venv)
     callback = AHTCallback.load("run/model")      # same keyword arguments as the constructor
     model.learn(more_steps, callback=callback, reset_num_timesteps=False)
-
-The JSON holds the scenario set, nature's state (prior, learned weights, update count),
-utility estimates and episode counts, and the fictitious-play reservoir (slot use, snapshots seen,
-RNG state); the ``.npz`` holds the fictitious-play snapshots' weights (only written when there are
-any) and is read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import CSVOutputFormat
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
-from rqe_wrappers.core import snapshot
-from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
 from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.scenarios import ScenarioSet
-from rqe_wrappers.sb3.sb3_policy import SB3Policy
+from rqe_wrappers.core import snapshot
 from rqe_wrappers.core.seeding import stream
-from rqe_wrappers.aht.wrapper import FICTITIOUS_PLAY, nature_from_config
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.sb3.aht_state import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    check_resumable,
+    read_state,
+    state_paths,
+    write_state,
+)
+from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
-STATE_FORMAT = "rqe-wrappers/aht-callback"
-STATE_VERSION = 1
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "AHTCallback", "plot_beta", "state_paths"]
 
 
-def state_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(json, npz)`` paths of the callback state that goes with an SB3 save path.
+class _ContinuedCSV(CSVOutputFormat):
+    """SB3's CSV output, continuing a file it finds (a resumed run) instead of truncating it."""
 
-    ``"run/model"`` and ``"run/model.zip"`` both give ``run/model.aht.json`` and ``run/model.aht.npz``.
-    """
-    p = Path(path)
-    if p.suffix == ".zip":
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".aht.json"), p.with_name(p.name + ".aht.npz")
+    def __init__(self, filename: Path):
+        if not filename.exists() or filename.stat().st_size == 0:
+            super().__init__(str(filename))
+            return
+        self.file = open(filename, "r+")  # closed by close(), as in SB3
+        header = self.file.readline().rstrip("\n")
+        self.keys = header.split(",") if header else []
+        self.file.seek(0, os.SEEK_END)
+        self.separator, self.quotechar = ",", '"'
 
 
 class AHTCallback(BaseCallback):
@@ -87,7 +94,8 @@ class AHTCallback(BaseCallback):
     Args:
         utility_ema: weight of each new episode in the per-scenario utility estimate, in (0, 1];
             ``None`` for a plain running mean (see the module docstring).
-        csv_path: append one row per rollout (timesteps, beta and utility per scenario) here.
+        csv_path: deprecated: give the model an SB3 logger with the ``"csv"`` format instead. Adds
+            an SB3 CSV output for this file to the model's logger while training (continuing the file).
         nature: a ready :class:`~rqe_wrappers.aht.nature.Nature` (default: built from the settings
             given to ``aht_wrap``, read from the env with ``get_attr("aht_config")``).
         verbose: SB3 verbosity (1 prints beta at every rollout end).
@@ -95,7 +103,8 @@ class AHTCallback(BaseCallback):
     Example:
         >>> from stable_baselines3 import PPO                          # doctest: +SKIP
         >>> model = PPO("MlpPolicy", venv)                            # doctest: +SKIP
-        >>> model.learn(100_000, callback=AHTCallback(csv_path="runs/beta.csv"))  # doctest: +SKIP
+        >>> model.set_logger(configure("runs/ipd", ["stdout", "csv"]))  # doctest: +SKIP
+        >>> model.learn(100_000, callback=AHTCallback())                # doctest: +SKIP
     """
 
     def __init__(
@@ -113,8 +122,17 @@ class AHTCallback(BaseCallback):
             utility_ema = float(utility_ema)
         if nature is not None and not isinstance(nature, Nature):
             raise TypeError(f"nature must be a rqe_wrappers.aht.nature.Nature, got {type(nature).__name__}")
+        if csv_path is not None:
+            warnings.warn(
+                "AHTCallback(csv_path=...) is deprecated: configure SB3's logger with the 'csv' format instead, "
+                "e.g. model.set_logger(stable_baselines3.common.logger.configure(folder, ['stdout', 'csv'])); "
+                "csv_path goes away in 0.3",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.utility_ema = utility_ema
         self.csv_path = None if csv_path is None else Path(csv_path)
+        self._csv_format: CSVOutputFormat | None = None
         self.nature = nature
         self.config: dict[str, Any] | None = None
         self.scenarios: ScenarioSet | None = None
@@ -146,7 +164,7 @@ class AHTCallback(BaseCallback):
             ) from None
         first = json.dumps(configs[0], sort_keys=True)
         if any(json.dumps(c, sort_keys=True) != first for c in configs[1:]):
-            raise ConfigError("all env copies must share one aht_wrap configuration (scenarios, prior, lr, eps)")
+            raise ConfigError("all env copies must share one aht_wrap configuration (scenarios, prior, lr, ...)")
         return configs[0]
 
     def _on_training_start(self) -> None:
@@ -160,15 +178,15 @@ class AHTCallback(BaseCallback):
                 " (its share_snapshot reaches them), or an in-process VecEnv"
             )
         config = self._read_config()
-        scenarios = ScenarioSet.from_dict(config["scenarios"])
+        settings, scenarios, _ = parse_aht_config(config)
         if self._restored is not None:
-            self._check_restored(config, scenarios)
+            check_resumable(self._restored, config, scenarios)
         elif self.config is not None and self.config != config:
             raise ConfigError("this AHTCallback was used with a different aht_wrap configuration; make a new one")
         self.config, self.scenarios = config, scenarios
         n = len(scenarios)
         if self.nature is None:
-            self.nature = nature_from_config(config)
+            self.nature = settings.make_nature(scenarios)
         elif self.nature.n_scenarios != n:
             raise ConfigError(f"the given nature has {self.nature.n_scenarios} scenarios, the env has {n}")
         if self.utilities is None:
@@ -192,8 +210,26 @@ class AHTCallback(BaseCallback):
         env.set_attr("aht_callback_attached", True)
         self._share(config["snapshot_name"], SB3Policy.from_model(self.model))
         self._push_prior(self._current_beta())
-        if self.csv_path is not None and not self.csv_path.exists():
-            self._write_csv(self.beta)  # the starting prior, so plots begin at the start
+        if self.csv_path is not None:
+            self._attach_csv(self.csv_path)
+
+    def _attach_csv(self, path: Path) -> None:
+        """``csv_path``: one more SB3 CSV output on this run's logger (SB3 makes a new logger per ``learn``)."""
+        formats = self.logger.output_formats
+        if self._csv_format is not None:
+            if self._csv_format in formats:
+                return
+            self._csv_format.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._csv_format = _ContinuedCSV(path)
+        formats.append(self._csv_format)
+
+    def _on_training_end(self) -> None:
+        fmt, self._csv_format = self._csv_format, None
+        if fmt is not None:
+            if fmt in self.logger.output_formats:
+                self.logger.output_formats.remove(fmt)
+            fmt.close()
 
     # ---- rollout -------------------------------------------------------------------------------
     def _on_step(self) -> bool:
@@ -290,22 +326,7 @@ class AHTCallback(BaseCallback):
         if self.fictitious_play:
             self.logger.record("aht/fp_snapshots_seen", self.fp_seen)
         if self.verbose:
-            print("AHTCallback beta:", {sid: round(float(b), 3) for sid, b in zip(ids, beta)})
-        if self.csv_path is not None:
-            self._write_csv(beta)
-
-    def _write_csv(self, beta: np.ndarray) -> None:
-        ids = self.scenarios.ids
-        header = ["timesteps", *(f"aht/beta/{s}" for s in ids), *(f"aht/utility/{s}" for s in ids)]
-        row = [self.num_timesteps, *(repr(float(b)) for b in beta),
-               *("" if np.isnan(u) else repr(float(u)) for u in self.utilities)]
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        with open(self.csv_path, "a", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(header)
-            w.writerow(row)
+            print("AHTCallback beta:", {sid: round(float(b), 3) for sid, b in zip(ids, beta, strict=True)})
 
     # ---- save / load ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -332,19 +353,8 @@ class AHTCallback(BaseCallback):
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path | None]:
         """Write the state next to the SB3 save ``path``; returns the ``(json, npz)`` paths written."""
-        json_path, npz_path = state_paths(path)
-        state = self.state_dict()
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(json_path.name + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, json_path)
-        if not self._fp_policies:
-            return json_path, None
-        arrays = {f"fp{slot}/{k}": v for slot, p in self._fp_policies.items() for k, v in p.get_weights().items()}
-        tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, npz_path)
-        return json_path, npz_path
+        weights = {slot: p.get_weights() for slot, p in self._fp_policies.items()}
+        return write_state(path, self.state_dict(), weights)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> AHTCallback:
@@ -352,14 +362,9 @@ class AHTCallback(BaseCallback):
 
         Nature, beta, utilities and counts are restored at once; fictitious-play snapshots are
         rebuilt on the model's policy architecture when training starts. The saved
-        ``utility_ema`` is used unless given.
+        ``utility_ema`` is used unless given. States saved by 0.1 (version 1) load too.
         """
-        json_path, npz_path = state_paths(path)
-        state = json.loads(json_path.read_text(encoding="utf-8"))
-        if state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{json_path} is not an AHTCallback state (format {state.get('format')!r})")
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(f"{json_path}: state version {state.get('version')!r} is not supported ({STATE_VERSION})")
+        state, weights = read_state(path)
         kwargs.setdefault("utility_ema", state["utility_ema"])
         cb = cls(**kwargs)
         cb.nature = Nature.from_state_dict(state["nature"])
@@ -375,70 +380,19 @@ class AHTCallback(BaseCallback):
             rng = np.random.default_rng()
             rng.bit_generator.state = fp["rng"]
             cb._fp_rng = rng
-            if cb.fp_filled.any():
-                if not npz_path.exists():
-                    raise ConfigError(f"{npz_path} is missing: it holds the fictitious-play snapshots' weights")
-                weights: dict[int, dict[str, np.ndarray]] = {}
-                with np.load(npz_path, allow_pickle=False) as data:
-                    for key in data.files:
-                        slot, _, name = key.partition("/")
-                        weights.setdefault(int(slot[2:]), {})[name] = data[key]
-                if sorted(weights) != np.flatnonzero(cb.fp_filled).tolist():
-                    raise ConfigError(f"{npz_path} does not hold the weights of exactly the filled slots")
-                cb._restored_weights = weights
+            cb._restored_weights = weights
         cb._restored = state
         return cb
 
-    def _check_restored(self, config: dict[str, Any], scenarios: ScenarioSet) -> None:
-        saved = ScenarioSet.from_dict(self._restored["config"]["scenarios"])
-        if saved.ids != scenarios.ids:
-            raise ConfigError(
-                f"the saved state is for scenarios {list(saved.ids)[:6]}..., the env has {list(scenarios.ids)[:6]}...; "
-                "resume with the same population and scenario set"
-            )
-        if self._restored["prior"] != config["prior"]:
-            raise ConfigError(
-                f"the saved state is for prior {self._restored['prior']!r}, the env uses {config['prior']!r}"
-            )
-
 
 def plot_beta(csv_path: str | os.PathLike, out_png: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Plot nature's prior over training from ``AHTCallback(csv_path=...)``'s CSV or SB3's progress.csv.
+    """Deprecated: :func:`rqe_wrappers.plots.plot_beta`."""
+    warnings.warn(
+        "rqe_wrappers.sb3.aht_callback.plot_beta moved to rqe_wrappers.plots.plot_beta; "
+        "the old name goes away in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from rqe_wrappers.plots import plot_beta as plot
 
-    Columns ``aht/beta/<scenario id>`` are stacked against ``timesteps`` (or SB3's
-    ``time/total_timesteps``). Needs matplotlib (``pip install rqe-wrappers[plot]``).
-    """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError("plot_beta needs matplotlib: pip install 'rqe-wrappers[plot]'") from None
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ConfigError(f"{csv_path} has no rows")
-    columns = list(rows[0].keys())
-    xcol = next((c for c in ("timesteps", "time/total_timesteps") if c in columns), None)
-    bcols = [c for c in columns if c.startswith("aht/beta/")]
-    if xcol is None or not bcols:
-        raise ConfigError(
-            f"{csv_path} has no 'timesteps' / 'time/total_timesteps' column or no 'aht/beta/...' columns; "
-            "write it with AHTCallback(csv_path=...) or SB3's CSV logger"
-        )
-    rows = [r for r in rows if r.get(xcol) and all(r.get(c) for c in bcols)]
-    if not rows:
-        raise ConfigError(f"{csv_path} has no row with beta values")
-    x = np.array([float(r[xcol]) for r in rows])
-    ys = np.array([[float(r[c]) for r in rows] for c in bcols])
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.stackplot(x, ys, labels=[c[len("aht/beta/"):] for c in bcols])
-    ax.set_xlabel("timesteps")
-    ax.set_ylabel("beta (prior over scenarios)")
-    ax.set_ylim(0, 1)
-    ax.set_xlim(x.min(), x.max() if x.max() > x.min() else x.min() + 1)
-    ax.set_title(title or "nature's prior over scenarios")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", ncol=1 + len(bcols) // 20)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    return out
+    return plot(csv_path, out_png, title=title)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import gymnasium as gym
 import numpy as np
 import torch as th
@@ -42,7 +44,8 @@ class SB3Policy(Policy):
     def _dist(self, obs):
         with th.no_grad():
             obs_t, _ = self.policy.obs_to_tensor(obs)
-            return self.policy.get_distribution(obs_t)
+            # get_distribution is ActorCriticPolicy's (and its kin's), not BasePolicy's
+            return cast(Any, self.policy).get_distribution(obs_t)
 
     def action_probs(self, obs, *, state=None) -> np.ndarray:
         """Action probabilities for Discrete action spaces, shape ``(batch, n)``."""
@@ -71,6 +74,5 @@ class SB3Policy(Policy):
 
     def log_prob(self, obs, actions, *, mask=None, state=None):
         with th.no_grad():
-            obs_t, _ = self.policy.obs_to_tensor(obs)
-            dist = self.policy.get_distribution(obs_t)
+            dist = self._dist(obs)
             return dist.log_prob(th.as_tensor(np.asarray(actions))).double().cpu().numpy()

@@ -8,14 +8,16 @@ for the learner snapshot that plays the other seats of turn-based (AEC) games.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
-from rqe_wrappers.errors import SeatError
+from rqe_wrappers.core.dispatch import by_api
 from rqe_wrappers.core.policy import Policy, check_policy_spaces, stack_obs
 from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.errors import SeatError
 
 
 def _check_seat_names(env, policies: Mapping[str, Policy]) -> None:
@@ -51,7 +53,8 @@ def play_turn(env: AECEnv, seat: str, policy: Policy, rng: np.random.Generator, 
     """Let ``policy`` take ``seat``'s turn in an AEC env (its mask honoured); returns the new policy state."""
     obs = env.observe(seat)
     mask = _mask_of(obs, env.infos.get(seat))
-    act, state = policy.act(stack_obs([obs]), rng=rng, mask=None if mask is None else np.asarray(mask)[None], state=state)
+    batch_mask = None if mask is None else np.asarray(mask)[None]
+    act, state = policy.act(stack_obs([obs]), rng=rng, mask=batch_mask, state=state)
     env.step(act[0])
     return state
 
@@ -103,7 +106,7 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
 
     def background_actions(self) -> dict:
         """Actions of the background seats still playing, one ``act`` call per policy."""
-        actions = {}
+        actions: dict[str, Any] = {}
         for pol, all_seats, recurrent in self._groups:
             seats = [s for s in all_seats if s in self._obs]
             if not seats:
@@ -112,11 +115,14 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
             mask = None if any(m is None for m in masks) else np.stack(masks)
             if not recurrent:
                 acts, _ = pol.act(stack_obs([self._obs[s] for s in seats]), rng=self._rng, mask=mask)
-                actions.update(zip(seats, acts))
+                actions.update(zip(seats, acts, strict=True))
             else:  # recurrent: one call per seat keeps states separate
-                for s, m in zip(seats, masks):
+                for s, m in zip(seats, masks, strict=True):
                     a, self._states[s] = pol.act(
-                        stack_obs([self._obs[s]]), rng=self._rng, mask=None if m is None else m[None], state=self._states[s]
+                        stack_obs([self._obs[s]]),
+                        rng=self._rng,
+                        mask=None if m is None else m[None],
+                        state=self._states[s],
                     )
                     actions[s] = a[0]
         return actions
@@ -202,8 +208,9 @@ class BackgroundSeatsAEC(BaseWrapper):
 
 def background_seats(env, policies: Mapping[str, Policy]):
     """Wrap ``env`` (AEC or parallel) so ``policies`` play their seats; returns the same API kind."""
-    if isinstance(env, ParallelEnv):
-        return BackgroundSeatsParallel(env, policies)
-    if isinstance(env, AECEnv):
-        return BackgroundSeatsAEC(env, policies)
-    raise TypeError(f"expected a PettingZoo AECEnv or ParallelEnv, got {type(env).__name__}")
+    return by_api(
+        env,
+        parallel=lambda e: BackgroundSeatsParallel(e, policies),
+        aec=lambda e: BackgroundSeatsAEC(e, policies),
+        what="background_seats",
+    )

@@ -20,8 +20,8 @@ from typing import Any
 
 from pettingzoo import AECEnv, ParallelEnv
 
-from rqe_wrappers.errors import SeatError
 from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.errors import SeatError
 from rqe_wrappers.seats.background import background_seats
 
 

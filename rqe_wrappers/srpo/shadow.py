@@ -13,13 +13,13 @@ import math
 import warnings
 from collections.abc import Sequence
 
-
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
+from rqe_wrappers.core.dispatch import by_api, check_api
+from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
 from rqe_wrappers.srpo.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
-from rqe_wrappers.core.seeding import stream
 
 
 class _ShadowLogic:
@@ -188,11 +188,12 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
 
 def shadow_adversary(env, tau: float, learning_seats=None, n_shadows: int = 1):
     """Add the adversarial shadow to an AEC or parallel env; returns the same API kind."""
-    if isinstance(env, ParallelEnv):
-        return ShadowAdversaryParallel(env, tau, learning_seats, n_shadows)
-    if isinstance(env, AECEnv):
-        return ShadowAdversaryAEC(env, tau, learning_seats, n_shadows)
-    raise TypeError(f"expected a PettingZoo AECEnv or ParallelEnv, got {type(env).__name__}")
+    return by_api(
+        env,
+        parallel=lambda e: ShadowAdversaryParallel(e, tau, learning_seats, n_shadows),
+        aec=lambda e: ShadowAdversaryAEC(e, tau, learning_seats, n_shadows),
+        what="shadow_adversary",
+    )
 
 
 def srpo_wrap(env, tau: float = 1.0, *, fixed=None, learning_seats=None, n_shadows: int = 1):
@@ -214,6 +215,7 @@ def srpo_wrap(env, tau: float = 1.0, *, fixed=None, learning_seats=None, n_shado
     """
     from rqe_wrappers.seats.background import background_seats
 
+    check_api(env, "srpo_wrap")
     if fixed:
         env = background_seats(env, fixed)
     return shadow_adversary(env, tau, learning_seats, n_shadows)

@@ -1,16 +1,24 @@
-"""A loaded population: its manifest, its members, and the space check run before training."""
+"""A population directory: loading and verifying it in place, and the space check run before training.
+
+The client (:mod:`rqe_wrappers.zoo.client`) puts populations in the cache; this module reads one
+directory ``<root>/<id>/<version>/`` (docs/zoo.md, "Layout").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 
-from rqe_wrappers.errors import ChecksumError, PopulationError, SeatError, SpaceMismatchError
+from rqe_wrappers.core.spaces import SpaceMismatch, check_spaces_alike
+from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError, SeatError
+from rqe_wrappers.zoo.config import ENV_URL
+from rqe_wrappers.zoo.files import check_safetensors_bytes, sha256_file
+from rqe_wrappers.zoo.index import INDEX_NAME
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME, EnvInfo, Manifest, MemberEntry
-from rqe_wrappers.zoo.members import Member, sha256_file
+from rqe_wrappers.zoo.members import Member
 
 if TYPE_CHECKING:
     from rqe_wrappers.core.policy import Policy
@@ -65,7 +73,10 @@ class Population(Mapping[str, Member]):
         return {name: m.policy(deterministic=deterministic) for name, m in self._members.items()}
 
     def check_env(self, env: Any, seats: Sequence[str] | None = None) -> None:
-        """Raise :class:`SpaceMismatchError` unless every member fits ``env``'s seats (see :func:`check_population_spaces`)."""
+        """Raise :class:`SpaceMismatchError` unless every member fits ``env``'s seats.
+
+        See :func:`check_population_spaces`.
+        """
         check_population_spaces(self, env, seats)
 
     def verify(self) -> None:
@@ -73,7 +84,7 @@ class Population(Mapping[str, Member]):
         bad = find_bad_files(self.manifest, self.path)
         if bad:
             entry, problem = bad[0]
-            raise ChecksumError(f"population {self.ref}: {self.path / entry.file}: {problem}")
+            raise ChecksumError(f"population {self.ref}: {self.path / cast(str, entry.file)}: {problem}")
 
     def __repr__(self) -> str:
         return f"Population({self.ref!r}, env={self.env.id!r}, members={self.names}, path='{self.path}')"
@@ -113,6 +124,59 @@ def open_population(directory: str | Path, *, verify: bool = True) -> Population
     return population
 
 
+def find_population_dir(path: Path, version: int | None = None) -> Path:
+    """The population directory a local ``path`` names: ``<root>/<id>/<version>/``, its manifest, or
+    ``<root>/<id>/`` (then ``version``, else the newest)."""
+    if path.is_file() and path.name == MANIFEST_NAME:
+        path = path.parent
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    versions = []
+    if path.is_dir():
+        versions = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / MANIFEST_NAME).is_file())
+    if versions:
+        if version is None:
+            return path / str(max(versions))
+        if version not in versions:
+            raise PopulationError(f"{path} has no version {version}; it has versions {versions}")
+        return path / str(version)
+    if (path / INDEX_NAME).is_file():
+        raise PopulationError(
+            f"{path} is a zoo root, not a population: pass an id and set {ENV_URL}={path} "
+            "(or pass the population's directory <root>/<id>/<version>)"
+        )
+    raise PopulationError(f"{path} is not a population directory (no {MANIFEST_NAME}, no version directories)")
+
+
+def verify_directory(directory: Path, *, load: bool = False) -> tuple[str, str | None]:
+    """``(label, problem or None)`` for one population directory: schema, sha256s, safetensors headers.
+
+    Nothing is repaired. ``load=True`` also builds every member's policy.
+    """
+    try:
+        manifest = read_manifest(directory)
+    except PopulationError as e:
+        return str(directory), str(e)
+    label = f"{manifest.ref} ({directory})"
+    bad = find_bad_files(manifest, directory)
+    if bad:
+        entry, problem = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        return label, f"{entry.file}: {problem}{more}"
+    try:
+        for entry in manifest.members:
+            if entry.file:
+                with open(directory / entry.file, "rb") as f:
+                    check_safetensors_bytes(f.read(1 << 16), str(directory / entry.file))
+        if load:
+            population = Population(manifest, directory)
+            for member in population.values():
+                member.policy()
+    except (PopulationError, ConfigError) as e:
+        return label, str(e)
+    return label, None
+
+
 # ---- space checks -------------------------------------------------------------------------------
 def _env_spaces(env: Any, seat: str | None) -> tuple[gym.Space, gym.Space]:
     if seat is None:
@@ -135,18 +199,17 @@ def check_population_spaces(population: Population, env: Any, seats: Sequence[st
         unknown = [s for s in seat_list if s not in env.possible_agents]
         if unknown:
             raise SeatError(f"seats {unknown} do not exist; the env's seats are {list(env.possible_agents)}")
+    members = [(name, population.observation_space, population.action_space) for name in population]
     for seat in seat_list:
         env_obs, env_act = _env_spaces(env, seat)
         where = f" in seat {seat!r}" if seat is not None else ""
-        for name, member in population.items():
-            for kind, have, want in (
-                ("observation", env_obs, population.observation_space),
-                ("action", env_act, population.action_space),
-            ):
-                if have != want:
-                    raise SpaceMismatchError(
-                        f"population {population.ref}, member {name!r}{where}: {kind} space mismatch: "
-                        f"the environment has {have}, the member expects {want}. The population was trained on "
-                        f"{population.env.id!r} with kwargs {population.env.kwargs}; use that env (same "
-                        "version and wrappers) or a population built for yours."
-                    )
+
+        def explain(m: SpaceMismatch, where: str = where) -> str:
+            return (
+                f"population {population.ref}, member {m.name!r}{where}: {m.kind} space mismatch: "
+                f"the environment has {m.expected}, the member expects {m.got}. The population was trained on "
+                f"{population.env.id!r} with kwargs {population.env.kwargs}; use that env (same "
+                "version and wrappers) or a population built for yours."
+            )
+
+        check_spaces_alike(members, explain, reference=("the environment", env_obs, env_act))

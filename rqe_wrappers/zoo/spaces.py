@@ -53,8 +53,8 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
             out["start"] = space.start.tolist()
         return out
     if isinstance(space, gym.spaces.MultiBinary):
-        n = space.n
-        return {"type": "MultiBinary", "n": int(n) if np.ndim(n) == 0 else [int(x) for x in n]}
+        n = np.asarray(space.n)
+        return {"type": "MultiBinary", "n": int(n) if n.ndim == 0 else [int(x) for x in n]}
     if isinstance(space, gym.spaces.Dict):
         return {"type": "Dict", "spaces": {str(k): space_to_json(s) for k, s in space.spaces.items()}}
     if isinstance(space, gym.spaces.Tuple):
@@ -85,42 +85,66 @@ def space_from_json(data: Any, where: str = "space") -> gym.Space:
     if extra:
         raise ConfigError(f"{where}: unknown field(s) {extra} for a {kind} space")
     try:
-        if kind == "Discrete":
-            return gym.spaces.Discrete(_int(data["n"], f"{where}.n", 1), start=_int(data.get("start", 0), f"{where}.start"))
-        if kind == "Box":
-            dtype = _dtype(data["dtype"], f"{where}.dtype")
-            shape = data["shape"]
-            if not isinstance(shape, list):
-                raise ConfigError(f"{where}.shape: expected a list of sizes, got {_short(shape)}")
-            shape = tuple(_int(s, f"{where}.shape", 0) for s in shape)
-            low = _bound_from_json(data["low"], shape, dtype, f"{where}.low")
-            high = _bound_from_json(data["high"], shape, dtype, f"{where}.high")
-            return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
-        if kind == "MultiDiscrete":
-            nvec = _int_array(data["nvec"], f"{where}.nvec", 1)
-            start = _int_array(data["start"], f"{where}.start") if "start" in data else None
-            if start is not None and start.shape != nvec.shape:
-                raise ConfigError(f"{where}.start: shape {start.shape} differs from nvec's {nvec.shape}")
-            dtype = _dtype(data.get("dtype", "int64"), f"{where}.dtype")
-            return gym.spaces.MultiDiscrete(nvec, dtype=dtype, start=start)
-        if kind == "MultiBinary":
-            n = data["n"]
-            if isinstance(n, list):
-                return gym.spaces.MultiBinary([_int(x, f"{where}.n", 1) for x in n])
-            return gym.spaces.MultiBinary(_int(n, f"{where}.n", 1))
-        if kind == "Dict":
-            subs = data["spaces"]
-            if not isinstance(subs, dict):
-                raise ConfigError(f"{where}.spaces: expected an object of spaces, got {_short(subs)}")
-            return gym.spaces.Dict({k: space_from_json(v, f"{where}.spaces.{k}") for k, v in subs.items()})
-        subs = data["spaces"]  # Tuple
-        if not isinstance(subs, list):
-            raise ConfigError(f"{where}.spaces: expected a list of spaces, got {_short(subs)}")
-        return gym.spaces.Tuple([space_from_json(v, f"{where}.spaces[{i}]") for i, v in enumerate(subs)])
+        return _BUILDERS[kind](data, where)
     except (ConfigError, UnsupportedSpaceError):
         raise
     except (TypeError, ValueError, AssertionError) as e:  # gymnasium's own checks
         raise ConfigError(f"{where}: invalid {kind} space: {e}") from None
+
+
+def _discrete(data: dict[str, Any], where: str) -> gym.Space:
+    return gym.spaces.Discrete(_int(data["n"], f"{where}.n", 1), start=_int(data.get("start", 0), f"{where}.start"))
+
+
+def _box(data: dict[str, Any], where: str) -> gym.Space:
+    dtype = _dtype(data["dtype"], f"{where}.dtype")
+    shape = data["shape"]
+    if not isinstance(shape, list):
+        raise ConfigError(f"{where}.shape: expected a list of sizes, got {_short(shape)}")
+    shape = tuple(_int(s, f"{where}.shape", 0) for s in shape)
+    low = _bound_from_json(data["low"], shape, dtype, f"{where}.low")
+    high = _bound_from_json(data["high"], shape, dtype, f"{where}.high")
+    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+
+
+def _multi_discrete(data: dict[str, Any], where: str) -> gym.Space:
+    nvec = _int_array(data["nvec"], f"{where}.nvec", 1)
+    start = _int_array(data["start"], f"{where}.start") if "start" in data else None
+    if start is not None and start.shape != nvec.shape:
+        raise ConfigError(f"{where}.start: shape {start.shape} differs from nvec's {nvec.shape}")
+    dtype = _dtype(data.get("dtype", "int64"), f"{where}.dtype")
+    return gym.spaces.MultiDiscrete(nvec, dtype=dtype, start=start)
+
+
+def _multi_binary(data: dict[str, Any], where: str) -> gym.Space:
+    n = data["n"]
+    if isinstance(n, list):
+        return gym.spaces.MultiBinary([_int(x, f"{where}.n", 1) for x in n])
+    return gym.spaces.MultiBinary(_int(n, f"{where}.n", 1))
+
+
+def _dict(data: dict[str, Any], where: str) -> gym.Space:
+    subs = data["spaces"]
+    if not isinstance(subs, dict):
+        raise ConfigError(f"{where}.spaces: expected an object of spaces, got {_short(subs)}")
+    return gym.spaces.Dict({k: space_from_json(v, f"{where}.spaces.{k}") for k, v in subs.items()})
+
+
+def _tuple(data: dict[str, Any], where: str) -> gym.Space:
+    subs = data["spaces"]
+    if not isinstance(subs, list):
+        raise ConfigError(f"{where}.spaces: expected a list of spaces, got {_short(subs)}")
+    return gym.spaces.Tuple([space_from_json(v, f"{where}.spaces[{i}]") for i, v in enumerate(subs)])
+
+
+_BUILDERS = {
+    "Discrete": _discrete,
+    "Box": _box,
+    "MultiDiscrete": _multi_discrete,
+    "MultiBinary": _multi_binary,
+    "Dict": _dict,
+    "Tuple": _tuple,
+}
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -148,7 +172,7 @@ def _int(x: Any, where: str, minimum: int | None = None) -> int:
 
 
 def _int_array(x: Any, where: str, minimum: int | None = None) -> np.ndarray:
-    def check(v):
+    def check(v: Any) -> Any:
         if isinstance(v, list):
             return [check(e) for e in v]
         return _int(v, where, minimum)
@@ -189,7 +213,7 @@ def _nested(arr: np.ndarray) -> Any:
 
 
 def _bound_from_json(x: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
-    def conv(v):
+    def conv(v: Any) -> Any:
         if isinstance(v, list):
             return [conv(e) for e in v]
         if v in ("inf", "-inf"):

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 #: fault kinds: "truncate" (Content-Length larger than the body, then the connection closes),
 #: "404", "500", and "corrupt" (the right length, wrong bytes)
@@ -24,10 +25,10 @@ FAULTS = ("truncate", "404", "500", "corrupt")
 class _Handler(SimpleHTTPRequestHandler):
     server: _ZooServer
 
-    def log_message(self, format, *args):  # noqa: A002  (quiet tests)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         self.server.requests.append(path)
         if self.server.delay:
@@ -63,13 +64,13 @@ class LocalZooServer:
 
     def __init__(self, root: str | Path, faults: dict[str, str] | None = None, delay: float = 0.0):
         handler = partial(_Handler, directory=str(root))
-        handler.timeout = 10  # type: ignore[attr-defined]  (bounded reads)
+        handler.timeout = 10  # type: ignore[attr-defined]  # bounded reads
         self._server = _ZooServer(("127.0.0.1", 0), handler)
         self._server.faults = dict(faults or {})
         self._server.requests = []
         self._server.delay = delay
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         self._stopped = False
@@ -92,7 +93,9 @@ class LocalZooServer:
 
 
 @contextmanager
-def serve_directory(root: str | Path, *, faults: dict[str, str] | None = None, delay: float = 0.0) -> Iterator[LocalZooServer]:
+def serve_directory(
+    root: str | Path, *, faults: dict[str, str] | None = None, delay: float = 0.0
+) -> Iterator[LocalZooServer]:
     """Serve ``root`` over HTTP on 127.0.0.1 (an ephemeral port) until the block ends."""
     server = LocalZooServer(root, faults, delay)
     try:

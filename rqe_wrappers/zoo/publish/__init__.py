@@ -1,0 +1,39 @@
+"""The zoo's write side: make members, write populations, index a zoo root, build recipes (docs/zoo.md).
+
+Example:
+    >>> from rqe_wrappers.zoo.publish import member_from_sb3, write_population   # doctest: +SKIP
+    >>> write_population("populations", id="tag/runners", version=1, env="mpe2/simple_tag_v3",
+    ...                  members=[member_from_sb3(model, "runner-0")])          # doctest: +SKIP
+
+The read side (:mod:`rqe_wrappers.zoo`) never imports this package.
+"""
+
+from rqe_wrappers.zoo._moved import moved_names
+from rqe_wrappers.zoo.publish.index import build_index, readme_table, scan_populations, write_index, write_readme
+from rqe_wrappers.zoo.publish.members import NewMember, encode_policy_kwargs, member_from_sb3, member_from_scripted
+from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe, build_recipe, builder_names, register_builder
+from rqe_wrappers.zoo.publish.write import write_population
+
+__all__ = [
+    "BuildResult",
+    "NewMember",
+    "Recipe",
+    "build_index",
+    "build_recipe",
+    "builder_names",
+    "encode_policy_kwargs",
+    "member_from_sb3",
+    "member_from_scripted",
+    "readme_table",
+    "register_builder",
+    "scan_populations",
+    "write_index",
+    "write_population",
+    "write_readme",
+]
+
+#: 0.1's module rqe_wrappers.zoo.publish also held the README markers; they are in publish.index now
+__getattr__ = moved_names(
+    "rqe_wrappers.zoo.publish",
+    dict.fromkeys(("README_NAME", "TABLE_START", "TABLE_END"), "rqe_wrappers.zoo.publish.index"),
+)

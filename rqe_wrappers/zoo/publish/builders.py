@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.zoo.members import member_from_scripted
+from rqe_wrappers.zoo.publish.members import NewMember, member_from_sb3, member_from_scripted
 from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe
 from rqe_wrappers.zoo.spaces import space_from_json
+
+_SCRIPTED_FIELDS = {"name", "scripted", "kwargs", "metrics"}
 
 
 def scripted_population(recipe: Recipe) -> BuildResult:
@@ -32,18 +34,19 @@ def scripted_population(recipe: Recipe) -> BuildResult:
         raise ConfigError(f"{recipe.path}: params.members must be a non-empty list of scripted members")
     members = []
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or not {"name", "scripted"} <= set(e) or set(e) - {"name", "scripted", "kwargs", "metrics"}:
+        if not isinstance(e, dict) or not {"name", "scripted"} <= set(e) or set(e) - _SCRIPTED_FIELDS:
             raise ConfigError(
-                f"{recipe.path}: params.members[{i}] must be {{'name', 'scripted', optional 'kwargs', 'metrics'}}, got {e!r}"
+                f"{recipe.path}: params.members[{i}] must be {{'name', 'scripted', optional 'kwargs', 'metrics'}}, "
+                f"got {e!r}"
             )
         members.append(
             member_from_scripted(e["name"], e["scripted"], metrics=e.get("metrics", {}), **e.get("kwargs", {}))
         )
-    spaces = {
-        key: space_from_json(params[key], f"params.{key}") if key in params else None
+    obs, act = (
+        space_from_json(params[key], f"params.{key}") if key in params else None
         for key in ("observation_space", "action_space")
-    }
-    return BuildResult(members=members, **spaces)
+    )
+    return BuildResult(members=members, observation_space=obs, action_space=act)
 
 
 def ipd_partners(recipe: Recipe) -> BuildResult:
@@ -58,15 +61,17 @@ def ipd_partners(recipe: Recipe) -> BuildResult:
     utility of every 2-player scenario: ``"c1:<member>"`` and the self-play scenario ``"c2"``.
     """
 
+    from rqe_wrappers.core.registry import make_scripted
     from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
     from rqe_wrappers.partners import ipd
-    from rqe_wrappers.core.registry import make_scripted
 
     rounds = check_rounds(recipe.env.kwargs.get("rounds", DEFAULT_ROUNDS))
     names = recipe.params.get("partners", list(ipd.PARTNER_NAMES))
     unknown = [n for n in names if n not in ipd.PARTNER_NAMES]
     if unknown:
-        raise ConfigError(f"{recipe.path}: params.partners {unknown} are not IPD partners; known: {list(ipd.PARTNER_NAMES)}")
+        raise ConfigError(
+            f"{recipe.path}: params.partners {unknown} are not IPD partners; known: {list(ipd.PARTNER_NAMES)}"
+        )
     members, best = [], {}
     for registry_name in names:
         partner = make_scripted(registry_name, rounds=rounds)
@@ -92,7 +97,6 @@ def tag_runners(recipe: Recipe) -> BuildResult:
 
     from rqe_wrappers.envs.tag import RUNNER
     from rqe_wrappers.experiments import tag
-    from rqe_wrappers.zoo.members import member_from_sb3
 
     if not recipe.seeds:
         raise ConfigError(f"{recipe.path}: a tag-runners recipe needs seeds")
@@ -112,9 +116,10 @@ def tag_runners(recipe: Recipe) -> BuildResult:
             model = PPO.load(str(Path(tmp) / entry["file"]), device="cpu")
             metrics = {k: v for k, v in entry.items() if k not in ("file", "settings")}
             members.append(member_from_sb3(model, f"runner-{entry['seed']}", seed=entry["seed"], metrics=metrics))
-    baselines = {name: b for name, b in report.get("baselines", {}).items()}
-    description = (f"{recipe.description} Baselines against the same chasers: "
-                   + ", ".join(f"{n} runner_return {b.get('runner_return', float('nan')):.2f}" for n, b in baselines.items()))
+    baselines = report.get("baselines", {})
+    description = f"{recipe.description} Baselines against the same chasers: " + ", ".join(
+        f"{n} runner_return {b.get('runner_return', float('nan')):.2f}" for n, b in baselines.items()
+    )
     env = recipe.env
     if not env.seats:
         from dataclasses import replace
@@ -138,7 +143,6 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
     self-play scenario ``"c2"``.
     """
     import re
-
 
     from rqe_wrappers.envs.ipd import DEFAULT_ROUNDS, check_rounds
     from rqe_wrappers.experiments.ipd import test_partners
@@ -176,7 +180,7 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
     return _ipd_result(members, best, rounds)
 
 
-def _ipd_result(members, best: dict, rounds: int) -> BuildResult:
+def _ipd_result(members: list[NewMember], best: dict[str, float], rounds: int) -> BuildResult:
     """An IPD population: the members, the IPD's spaces, and best responses incl. self-play (``c2``)."""
     import gymnasium as gym
 

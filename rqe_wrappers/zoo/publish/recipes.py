@@ -23,17 +23,10 @@ from typing import Any
 import gymnasium as gym
 
 from rqe_wrappers.errors import ConfigError, PopulationError
-from rqe_wrappers.zoo.manifest import (
-    SCHEMA_VERSION,
-    EnvInfo,
-    RecipeRef,
-    _Obj,
-    _type,
-    check_id,
-    check_version,
-    load_json,
-)
-from rqe_wrappers.zoo.members import NewMember
+from rqe_wrappers.zoo.manifest import EnvInfo, RecipeRef
+from rqe_wrappers.zoo.publish.members import NewMember
+from rqe_wrappers.zoo.refs import check_id, check_version
+from rqe_wrappers.zoo.schema import SCHEMA_VERSION, ObjectReader, expect, load_json
 
 RECIPE_NAME = "recipe.json"
 
@@ -45,6 +38,10 @@ BUILDERS: dict[str, str] = {
     "tag-runners": "rqe_wrappers.zoo.publish.builders:tag_runners",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
+_SEEDS = expect(
+    lambda x: isinstance(x, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in x),
+    "a list of integer seeds",
+)
 
 
 @dataclass(frozen=True)
@@ -68,12 +65,12 @@ class Recipe:
         if not path.is_file():
             raise ConfigError(f"{directory} is not a recipe: it has no {RECIPE_NAME}")
         source = str(path)
-        r = _Obj(load_json(path.read_bytes(), source), "", source)
-        r.get("schema_version", _type(lambda x: x == SCHEMA_VERSION, f"schema version {SCHEMA_VERSION}"))
+        r = ObjectReader(load_json(path.read_bytes(), source), "", source)
+        r.get("schema_version", expect(lambda x: x == SCHEMA_VERSION, f"schema version {SCHEMA_VERSION}"))
         pid = check_id(r.get("id"), f"{source}: field 'id'")
         version = check_version(r.get("version"), f"{source}: field 'version'")
-        builder = r.get("builder", _type(lambda x: isinstance(x, str) and x != "", "a builder name"))
-        seeds = r.get("seeds", _type(lambda x: isinstance(x, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in x), "a list of integer seeds"), [])
+        builder = r.get("builder", expect(lambda x: isinstance(x, str) and x != "", "a builder name"))
+        seeds = r.get("seeds", _SEEDS, [])
         recipe = cls(
             path=directory.resolve(),
             id=pid,
@@ -83,7 +80,7 @@ class Recipe:
             seeds=tuple(seeds),
             budget=r.json("budget", {}),
             params=r.json("params", {}),
-            description=r.get("description", _type(lambda x: isinstance(x, str), "a string"), ""),
+            description=r.get("description", expect(lambda x: isinstance(x, str), "a string"), ""),
         )
         if not isinstance(recipe.budget, dict) or not isinstance(recipe.params, dict):
             raise PopulationError(f"{source}: fields 'budget' and 'params' must be objects")
@@ -108,7 +105,7 @@ class BuildResult:
 def register_builder(name: str) -> Callable[[Callable[[Recipe], BuildResult]], Callable[[Recipe], BuildResult]]:
     """Decorator: make a builder function usable from recipe files by ``name`` (in this process)."""
 
-    def deco(fn):
+    def deco(fn: Callable[[Recipe], BuildResult]) -> Callable[[Recipe], BuildResult]:
         if name in _REGISTERED or name in BUILDERS:
             raise ConfigError(f"builder {name!r} is registered twice")
         _REGISTERED[name] = fn
@@ -177,7 +174,7 @@ def build_recipe(recipe_dir: str | Path, out: str | Path | None = None, *, overw
     """Run a recipe's builder and publish the result; returns the population directory.
 
     Example:
-        >>> build_recipe("zoo/ipd-partners")     # doctest: +SKIP  (writes populations/ipd/train/1/)
+        >>> build_recipe("zoo/ipd-partners")  # writes populations/ipd/train/1/  # doctest: +SKIP
     """
     recipe = Recipe.load(recipe_dir)
     out = Path(out) if out is not None else default_output(recipe.path)
@@ -191,7 +188,8 @@ def build_recipe(recipe_dir: str | Path, out: str | Path | None = None, *, overw
         raise ConfigError(f"builder {recipe.builder!r} returned {type(result).__name__}, not a BuildResult")
     ref = recipe_ref(recipe.path)
     members = [m.replace(recipe=ref) for m in result.members]
-    from rqe_wrappers.zoo.publish.write import write_population, write_readme
+    from rqe_wrappers.zoo.publish.index import write_readme
+    from rqe_wrappers.zoo.publish.write import write_population
 
     path = write_population(
         out,

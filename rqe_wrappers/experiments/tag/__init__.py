@@ -1,0 +1,72 @@
+"""The SRPO paper's Tag experiment (appendix D.3) with stock SB3 PPO.
+
+Two stages, as in the paper:
+
+1. **Runners** (:func:`train_runner`): the runner is the only learning seat; the two chasers are
+   fixed scripted policies (default ``"tag/greedy-chaser"``) played inside the env by
+   :func:`~rqe_wrappers.background_seats`. One PPO model per seed; the zoo packages them.
+2. **Chasers** (:func:`train_chasers`): both chasers learn one shared policy with SRPO (``tau > 0``)
+   or IPPO (``tau = 0``, the same wrapper with no shadow) against a fixed trained runner, through
+   ``srpo_wrap(tag_env(), tau, fixed={"agent_0": runner})`` and :class:`~rqe_wrappers.sb3.SRPOCallback`.
+
+Evaluation (:func:`play_tag`, :func:`evaluate_chasers`) plays the unwrapped :func:`tag_env` in
+lock-step batches, every episode seeded (episode ``i`` resets with ``seed + i``; each policy
+samples from its own :func:`~rqe_wrappers.core.seeding.stream`), so the same seed gives the same numbers.
+Returns are the env's *scaled* rewards (x0.1): a chaser's return is the team's number of
+chaser-runner collision-steps in the episode (both chasers get the same).
+
+Modules: ``evaluation``, ``training``, ``driver`` (the sweeps behind ``rqe tag train-runners`` and
+``rqe tag srpo``; see ``docs/tag.md``). SB3 and torch are imported only inside the functions that
+train or load models.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from rqe_wrappers.experiments.settings import PPOSettings
+from rqe_wrappers.experiments.tag.driver import METRICS_FILE, ChaserSweep, RunnerSweep, run_srpo, train_runners
+from rqe_wrappers.experiments.tag.evaluation import (
+    DEFAULT_CHASERS,
+    EVAL_EPISODES,
+    EVAL_SEED,
+    Agent,
+    as_tag_policy,
+    evaluate_chasers,
+    evaluate_runner,
+    play_tag,
+)
+from rqe_wrappers.experiments.tag.training import (
+    CHASER_PPO,
+    RUNNER_FILE,
+    RUNNER_FILE_RE,
+    RUNNER_PPO,
+    load_runner,
+    runner_files,
+    train_chasers,
+    train_runner,
+)
+
+__all__ = [
+    "CHASER_PPO", "DEFAULT_CHASERS", "EVAL_EPISODES", "EVAL_SEED", "METRICS_FILE", "RUNNER_FILE", "RUNNER_FILE_RE",
+    "RUNNER_PPO", "Agent", "ChaserSweep", "PPOSettings", "RunnerSweep", "as_tag_policy", "evaluate_chasers",
+    "evaluate_runner", "load_runner", "play_tag", "run_srpo", "runner_files", "train_chasers", "train_runner",
+    "train_runners",
+]
+
+_MOVED = {
+    "PartnerRole": ("rqe_wrappers.srpo.roles", "PartnerRole"),
+    "add_parser": ("rqe_wrappers.cli.tag", "add_parser"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module, attr = _MOVED[name]
+        warnings.warn(f"{__name__}.{name} moved to {module}.{attr}; the old name goes away in 0.3",
+                      DeprecationWarning, stacklevel=2)
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,179 @@
+"""Tag training with stock SB3 PPO: runners against scripted chasers, SRPO/IPPO chasers against a runner."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.envs.tag import CHASERS, RUNNER, tag_env
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments.common import check_count
+from rqe_wrappers.experiments.settings import PPOSettings
+from rqe_wrappers.experiments.tag.evaluation import (
+    DEFAULT_CHASERS,
+    EVAL_EPISODES,
+    EVAL_SEED,
+    Agent,
+    as_tag_policy,
+    evaluate_chasers,
+    evaluate_runner,
+)
+
+#: Runner training: 16 copies x 1 seat x 128 steps = 2,048 agent-steps per rollout.
+RUNNER_PPO = PPOSettings()
+#: Chaser training: 8 copies x 2 seats x 128 steps = 2,048 agent-steps per rollout.
+CHASER_PPO = PPOSettings(n_copies=8)
+RUNNER_FILE = "runner-seed{seed}.zip"
+RUNNER_FILE_RE = re.compile(r"runner-seed(-?\d+)\.zip$")
+
+
+def _check_steps(steps: Any) -> int:
+    return check_count(steps, "steps (agent-steps of training)")
+
+
+def _chaser_seats(chasers: Agent | Mapping[str, Agent]) -> dict[str, Policy]:
+    if isinstance(chasers, Mapping):
+        if set(chasers) != set(CHASERS):
+            raise ConfigError(f"chasers must name both chaser seats {list(CHASERS)}, got {sorted(chasers)}")
+        return {s: as_tag_policy(chasers[s], s) for s in CHASERS}
+    one = as_tag_policy(chasers, CHASERS[0])
+    return {s: one for s in CHASERS}
+
+
+def _train(make_env, steps: int, settings: PPOSettings, seed: int, device: str, verbose: int, *, callback=None,
+           **extra) -> tuple[Any, dict[str, Any]]:
+    """Stock PPO on ``PettingZooVecEnv(make_env)`` for ``steps``; returns the model and its timing metrics."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    torch.set_num_threads(1)
+    venv = VecMonitor(PettingZooVecEnv(make_env, n_copies=settings.n_copies,  # VecMonitor: ep_rew_mean
+                                       n_workers=settings.n_workers))
+    try:
+        model = PPO("MlpPolicy", venv, seed=int(seed), device=device, verbose=verbose, **settings.ppo_kwargs(), **extra)
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.learn(steps, callback=callback)
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        venv.close()
+    return model, {
+        "seed": int(seed),
+        "steps": int(model.num_timesteps),
+        "device": str(model.device),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "agent_steps_per_s": model.num_timesteps / seconds,
+    }
+
+
+def train_runner(
+    seed: int,
+    steps: int,
+    device: str = "cpu",
+    chasers: Agent | Mapping[str, Agent] = DEFAULT_CHASERS,
+    *,
+    settings: PPOSettings = RUNNER_PPO,
+    eval_episodes: int = EVAL_EPISODES,
+    eval_seed: int = EVAL_SEED,
+    verbose: int = 0,
+):
+    """Train a Tag runner with stock SB3 PPO against fixed chasers; returns ``(model, metrics)``.
+
+    The chasers (a scripted name, a Policy or SB3 model, or ``{seat: agent}``) play inside the env
+    (:func:`~rqe_wrappers.background_seats`); the runner is the only SB3 slot of each env copy.
+    ``metrics``: ``seed``, ``steps``, ``chasers``, ``device``, ``seconds`` (wall time of training
+    only), ``cpu_seconds`` (this process's CPU time in it), ``agent_steps_per_s``,
+    ``eval_episodes``, ``eval_seed``, ``runner_return`` (mean scaled runner return against the
+    chasers over the seeded evaluation episodes), ``runner_return_std``, ``chaser_return`` (mean
+    collision-steps per episode), ``settings``.
+    """
+    from rqe_wrappers.seats.background import background_seats
+
+    steps = _check_steps(steps)
+    chaser_policies = _chaser_seats(chasers)
+    model, metrics = _train(lambda: background_seats(tag_env(), chaser_policies), steps, settings, seed, device,
+                            verbose)
+    metrics.update(chasers=chasers if isinstance(chasers, str) else repr(chasers),
+                   eval_episodes=int(eval_episodes), eval_seed=int(eval_seed))
+    metrics.update(evaluate_runner(model, chaser_policies, eval_episodes, eval_seed))
+    metrics["settings"] = settings.to_json()
+    return model, metrics
+
+
+def train_chasers(
+    tau: float,
+    steps: int,
+    runner_policy: Agent,
+    seed: int = 0,
+    device: str = "cpu",
+    *,
+    settings: PPOSettings = CHASER_PPO,
+    eval_episodes: int = EVAL_EPISODES,
+    eval_seed: int = EVAL_SEED,
+    verbose: int = 0,
+):
+    """Train both chasers (one shared PPO policy) with SRPO (``tau > 0``) or IPPO (``tau = 0``).
+
+    The runner is fixed (``runner_policy``: a Policy, SB3 model or scripted name). The env is
+    ``srpo_wrap(tag_env(), tau, fixed={"agent_0": runner})``, PPO runs with
+    ``normalize_advantage=False`` and :class:`~rqe_wrappers.sb3.SRPOCallback` (a no-op at tau 0).
+    Returns ``(model, metrics)``; ``metrics``: ``tau``, ``seed``, ``steps``, ``device``,
+    ``seconds``, ``cpu_seconds``, ``agent_steps_per_s``, ``eval_episodes``, ``eval_seed``,
+    ``chaser_return`` (mean scaled chaser return against the training runner, both seats played
+    by the model as partners), ``chaser_return_std``, ``settings``.
+    """
+    from rqe_wrappers.sb3 import SRPOCallback
+    from rqe_wrappers.srpo.shadow import srpo_wrap
+
+    steps = _check_steps(steps)
+    runner = as_tag_policy(runner_policy, RUNNER)
+    model, timing = _train(lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}), steps, settings, seed,
+                           device, verbose, callback=SRPOCallback(), normalize_advantage=False)
+    ev = evaluate_chasers(model, {"train": runner}, eval_episodes, eval_seed)
+    metrics = {
+        "tau": float(tau),
+        **timing,
+        "eval_episodes": int(eval_episodes),
+        "eval_seed": int(eval_seed),
+        "chaser_return": ev["per_runner"]["train"],
+        "chaser_return_std": ev["per_runner_std"]["train"],
+        "settings": settings.to_json(),
+    }
+    return model, metrics
+
+
+def runner_files(directory: str | Path) -> dict[int, Path]:
+    """``{seed: path}`` of the ``runner-seed<N>.zip`` files in ``directory`` (from ``rqe tag train-runners``)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(
+            f"{directory} is not a directory; train runners first: rqe tag train-runners --out {directory}")
+    found = {}
+    for p in directory.iterdir():
+        m = RUNNER_FILE_RE.match(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    if not found:
+        raise ConfigError(
+            f"no runner-seed<N>.zip in {directory}; train runners first: rqe tag train-runners --out {directory}")
+    return dict(sorted(found.items()))
+
+
+def load_runner(path: str | Path) -> Policy:
+    """A runner saved by ``rqe tag train-runners`` as a CPU :class:`Policy`.
+
+    SB3 ``.zip`` files hold pickles: load only files you made (the zoo's published members are
+    safetensors and load without unpickling).
+    """
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.sb3 import SB3Policy
+
+    return SB3Policy.from_model(PPO.load(str(path), device="cpu"))

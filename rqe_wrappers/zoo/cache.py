@@ -1,0 +1,73 @@
+"""The local cache of downloaded populations: ``<cache>/<id>/<version>/``, one lock per version.
+
+Files arrive in the cache only whole and verified (the remote writes a temporary file next to its
+destination and renames it into place); every check and write of one population version happens
+under its ``filelock.FileLock`` (``<cache>/<id>/<version>.lock``), so concurrent pulls never see or
+write half a population. docs/zoo.md ("Caching, integrity and locking").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rqe_wrappers.errors import PopulationError
+from rqe_wrappers.zoo.manifest import MANIFEST_NAME
+from rqe_wrappers.zoo.refs import format_ref
+
+#: seconds to wait for another process's pull of the same population version
+LOCK_TIMEOUT = 600.0
+
+
+class ZooCache:
+    """The populations under one cache directory (ids and versions are validated before they get here)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def path_of(self, pid: str, version: int) -> Path:
+        """``<cache>/<id>/<version>``."""
+        return self.directory.joinpath(*pid.split("/"), str(version))
+
+    def has(self, pid: str, version: int) -> bool:
+        """Whether the version's manifest is in the cache (its files are checked on load)."""
+        return (self.path_of(pid, version) / MANIFEST_NAME).is_file()
+
+    def versions(self, pid: str) -> list[int]:
+        """The cached versions of ``pid``, oldest first."""
+        base = self.directory.joinpath(*pid.split("/"))
+        if not base.is_dir():
+            return []
+        return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / MANIFEST_NAME).is_file())
+
+    def entries(self) -> list[tuple[str, int, Path]]:
+        """Every cached ``(id, version, directory)``."""
+        out: list[tuple[str, int, Path]] = []
+        if not self.directory.is_dir():
+            return out
+        for manifest in sorted(self.directory.rglob(MANIFEST_NAME)):
+            rel = manifest.parent.relative_to(self.directory).parts
+            if len(rel) >= 2 and rel[-1].isdigit() and not any(p.startswith(".") for p in rel):
+                out.append(("/".join(rel[:-1]), int(rel[-1]), manifest.parent))
+        return out
+
+    def describe(self) -> str:
+        """``"tag/runners@1, ipd/train@1"`` or ``"nothing"``."""
+        return ", ".join(format_ref(p, v) for p, v, _ in self.entries()) or "nothing"
+
+    @contextmanager
+    def lock(self, pid: str, version: int) -> Iterator[None]:
+        """The per-population-version lock every cache write and check happens under."""
+        from filelock import FileLock, Timeout
+
+        path = self.path_of(pid, version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.parent / f"{version}.lock"
+        try:
+            with FileLock(str(lock_path), timeout=LOCK_TIMEOUT):
+                yield
+        except Timeout:
+            raise PopulationError(
+                f"another process has held {lock_path} for {LOCK_TIMEOUT:.0f} s; if no pull is running, delete it"
+            ) from None

@@ -1,0 +1,52 @@
+"""Member files: sha256 hashing and the safetensors-only check (pickles and zip archives are refused)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+from rqe_wrappers.errors import ChecksumError, PopulationError
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_PICKLE_HINT = (
+    "pickles (SB3 .zip, torch .pt/.pth, .pkl) can run arbitrary code when loaded and are refused; "
+    "publish SB3 models with rqe_wrappers.zoo.publish.member_from_sb3, which writes safetensors"
+)
+
+
+def check_safetensors_bytes(data: bytes, source: str) -> None:
+    """Refuse anything that is not a safetensors file (pickles and zip archives in particular)."""
+    if len(data) >= 10:
+        (n,) = struct.unpack("<Q", data[:8])
+        if n <= len(data) - 8 and data[8:9] == b"{":
+            return  # a safetensors header: 8-byte little-endian length, then JSON
+    if data[:1] == b"\x80":
+        raise PopulationError(f"{source} is a Python pickle, not safetensors: {_PICKLE_HINT}")
+    if data[:4] == b"PK\x03\x04":
+        raise PopulationError(
+            f"{source} is a zip archive (an SB3 .zip or torch.save file), not safetensors: {_PICKLE_HINT}"
+        )
+    raise PopulationError(f"{source} is not a safetensors file; {_PICKLE_HINT}")
+
+
+def read_verified(path: Path, sha256: str) -> bytes:
+    """The file's bytes, after checking them against ``sha256`` (what is parsed is what was verified)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PopulationError(f"{path} is missing; re-download the population (rqe zoo pull)") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise ChecksumError(f"{path}: sha256 is {got}, the manifest says {sha256}; the file is corrupt or was changed")
+    return data
