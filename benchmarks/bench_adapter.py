@@ -179,9 +179,7 @@ def ppo_run(adapter: str, n_copies: int, workers: int, steps: int, device: str) 
         seed = {}  # SuperSuit's VecEnv has no seed(): PPO(seed=...) would crash
     env_time = _Timed(venv, ("reset", "step_async", "step_wait"))  # the VecEnv's share of learn()
     n_steps = 128
-    model = PPO(
-        "MlpPolicy", venv, n_steps=n_steps, batch_size=256, n_epochs=4, device=device, verbose=0, **seed
-    )
+    model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=256, n_epochs=4, device=device, verbose=0, **seed)
     env_time.seconds = 0.0
     t0 = time.perf_counter()
     model.learn(steps)
@@ -264,8 +262,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-copies", type=int, default=4, help="env copies for the adapters (2 agent slots each)")
     ap.add_argument("--repeats", type=int, default=8, help="interleaved repetitions of the env loops")
     ap.add_argument("--ppo-repeats", type=int, default=2, help="interleaved repetitions of the PPO runs")
-    ap.add_argument("--blocks", type=int, default=15,
-                    help="alternating 100-step blocks, ours vs SuperSuit's VecEnv, per worker setting")
+    ap.add_argument(
+        "--blocks",
+        type=int,
+        default=15,
+        help="alternating 100-step blocks, ours vs SuperSuit's VecEnv, per worker setting",
+    )
     ap.add_argument("--device", default="cpu", help="PPO device (cpu or cuda)")
     ap.add_argument("--skip-start", action="store_true", help="skip the worker start-up timing")
     args = ap.parse_args(argv)
@@ -330,25 +332,36 @@ def main(argv=None) -> dict:
             "rqe_vs_supersuit_2_workers": round(rates["rqe_workers2"] / rates["supersuit_workers2"], 3),
         }
 
-
     result = {
         "benchmark": "bench_adapter",
         "env": f"mpe2 simple_tag_v3 parallel (1 runner, {N_ADVERSARIES} chasers, {N_OBSTACLES} obstacles, "
         f"max_cycles={MAX_CYCLES}); srpo_wrap(tau=1, runner fixed to RandomPolicy)",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
-                    "load_avg_1m_at_end": os.getloadavg()[0]},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "device": args.device,
+            "load_avg_1m_at_end": os.getloadavg()[0],
+        },
         "versions": versions(),
-        "settings": {"ppo_steps": args.steps, "env_steps": args.env_steps, "n_copies": args.n_copies,
-                     "slots": 2 * args.n_copies, "repeats": args.repeats, "ppo_repeats": args.ppo_repeats,
-                     "ppo": "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4, torch threads=1"},
+        "settings": {
+            "ppo_steps": args.steps,
+            "env_steps": args.env_steps,
+            "n_copies": args.n_copies,
+            "slots": 2 * args.n_copies,
+            "repeats": args.repeats,
+            "ppo_repeats": args.ppo_repeats,
+            "ppo": "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4, torch threads=1",
+        },
         "env_steps_per_s": {k: round(v, 1) for k, v in env_best.items()},
         "env_steps_per_cpu_s": {k: round(v, 1) for k, v in cpu_best.items()},
         "env_steps_per_s_all": {k: [round(x, 1) for x in v] for k, v in wall.items()},
         "env_steps_per_cpu_s_all": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
         "ratios_in_loop": {
             **{f"{k}_median": round(float(np.median(v)), 3) for k, v in shares.items()},
-            **{f"vecenv_step_time_rqe_over_supersuit_{k}_median": round(float(np.median(v)), 3)
-               for k, v in blocks.items()},
+            **{
+                f"vecenv_step_time_rqe_over_supersuit_{k}_median": round(float(np.median(v)), 3)
+                for k, v in blocks.items()
+            },
         },
         "vecenv_step_time_rqe_over_supersuit_all": {k: [round(x, 3) for x in v] for k, v in blocks.items()},
         "ratios_in_loop_all": {k: [round(x, 3) for x in v] for k, v in shares.items()},
@@ -377,9 +390,22 @@ def main(argv=None) -> dict:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    json.dump({k: result[k] for k in ("env_steps_per_s", "env_steps_per_cpu_s", "ppo_agent_steps_per_s", "ratios",
-                                      "ratios_in_loop", "worker_start_s", "wall_s")},
-              sys.stdout, indent=2)
+    json.dump(
+        {
+            k: result[k]
+            for k in (
+                "env_steps_per_s",
+                "env_steps_per_cpu_s",
+                "ppo_agent_steps_per_s",
+                "ratios",
+                "ratios_in_loop",
+                "worker_start_s",
+                "wall_s",
+            )
+        },
+        sys.stdout,
+        indent=2,
+    )
     print()
     return result
 

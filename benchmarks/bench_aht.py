@@ -72,8 +72,9 @@ def population(kind: str, clock: dict | None = None) -> dict:
 
     members = training_partners(ROUNDS)
     if kind == "constant":
-        members = {n: ConstantPolicy(observation_space(ROUNDS), gym.spaces.Discrete(2), i % 2)
-                   for i, n in enumerate(members)}
+        members = {
+            n: ConstantPolicy(observation_space(ROUNDS), gym.spaces.Discrete(2), i % 2) for i, n in enumerate(members)
+        }
     if clock is not None:
         members = {n: timed(p, clock) for n, p in members.items()}
     return members
@@ -101,8 +102,7 @@ def learn_rate(variant: str, steps: int, device: str) -> dict:
     from stable_baselines3 import PPO
 
     from rqe_wrappers.experiments.ipd import IPDSettings
-    from rqe_wrappers.sb3 import AHTCallback
-    from rqe_wrappers.sb3 import make_vec_env
+    from rqe_wrappers.sb3 import AHTCallback, make_vec_env
 
     torch.set_num_threads(1)
     clock = {"seconds": 0.0, "calls": 0}
@@ -119,9 +119,14 @@ def learn_rate(variant: str, steps: int, device: str) -> dict:
     seconds = time.perf_counter() - t0
     venv.close()
     env_steps = model.num_timesteps if variant != "raw_self_play" else model.num_timesteps // 2
-    return {"steps": int(model.num_timesteps), "seconds": seconds, "steps_per_s": model.num_timesteps / seconds,
-            "background_act_seconds": clock["seconds"], "background_act_calls": clock["calls"],
-            "background_act_us_per_env_step": 1e6 * clock["seconds"] / max(env_steps, 1)}
+    return {
+        "steps": int(model.num_timesteps),
+        "seconds": seconds,
+        "steps_per_s": model.num_timesteps / seconds,
+        "background_act_seconds": clock["seconds"],
+        "background_act_calls": clock["calls"],
+        "background_act_us_per_env_step": 1e6 * clock["seconds"] / max(env_steps, 1),
+    }
 
 
 def env_only_rate(variant: str, steps: int) -> dict:
@@ -141,9 +146,13 @@ def env_only_rate(variant: str, steps: int) -> dict:
     venv.close()
     slot_steps = len(acts) * N_SLOTS
     env_steps = slot_steps if variant != "raw_self_play" else slot_steps // 2
-    return {"slot_steps": slot_steps, "seconds": seconds, "steps_per_s": slot_steps / seconds,
-            "background_act_us_per_env_step": 1e6 * clock["seconds"] / env_steps,
-            "background_share_of_step_time": clock["seconds"] / seconds}
+    return {
+        "slot_steps": slot_steps,
+        "seconds": seconds,
+        "steps_per_s": slot_steps / seconds,
+        "background_act_us_per_env_step": 1e6 * clock["seconds"] / env_steps,
+        "background_share_of_step_time": clock["seconds"] / seconds,
+    }
 
 
 def main(argv=None) -> int:
@@ -163,8 +172,11 @@ def main(argv=None) -> int:
         for v in VARIANTS:
             env_only[v].append(env_only_rate(v, a.env_steps))
             learn[v].append(learn_rate(v, a.steps, a.device))
-            print(f"rep {r} {v:>24}: PPO {learn[v][-1]['steps_per_s']:7.0f} steps/s, "
-                  f"env-only {env_only[v][-1]['steps_per_s']:7.0f} slot-steps/s", flush=True)
+            print(
+                f"rep {r} {v:>24}: PPO {learn[v][-1]['steps_per_s']:7.0f} steps/s, "
+                f"env-only {env_only[v][-1]['steps_per_s']:7.0f} slot-steps/s",
+                flush=True,
+            )
     best = {v: max(runs, key=lambda x: x["steps_per_s"]) for v, runs in learn.items()}
     best_env = {v: max(runs, key=lambda x: x["steps_per_s"]) for v, runs in env_only.items()}
     rate = {v: best[v]["steps_per_s"] for v in VARIANTS}
@@ -188,18 +200,35 @@ def main(argv=None) -> int:
             "share_of_ppo_time": best["aht_population"]["background_act_seconds"] / best["aht_population"]["seconds"],
         },
         "runs": {"learn": learn, "env_only": env_only},
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "stable_baselines3": stable_baselines3.__version__, "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(), "load_avg": os.getloadavg()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg": os.getloadavg(),
+        },
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    print(json.dumps({k: result[k] for k in ("ppo_steps_per_s", "ratio_aht_population_vs_raw_self_play",
-                                             "ratio_aht_population_vs_aht_self_play", "env_only_slot_steps_per_s",
-                                             "background")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "ppo_steps_per_s",
+                    "ratio_aht_population_vs_raw_self_play",
+                    "ratio_aht_population_vs_aht_self_play",
+                    "env_only_slot_steps_per_s",
+                    "background",
+                )
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -124,9 +124,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best is reported")
     ap.add_argument("--env-steps", type=int, default=2000, help="env-steps per env-throughput repetition")
     ap.add_argument("--env-repeats", type=int, default=5, help="back-to-back raw/srpo env-loop pairs")
-    ap.add_argument("--n-workers", "--workers", dest="workers", type=int, nargs="*", default=[0, 2],
-                    help="VecEnv worker processes (n_workers) for the adapter comparison (0 = in-process); none to "
-                         "skip it (--workers: old name)")
+    ap.add_argument(
+        "--n-workers",
+        "--workers",
+        dest="workers",
+        type=int,
+        nargs="*",
+        default=[0, 2],
+        help="VecEnv worker processes (n_workers) for the adapter comparison (0 = in-process); none to "
+        "skip it (--workers: old name)",
+    )
     args = ap.parse_args(argv)
     if args.device.startswith("cuda"):
         import torch
@@ -166,7 +173,8 @@ def main(argv=None) -> dict:
             for workers in args.workers:
                 for adapter in ("rqe", "supersuit"):
                     adapters.setdefault(f"{adapter}_workers{workers}", []).append(
-                        bench_adapter.ppo_run(adapter, args.n_copies, workers, args.steps, args.device))
+                        bench_adapter.ppo_run(adapter, args.n_copies, workers, args.steps, args.device)
+                    )
     adapter_best = {k: max(r["agent_steps_per_s"] for r in v) for k, v in adapters.items()}
 
     ratios = {
@@ -180,21 +188,27 @@ def main(argv=None) -> dict:
         ratios["shadow_only_vs_raw_env_cpu"] = round(env_best_cpu["srpo_shadow_only"] / env_best_cpu["raw"], 3)
     for workers in args.workers:
         ratios[f"rqe_vs_supersuit_workers{workers}"] = round(
-            adapter_best[f"rqe_workers{workers}"] / adapter_best[f"supersuit_workers{workers}"], 3)
+            adapter_best[f"rqe_workers{workers}"] / adapter_best[f"supersuit_workers{workers}"], 3
+        )
     result = {
         "benchmark": "bench_srpo_tag",
         "env": "rqe_wrappers.envs.tag.tag_env(): mpe2 simple_tag_v3, 1 runner, 2 chasers, 2 obstacles, "
-               "discrete, max_cycles=100, rewards x0.1",
+        "discrete, max_cycles=100, rewards x0.1",
         "machine": machine(args.device),
         "versions": bench_adapter.versions(),
         "settings": {
-            "steps": args.steps, "n_copies": args.n_copies, "slots": 2 * args.n_copies, "repeats": args.repeats,
-            "env_steps": args.env_steps, "env_repeats": args.env_repeats, "workers": args.workers,
+            "steps": args.steps,
+            "n_copies": args.n_copies,
+            "slots": 2 * args.n_copies,
+            "repeats": args.repeats,
+            "env_steps": args.env_steps,
+            "env_repeats": args.env_repeats,
+            "workers": args.workers,
             "device": args.device,
             "srpo_vs_ippo": f"train_chasers (CHASER_PPO, n_copies={args.n_copies}), runner {RUNNER_FOR_BENCH}, "
-                            "SRPOCallback at both taus",
+            "SRPOCallback at both taus",
             "adapter": "bench_adapter.ppo_run on srpo_wrap(tag_env(), tau=1, runner random), no callback: "
-                       "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4",
+            "MlpPolicy, n_steps=128, batch_size=256, n_epochs=4",
             "torch_threads": 1,
         },
         "ratios": ratios,
@@ -213,8 +227,22 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    json.dump({k: result[k] for k in ("ratios", "ppo_wall_s", "ppo_cpu_s", "ppo_agent_steps_per_s", "env_steps_per_s",
-                                       "adapter_agent_steps_per_s", "wall_s")}, sys.stdout, indent=2)
+    json.dump(
+        {
+            k: result[k]
+            for k in (
+                "ratios",
+                "ppo_wall_s",
+                "ppo_cpu_s",
+                "ppo_agent_steps_per_s",
+                "env_steps_per_s",
+                "adapter_agent_steps_per_s",
+                "wall_s",
+            )
+        },
+        sys.stdout,
+        indent=2,
+    )
     print(f"\nwrote {out}")
     return result
 

@@ -66,7 +66,7 @@ def read_beta_log(path: str | os.PathLike) -> tuple[str, np.ndarray, list[str], 
         raise ConfigError(f"{path} has no row with beta values")
     x = np.array([float(r[xcol]) for r in rows])
     beta = np.array([[float(r[c]) for r in rows] for c in bcols])
-    return xcol, x, [c[len(BETA_PREFIX):] for c in bcols], beta
+    return xcol, x, [c[len(BETA_PREFIX) :] for c in bcols], beta
 
 
 def plot_beta(progress_csv: str | os.PathLike, out_png: str | os.PathLike, *, title: str | None = None) -> Path:

@@ -102,8 +102,14 @@ def test_same_seed_same_scenarios_and_trajectory(aec):
         out = []
         for ep in range(12):
             info, steps = play(env, rng.integers(2, size=3), seed=seed if ep == 0 else None)
-            out.append((info["scenario"], info["seat"], tuple(sorted(env.seating.items())),
-                        [(r, sorted(i["raw_rewards"].items())) for r, i, _ in steps]))
+            out.append(
+                (
+                    info["scenario"],
+                    info["seat"],
+                    tuple(sorted(env.seating.items())),
+                    [(r, sorted(i["raw_rewards"].items())) for r, i, _ in steps],
+                )
+            )
         return out
 
     a, b = trace(7), trace(7)
@@ -282,15 +288,23 @@ def sb3():
     from stable_baselines3 import PPO
     from stable_baselines3.common.logger import configure
 
-    from rqe_wrappers.sb3.aht_callback import AHTCallback
     from rqe_wrappers.sb3 import make_vec_env
+    from rqe_wrappers.sb3.aht_callback import AHTCallback
 
     def train(prior, steps, callback=None, model=None, log_dir=None, **cb_kwargs):
         pop = {} if prior == "fictitious-play" else constant_pop()
         if model is None:
             venv = make_vec_env(lambda: aht_wrap(game(), pop, prior, lr=0.5), n_copies=2, seed=0)
-            model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu",
-                        policy_kwargs={"net_arch": [8]})
+            model = PPO(
+                "MlpPolicy",
+                venv,
+                n_steps=64,
+                batch_size=64,
+                n_epochs=2,
+                seed=0,
+                device="cpu",
+                policy_kwargs={"net_arch": [8]},
+            )
             if log_dir is not None:
                 model.set_logger(configure(str(log_dir), ["csv"]))
         callback = callback or AHTCallback(**cb_kwargs)

@@ -20,21 +20,40 @@ V1_STATE = {
     "version": 1,
     "prior": "maximin-utility",
     "config": {
-        "prior": "maximin-utility", "lr": 0.5, "eps": 0.1, "nature_step": "projected", "best_responses": None,
+        "prior": "maximin-utility",
+        "lr": 0.5,
+        "eps": 0.1,
+        "nature_step": "projected",
+        "best_responses": None,
         "scenarios": {
-            "format": "rqe-wrappers/scenario-set", "version": 1, "n_seats": 2, "members": ["free-rider", "helper"],
-            "scenarios": [{"id": "c1:free-rider", "n_focal": 1, "background": ["free-rider"]},
-                          {"id": "c1:helper", "n_focal": 1, "background": ["helper"]},
-                          {"id": "c2", "n_focal": 2, "background": []}],
+            "format": "rqe-wrappers/scenario-set",
+            "version": 1,
+            "n_seats": 2,
+            "members": ["free-rider", "helper"],
+            "scenarios": [
+                {"id": "c1:free-rider", "n_focal": 1, "background": ["free-rider"]},
+                {"id": "c1:helper", "n_focal": 1, "background": ["helper"]},
+                {"id": "c2", "n_focal": 2, "background": []},
+            ],
         },
-        "snapshot_name": "learner", "fp_members": {}, "focal_name": "focal",
+        "snapshot_name": "learner",
+        "fp_members": {},
+        "focal_name": "focal",
     },
     "utility_ema": 0.1,
     "num_timesteps": 256,
     "nature": {
-        "format": "rqe_wrappers.aht.nature/1", "n_scenarios": 3, "prior": "maximin-utility", "step": "projected",
-        "lr": 0.5, "eps": 0.1, "best_responses": None, "self_play_scenario": None, "n_updates": 2,
-        "weights": [0.5645303764698963, 0.12405294363443199, 0.31141667989567173], "best_seen": [None, None, None],
+        "format": "rqe_wrappers.aht.nature/1",
+        "n_scenarios": 3,
+        "prior": "maximin-utility",
+        "step": "projected",
+        "lr": 0.5,
+        "eps": 0.1,
+        "best_responses": None,
+        "self_play_scenario": None,
+        "n_updates": 2,
+        "weights": [0.5645303764698963, 0.12405294363443199, 0.31141667989567173],
+        "best_seen": [None, None, None],
     },
     "beta": [0.5414106721562401, 0.14498098260432213, 0.31360834523943787],
     "utilities": [0.2807141104496489, 0.7473832618348631, 0.5406045072611017],
@@ -52,13 +71,18 @@ def make_model(prior="maximin-utility", **settings):
     torch.set_num_threads(1)
     g = coordination_game(cost=0.5)
     space = g.observation_space("player_0"), g.action_space("player_0")
-    pop = {} if prior == "fictitious-play" else {"free-rider": ConstantPolicy(*space, 0),
-                                                "helper": ConstantPolicy(*space, 1)}
+    pop = (
+        {}
+        if prior == "fictitious-play"
+        else {"free-rider": ConstantPolicy(*space, 0), "helper": ConstantPolicy(*space, 1)}
+    )
     settings.setdefault("uniform_mix", 0.1)
-    venv = make_vec_env(lambda: aht_wrap(coordination_game(cost=0.5), pop, prior, lr=0.5, **settings),
-                        n_copies=2, seed=0)
-    return PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu",
-               policy_kwargs={"net_arch": [8]})
+    venv = make_vec_env(
+        lambda: aht_wrap(coordination_game(cost=0.5), pop, prior, lr=0.5, **settings), n_copies=2, seed=0
+    )
+    return PPO(
+        "MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu", policy_kwargs={"net_arch": [8]}
+    )
 
 
 def test_seeded_training_and_a_state_saved_by_0_1_give_the_traces_of_0_1(tmp_path):
@@ -92,8 +116,11 @@ def test_a_fictitious_play_state_of_version_1_resumes(tmp_path):
     state = json.loads(json_path.read_text())
     config = {k: v for k, v in state["config"].items() if k not in ("uniform_mix", "fp_capacity", "max_scenarios")}
     nature = {k: v for k, v in state["nature"].items() if k != "uniform_mix"}
-    v1 = state | {"version": 1, "config": config | {"eps": 0.1},
-                  "nature": nature | {"format": "rqe_wrappers.aht.nature/1", "eps": 0.1}}
+    v1 = state | {
+        "version": 1,
+        "config": config | {"eps": 0.1},
+        "nature": nature | {"format": "rqe_wrappers.aht.nature/1", "eps": 0.1},
+    }
     json_path.write_text(json.dumps(v1))
     upgraded, weights = read_state(tmp_path / "fp")
     assert upgraded["config"] == state["config"] and upgraded["config"]["fp_capacity"] == 4
@@ -129,7 +156,8 @@ def test_csv_path_is_deprecated_and_writes_through_sb3s_csv_logger(tmp_path):
     assert "time/fps" in rows[-1]  # the whole logger, not a private writer
     assert cb._csv_format is None and not any(
         getattr(f, "file", None) is not None and getattr(f.file, "name", "") == str(path)
-        for f in model.logger.output_formats)  # detached when training ends
+        for f in model.logger.output_formats
+    )  # detached when training ends
     model.learn(128, callback=cb, reset_num_timesteps=False)  # SB3 makes a new logger: the file continues
     rows = read_csv(path)
     assert [int(r["time/total_timesteps"]) for r in rows] == [128, 256, 384]

@@ -39,7 +39,11 @@ def test_defaults_and_frozen():
     assert (config.prior, config.lr, config.uniform_mix) == ("maximin-utility", 0.5, 0.05)
     assert config.nature_step == "projected"
     assert (config.focal_name, config.snapshot_name, config.fp_capacity, config.max_scenarios) == (
-        "focal", "learner", 16, None)
+        "focal",
+        "learner",
+        16,
+        None,
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.lr = 1.0
     with pytest.raises(TypeError):
@@ -74,9 +78,17 @@ def test_bad_settings_are_refused_with_the_fix(settings, match):
 
 @pytest.mark.parametrize("br", [None, (0.5, 1.0, 1.0), BR])
 def test_to_dict_is_plain_json_and_round_trips_exactly(br):
-    config = AHTConfig(prior="minimax-regret", lr=0.1 + 0.2, uniform_mix=1 / 3, best_responses=br,
-                       nature_step="exponentiated", focal_name="me", snapshot_name="me-snap", fp_capacity=3,
-                       max_scenarios=99)
+    config = AHTConfig(
+        prior="minimax-regret",
+        lr=0.1 + 0.2,
+        uniform_mix=1 / 3,
+        best_responses=br,
+        nature_step="exponentiated",
+        focal_name="me",
+        snapshot_name="me-snap",
+        fp_capacity=3,
+        max_scenarios=99,
+    )
     data = config.to_dict()
     text = json.dumps(data, allow_nan=False)
     again = AHTConfig.from_dict(json.loads(text))

@@ -41,9 +41,17 @@ def test_flags_types_and_defaults():
     assert toy == Toy(name="n", sizes=(8,), plots=False, out=Path("o"), pick=3, mode="b")
     assert parse(["--name", "n"])[0] == Toy(name="n")
     text = parser.format_help()
-    for fragment in ("--steps STEPS", "how many steps (default: 10)", "--sizes SIZES [SIZES ...]",
-                     "(default: 64 64)", "--plots, --no-plots", "draw the plots (default: true)",
-                     "a required name (required)", "(default: none)", "{a,b}"):
+    for fragment in (
+        "--steps STEPS",
+        "how many steps (default: 10)",
+        "--sizes SIZES [SIZES ...]",
+        "(default: 64 64)",
+        "--plots, --no-plots",
+        "draw the plots (default: true)",
+        "a required name (required)",
+        "(default: none)",
+        "{a,b}",
+    ):
         assert fragment in " ".join(text.split()), fragment
     with pytest.raises(SystemExit):
         parse(["--name", "n", "--mode", "c"])
@@ -68,8 +76,7 @@ def test_required_fields_come_from_flags_or_config(tmp_path):
 def test_config_values_lose_to_explicit_flags(tmp_path, suffix):
     cfg = tmp_path / f"c{suffix}"
     if suffix == ".json":
-        cfg.write_text(json.dumps({"name": "f", "steps": 5, "rate": 1, "sizes": [1, 2], "plots": False,
-                                   "out": "o"}))
+        cfg.write_text(json.dumps({"name": "f", "steps": 5, "rate": 1, "sizes": [1, 2], "plots": False, "out": "o"}))
     else:
         cfg.write_text('name = "f"\nsteps = 5\nrate = 1\nsizes = [1, 2]\nplots = false\nout = "o"\n')
     toy = parse(["--config", str(cfg), "--steps", "7"])[0]
@@ -108,8 +115,18 @@ def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.Argument
     return parser
 
 
-@pytest.mark.parametrize("command", [("coordination",), ("train",), ("ipd",), ("tag", "train-runners"),
-                                     ("tag", "srpo"), ("bifurcation",), ("beta-plot",)])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("coordination",),
+        ("train",),
+        ("ipd",),
+        ("tag", "train-runners"),
+        ("tag", "srpo"),
+        ("bifurcation",),
+        ("beta-plot",),
+    ],
+)
 def test_every_option_has_help_and_shows_its_default(command):
     parser = _subparser(build_parser(), *command)
     for action in parser._actions:
@@ -144,8 +161,26 @@ def test_ipd_options_reach_run_experiment(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(driver, "run_experiment", lambda **kw: calls.append(kw))
     cfg = tmp_path / "ipd.toml"
     cfg.write_text('priors = ["MU", "SP"]\nn_copies = 4\nnature_lr = 0.5\n')
-    assert main(["ipd", "--config", str(cfg), "--seeds", "3", "--workers", "2", "--lr", "0.1", "--no-plots",
-                 "--net-arch", "8", "8"]) == 0
+    assert (
+        main(
+            [
+                "ipd",
+                "--config",
+                str(cfg),
+                "--seeds",
+                "3",
+                "--workers",
+                "2",
+                "--lr",
+                "0.1",
+                "--no-plots",
+                "--net-arch",
+                "8",
+                "8",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--workers is deprecated, use --jobs" in err and "--lr is deprecated, use --learning-rate" in err
     (kw,) = calls

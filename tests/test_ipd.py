@@ -8,6 +8,8 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from rqe_wrappers import ConfigError, RandomPolicy, SpaceMismatchError, make_scripted
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.core.registry import scripted_names
 from rqe_wrappers.envs.ipd import (
     IPDEnv,
     decode_history,
@@ -31,8 +33,6 @@ from rqe_wrappers.partners.ipd import (
     self_play_best_value,
     training_partners,
 )
-from rqe_wrappers.core.policy import Policy
-from rqe_wrappers.core.registry import scripted_names
 
 C, D = 0, 1
 
@@ -44,9 +44,7 @@ def test_parallel_api_and_seed(rounds):
     parallel_seed_test(lambda: IPDEnv(rounds))
 
 
-@pytest.mark.parametrize(
-    "a0, a1, r0, r1", [(C, C, 4.0, 4.0), (C, D, 0.0, 5.0), (D, C, 5.0, 0.0), (D, D, 1.0, 1.0)]
-)
+@pytest.mark.parametrize("a0, a1, r0, r1", [(C, C, 4.0, 4.0), (C, D, 0.0, 5.0), (D, C, 5.0, 0.0), (D, D, 1.0, 1.0)])
 def test_payoffs_per_joint_action(a0, a1, r0, r1):
     env = IPDEnv(rounds=2)
     env.reset(seed=0)

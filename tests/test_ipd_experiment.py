@@ -120,19 +120,67 @@ def test_run_experiment_writes_results_and_table(tmp_path, capsys):
     from rqe_wrappers.cli import main
 
     out = tmp_path / "run"
-    rc = main(["ipd", "--priors", "MU", "--seeds", "0", "--steps", "256", "--n-copies", "4", "--n-steps", "32",
-               "--batch-size", "64", "--n-epochs", "2", "--net-arch", "16", "--widths", "0.5",
-               "--test-count", "16", "--out", str(out)])
+    rc = main(
+        [
+            "ipd",
+            "--priors",
+            "MU",
+            "--seeds",
+            "0",
+            "--steps",
+            "256",
+            "--n-copies",
+            "4",
+            "--n-steps",
+            "32",
+            "--batch-size",
+            "64",
+            "--n-epochs",
+            "2",
+            "--net-arch",
+            "16",
+            "--widths",
+            "0.5",
+            "--test-count",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["format"] == exp.FORMAT
-    for key in ("priors", "seeds", "steps", "settings", "evaluation", "paper_table2", "machine", "runs",
-                "summary", "reference", "wall_seconds", "plots"):
+    for key in (
+        "priors",
+        "seeds",
+        "steps",
+        "settings",
+        "evaluation",
+        "paper_table2",
+        "machine",
+        "runs",
+        "summary",
+        "reference",
+        "wall_seconds",
+        "plots",
+    ):
         assert key in results, key
     run = results["runs"]["MU"]["0"]
-    for key in ("prior", "seed", "steps", "seconds", "steps_per_s", "final_beta", "p_defect", "train", "test",
-                "utilities", "self_play", "greedy"):
+    for key in (
+        "prior",
+        "seed",
+        "steps",
+        "seconds",
+        "steps_per_s",
+        "final_beta",
+        "p_defect",
+        "train",
+        "test",
+        "utilities",
+        "self_play",
+        "greedy",
+    ):
         assert key in run, key
     assert len(run["p_defect"]) == 21
     for m in exp.METRICS:
@@ -174,8 +222,9 @@ def test_run_experiment_workers_is_the_deprecated_name_of_jobs(tmp_path):
 def test_progress_logs_are_averaged_over_seeds(tmp_path):
     """average_beta_logs reads SB3's progress.csv (empty cells skipped) and the legacy CSV alike."""
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    a.write_text("time/total_timesteps,aht/beta/c1,aht/beta/c2,train/loss\n"
-                 "64,0.5,0.5,\n128,0.25,0.75,1.0\n192,0.0,1.0,2.0\n")
+    a.write_text(
+        "time/total_timesteps,aht/beta/c1,aht/beta/c2,train/loss\n64,0.5,0.5,\n128,0.25,0.75,1.0\n192,0.0,1.0,2.0\n"
+    )
     b.write_text("timesteps,aht/beta/c2,aht/beta/c1\n64,0.3,0.7\n128,0.25,0.75\n")  # other column order
     out = exp.average_beta_logs([a, b], tmp_path / "mean.csv")
     lines = out.read_text().splitlines()

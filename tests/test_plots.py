@@ -88,7 +88,7 @@ from rqe_wrappers.envs.matrix import coordination_payoffs
 from rqe_wrappers.plots import plot_bifurcation
 from rqe_wrappers.srpo.bifurcation import sweep
 rows = sweep(coordination_payoffs(0.5), [0.0, 0.5, 1.0], 0.2)
-out = plot_bifurcation(rows, 0.79, {str(tmp_path / 'bif.png')!r}, title="t")
+out = plot_bifurcation(rows, 0.79, {str(tmp_path / "bif.png")!r}, title="t")
 assert out.stat().st_size > 10_000
 assert "matplotlib.pyplot" not in sys.modules, "pyplot imported"
 """

@@ -41,8 +41,14 @@ def test_all_scenarios_are_distinct_multisets(n, m):
 
 def test_ids_are_readable_and_stable():
     s = ScenarioSet.all(3, ["tit-for-tat", "always-d"])
-    assert s.ids == ("c1:tit-for-tat+tit-for-tat", "c1:always-d+tit-for-tat", "c1:always-d+always-d",
-                     "c2:tit-for-tat", "c2:always-d", "c3")
+    assert s.ids == (
+        "c1:tit-for-tat+tit-for-tat",
+        "c1:always-d+tit-for-tat",
+        "c1:always-d+always-d",
+        "c2:tit-for-tat",
+        "c2:always-d",
+        "c3",
+    )
     # a scenario's id does not depend on member order; it parses back to the same scenario
     assert Scenario(1, ("tit-for-tat", "always-d")) == Scenario(1, ("always-d", "tit-for-tat"))
     for sc in s:

@@ -64,9 +64,15 @@ def test_short_descriptions_show_bounds_only_when_they_are_the_difference():
 
 def test_check_policy_spaces_keeps_its_message():
     check_policy_spaces(ConstantPolicy(BOX3, D2, 0), BOX3, D2, "fits")
-    with pytest.raises(SpaceMismatchError, match=r"^bg: observation space mismatch: the environment has Box.*\(4,\).*"
-                       r"the policy expects Box.*\(3,\).*Use a policy trained on this environment"):
+    with pytest.raises(
+        SpaceMismatchError,
+        match=r"^bg: observation space mismatch: the environment has Box.*\(4,\).*"
+        r"the policy expects Box.*\(3,\).*Use a policy trained on this environment",
+    ):
         check_policy_spaces(ConstantPolicy(BOX3, D2, 0), BOX4, D2, "bg")
-    with pytest.raises(SpaceMismatchError, match=r"bg: action space mismatch: the environment has Discrete\(5\), "
-                       r"the policy expects Discrete\(2\)"):
+    with pytest.raises(
+        SpaceMismatchError,
+        match=r"bg: action space mismatch: the environment has Discrete\(5\), "
+        r"the policy expects Discrete\(2\)",
+    ):
         check_policy_spaces(ConstantPolicy(BOX3, D2, 0), BOX3, D5, "bg")

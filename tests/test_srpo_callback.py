@@ -9,9 +9,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from rqe_wrappers import srpo_wrap
 from rqe_wrappers.envs.matrix import coordination_game
 from rqe_wrappers.errors import MissingCallbackError
-from rqe_wrappers.srpo.roles import PARTNER, set_role
-from rqe_wrappers.sb3 import PettingZooVecEnv, SRPOCallback
 from rqe_wrappers.experiments.coordination import CoordinationRun, train_coordination
+from rqe_wrappers.sb3 import PettingZooVecEnv, SRPOCallback
+from rqe_wrappers.srpo.roles import PARTNER, set_role
 
 torch.set_num_threads(1)
 
@@ -42,8 +42,17 @@ class Capture(BaseCallback):
 
 def make_model(tau, ent_coef=0.05, n_steps=8):
     venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=tau), n_copies=4)
-    return PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=n_steps * 8, n_epochs=1, ent_coef=ent_coef,
-               normalize_advantage=False, policy_kwargs=dict(net_arch=[8]), seed=0)
+    return PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=n_steps,
+        batch_size=n_steps * 8,
+        n_epochs=1,
+        ent_coef=ent_coef,
+        normalize_advantage=False,
+        policy_kwargs=dict(net_arch=[8]),
+        seed=0,
+    )
 
 
 def test_shaping_formula_on_shadow_rows_only():

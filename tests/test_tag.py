@@ -189,8 +189,17 @@ def runner_run(tiny):
     return train_runner(0, 256, settings=tiny["runner"], eval_episodes=2)
 
 
-COMMON_KEYS = {"seed", "steps", "device", "seconds", "cpu_seconds", "agent_steps_per_s", "eval_episodes", "eval_seed",
-               "settings"}
+COMMON_KEYS = {
+    "seed",
+    "steps",
+    "device",
+    "seconds",
+    "cpu_seconds",
+    "agent_steps_per_s",
+    "eval_episodes",
+    "eval_seed",
+    "settings",
+}
 RUNNER_KEYS = COMMON_KEYS | {"chasers", "runner_return", "runner_return_std", "chaser_return"}
 CHASER_KEYS = COMMON_KEYS | {"tau", "chaser_return", "chaser_return_std"}
 EVAL_KEYS = {"per_runner", "per_runner_std", "worst_case", "worst_runner", "mean", "episodes", "seed", "reward"}
@@ -242,8 +251,27 @@ def test_cli_train_runners_and_srpo(tmp_path):
 
     small = ["--n-steps", "32", "--batch-size", "64", "--n-epochs", "1", "--net-arch", "8"]
     runners = tmp_path / "runners"
-    assert main(["tag", "train-runners", "--seeds", "0", "1", "--steps", "64", "--n-copies", "2",
-                 "--eval-episodes", "1", "--out", str(runners), *small]) == 0
+    assert (
+        main(
+            [
+                "tag",
+                "train-runners",
+                "--seeds",
+                "0",
+                "1",
+                "--steps",
+                "64",
+                "--n-copies",
+                "2",
+                "--eval-episodes",
+                "1",
+                "--out",
+                str(runners),
+                *small,
+            ]
+        )
+        == 0
+    )
     report = json.loads((runners / "metrics.json").read_text())
     assert [r["seed"] for r in report["runners"]] == [0, 1]
     assert {"tag/still", "tag/evasive-runner", "random"} <= set(report["baselines"])
@@ -252,9 +280,25 @@ def test_cli_train_runners_and_srpo(tmp_path):
     assert report["settings"]["learning_rate"] == 3e-4  # the rest: RUNNER_PPO's
     out = tmp_path / "srpo"
     config = tmp_path / "srpo.toml"
-    config.write_text('tau = [0, 2]\nsteps = 64\nn_copies = 3\neval_episodes = 1\n')
-    assert main(["tag", "srpo", "--config", str(config), "--n-copies", "1", "--runners", str(runners),
-                 "--out", str(out), *small]) == 0
+    config.write_text("tau = [0, 2]\nsteps = 64\nn_copies = 3\neval_episodes = 1\n")
+    assert (
+        main(
+            [
+                "tag",
+                "srpo",
+                "--config",
+                str(config),
+                "--n-copies",
+                "1",
+                "--runners",
+                str(runners),
+                "--out",
+                str(out),
+                *small,
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert [r["tau"] for r in results["rows"]] == [0.0, 2.0]  # from the config file
     assert results["settings"]["n_copies"] == 1  # the flag beats the config file
@@ -267,7 +311,8 @@ def test_cli_srpo_errors_are_one_line(tmp_path, capsys):
 
     assert main(["tag", "srpo", "--steps", "64"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "rqe tag srpo: error: --runners is required (on the command line or as runners in --config)")
+        "rqe tag srpo: error: --runners is required (on the command line or as runners in --config)"
+    )
     assert main(["tag", "srpo", "--runners", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rqe tag srpo: error: ") and "rqe tag train-runners --out" in err

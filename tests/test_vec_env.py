@@ -46,11 +46,11 @@ class Staggered(ParallelEnv):
     def __init__(self):
         self.agents, self.t, self.render_mode = [], 0, None
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return gym.spaces.Box(0.0, 10.0, (2,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return gym.spaces.Discrete(2)
 
@@ -79,11 +79,11 @@ class TurnGame(AECEnv):
     metadata = {"name": "turn_game_v0", "is_parallelizable": False}
     possible_agents = ["p0", "p1"]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return gym.spaces.Box(0.0, 10.0, (1,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return gym.spaces.Discrete(2)
 
@@ -161,8 +161,11 @@ def _first_built_or_other(flag: str):
 
 def test_mismatch_between_workers_names_both_spaces(tmp_path):
     env_fn = functools.partial(_first_built_or_other, str(tmp_path / "first"))
-    with pytest.raises(SpaceMismatchError, match=r"seat 'player_0' has .*action Discrete\([23]\) while seat "
-                       r"'player_0' has .*action Discrete\([23]\)"):
+    with pytest.raises(
+        SpaceMismatchError,
+        match=r"seat 'player_0' has .*action Discrete\([23]\) while seat "
+        r"'player_0' has .*action Discrete\([23]\)",
+    ):
         PettingZooVecEnv(env_fn, n_copies=2, n_workers=2)
 
 
@@ -214,11 +217,11 @@ class ForgetfulSeeds(ParallelEnv):
     def __init__(self):
         self.agents, self.render_mode, self.rng = [], None, np.random.default_rng()
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return gym.spaces.Box(0.0, 1.0, (1,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return gym.spaces.Discrete(2)
 
@@ -396,8 +399,9 @@ def test_maskable_ppo_on_aec_tictactoe_never_plays_illegal():
     assert isinstance(venv.observation_space, gym.spaces.Dict)
     assert set(venv.observation_space.spaces) == {"observation", "role"}
     EnvLogger.flush()
-    model = MaskablePPO("MultiInputPolicy", venv, seed=0, n_steps=32, batch_size=32,
-                        policy_kwargs=dict(net_arch=[8]), device="cpu")
+    model = MaskablePPO(
+        "MultiInputPolicy", venv, seed=0, n_steps=32, batch_size=32, policy_kwargs=dict(net_arch=[8]), device="cpu"
+    )
     model.learn(64, callback=CheckLegal())
     assert CheckLegal.steps == 32
     assert not [m for m in EnvLogger.mqueue if "Illegal" in str(m)]  # nobody (learner or snapshot) cheated

@@ -53,8 +53,7 @@ def _best_responses(value: Any) -> tuple[float, ...] | dict[str, float] | None:
         values = list(out)
     else:
         raise ConfigError(
-            "best_responses must be a sequence in scenario order or {scenario id: value}, "
-            f"got {type(value).__name__}"
+            f"best_responses must be a sequence in scenario order or {{scenario id: value}}, got {type(value).__name__}"
         )
     bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
     if bad:

@@ -141,8 +141,10 @@ class Nature:
                     'prior "self-play" needs self_play_scenario=<index of the scenario with only focal copies>'
                 )
             return None
-        if isinstance(scenario, bool) or not isinstance(scenario, (int, np.integer)) or not (
-            0 <= scenario < self.n_scenarios
+        if (
+            isinstance(scenario, bool)
+            or not isinstance(scenario, (int, np.integer))
+            or not (0 <= scenario < self.n_scenarios)
         ):
             raise ConfigError(f"self_play_scenario must be an int in [0, {self.n_scenarios}), got {scenario!r}")
         return int(scenario)
@@ -167,8 +169,9 @@ class Nature:
     @property
     def eps(self) -> float:
         """Deprecated name of :attr:`uniform_mix`."""
-        warnings.warn("Nature.eps is renamed Nature.uniform_mix; the old name goes away in 0.3",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "Nature.eps is renamed Nature.uniform_mix; the old name goes away in 0.3", DeprecationWarning, stacklevel=2
+        )
         return self.uniform_mix
 
     # ---- the distribution --------------------------------------------------------------------------

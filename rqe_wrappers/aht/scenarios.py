@@ -128,9 +128,7 @@ class ScenarioSet:
         index: dict[str, int] = {}
         for i, s in enumerate(scenarios):
             if s.n_seats != self.n_seats:
-                raise ConfigError(
-                    f"scenario {s.id!r} fills {s.n_seats} seats but the environment has {self.n_seats}"
-                )
+                raise ConfigError(f"scenario {s.id!r} fills {s.n_seats} seats but the environment has {self.n_seats}")
             unknown = sorted(set(s.background) - known)
             if unknown:
                 raise ConfigError(

@@ -172,9 +172,16 @@ class AHTWrapper(BaseParallelWrapper):
     ):
         uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=None)
         config = AHTConfig.from_arguments(
-            config, prior=prior, lr=lr, uniform_mix=uniform_mix, best_responses=best_responses,
-            nature_step=nature_step, focal_name=focal_name, snapshot_name=snapshot_name,
-            fp_capacity=fp_capacity, max_scenarios=max_scenarios,
+            config,
+            prior=prior,
+            lr=lr,
+            uniform_mix=uniform_mix,
+            best_responses=best_responses,
+            nature_step=nature_step,
+            focal_name=focal_name,
+            snapshot_name=snapshot_name,
+            fp_capacity=fp_capacity,
+            max_scenarios=max_scenarios,
         )
         seats = _check_env(env)
         spaces: _Spaces = (env.observation_space(seats[0]), env.action_space(seats[0]))
@@ -280,8 +287,12 @@ class AHTWrapper(BaseParallelWrapper):
         return int(categorical(self._beta, self._rng))
 
     def _info(self, info: dict) -> dict:
-        return {**info, "scenario": self.scenarios.ids[self._scenario_index],
-                "scenario_index": self._scenario_index, "seat": self._seat}
+        return {
+            **info,
+            "scenario": self.scenarios.ids[self._scenario_index],
+            "scenario_index": self._scenario_index,
+            "seat": self._seat,
+        }
 
     def reset(self, seed=None, options=None):
         if seed is not None or not self._seeded:
@@ -395,7 +406,17 @@ def aht_wrap(
     """
     uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=None)
     return AHTWrapper(
-        env, population, scenarios, config=config, prior=prior, lr=lr, uniform_mix=uniform_mix,
-        best_responses=best_responses, nature_step=nature_step, focal_name=focal_name,
-        snapshot_name=snapshot_name, fp_capacity=fp_capacity, max_scenarios=max_scenarios,
+        env,
+        population,
+        scenarios,
+        config=config,
+        prior=prior,
+        lr=lr,
+        uniform_mix=uniform_mix,
+        best_responses=best_responses,
+        nature_step=nature_step,
+        focal_name=focal_name,
+        snapshot_name=snapshot_name,
+        fp_capacity=fp_capacity,
+        max_scenarios=max_scenarios,
     )

@@ -23,8 +23,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_deprecated(args: argparse.Namespace) -> int:
-    print("rqe train: deprecated, use `rqe coordination` (same options); `rqe train` goes away in 0.3",
-          file=sys.stderr)
+    print("rqe train: deprecated, use `rqe coordination` (same options); `rqe train` goes away in 0.3", file=sys.stderr)
     return _run(args)
 
 

@@ -28,10 +28,12 @@ def _run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     """Register ``rqe ipd``."""
     p = subparsers.add_parser(
-        "ipd", help="the minimax-Bayes paper's IPD experiment (Table 2): MU/MR/PBR/SP/FP learners, exact evaluation",
+        "ipd",
+        help="the minimax-Bayes paper's IPD experiment (Table 2): MU/MR/PBR/SP/FP learners, exact evaluation",
         description="Train PPO learners with the paper's priors over seeds, evaluate them exactly on the training "
-                    "partners and the eps-perturbed test sets, write results.json, table.md and beta plots "
-                    "(docs/ipd-reproduction.md).")
+        "partners and the eps-perturbed test sets, write results.json, table.md and beta plots "
+        "(docs/ipd-reproduction.md).",
+    )
     add_config_option(p)
     add_settings(p, IPDSweep, title="the sweep over (prior, seed)")
     add_settings(p, IPDSettings, title="each learner: PPO and nature")

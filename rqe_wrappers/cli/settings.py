@@ -19,8 +19,15 @@ from typing import Any
 
 from rqe_wrappers.errors import ConfigError
 
-__all__ = ["UNSET", "add_config_option", "add_settings", "deprecated_flag", "load_config", "read_config",
-           "settings_from_args"]
+__all__ = [
+    "UNSET",
+    "add_config_option",
+    "add_settings",
+    "deprecated_flag",
+    "load_config",
+    "read_config",
+    "settings_from_args",
+]
 
 
 class _Unset:
@@ -125,9 +132,12 @@ def add_settings(
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE``: settings from a JSON or TOML file; explicit flags override them."""
     parser.add_argument(
-        "--config", type=Path, default=None, metavar="FILE",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
         help="JSON or TOML file of settings (keys = option names, e.g. n_copies = 8); flags given on the "
-             "command line override it (default: none)",
+        "command line override it (default: none)",
     )
 
 
@@ -235,5 +245,6 @@ class _DeprecatedFlag(argparse.Action):
 
 def deprecated_flag(parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:
     """``old`` keeps working as ``new`` (same ``dest``), prints a deprecation note, and is hidden from --help."""
-    parser.add_argument(old, dest=dest, action=_DeprecatedFlag, new=new, default=UNSET, help=argparse.SUPPRESS,
-                        **kwargs)
+    parser.add_argument(
+        old, dest=dest, action=_DeprecatedFlag, new=new, default=UNSET, help=argparse.SUPPRESS, **kwargs
+    )

@@ -33,9 +33,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"threshold tau* = {tau_star:.6f}: above it the symmetric RQE is the only one")
     if tau_pf is not None:
-        print(f"symmetric RQE changes stability at tau = {tau_pf:.6f}"
-              + ("" if tau_star is None or abs(tau_pf - tau_star) < 1e-4 else
-                 " (differs from tau*: subcritical pitchfork, free-riding RQE end in a fold)"))
+        print(
+            f"symmetric RQE changes stability at tau = {tau_pf:.6f}"
+            + (
+                ""
+                if tau_star is None or abs(tau_pf - tau_star) < 1e-4
+                else " (differs from tau*: subcritical pitchfork, free-riding RQE end in a fold)"
+            )
+        )
     if tau_star is not None and np.isfinite(tau_star):  # resolve the branches closing in on tau*
         dt = taus[1] - taus[0]
         extra = np.append(tau_star - dt * 0.5 ** np.arange(1, 13), tau_star + 1e-6)
@@ -51,11 +56,12 @@ def add_parser(subparsers) -> None:
         "bifurcation",
         help="all RQE of the SRPO coordination game vs risk aversion tau (plot + threshold)",
         description="How the set of RQE of the coordination game changes with risk aversion tau "
-                    "(the SRPO paper's pitchfork): a table, the threshold tau*, and a plot (docs/rqe.md).",
+        "(the SRPO paper's pitchfork): a table, the threshold tau*, and a plot (docs/rqe.md).",
     )
     p.add_argument("--cost", type=float, default=0.5, help="private cost of collaborating, in (0, 1) (default: 0.5)")
-    p.add_argument("--eps", type=float, default=0.2,
-                   help="bounded rationality (entropy weight) of both players (default: 0.2)")
+    p.add_argument(
+        "--eps", type=float, default=0.2, help="bounded rationality (entropy weight) of both players (default: 0.2)"
+    )
     p.add_argument("--tau-max", type=float, default=2.0, help="largest tau on the grid (default: 2.0)")
     p.add_argument("--points", type=int, default=81, help="number of tau grid points from 0 (default: 81)")
     p.add_argument("--out", default="bifurcation.png", help="where to save the plot (default: bifurcation.png)")

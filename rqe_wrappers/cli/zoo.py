@@ -1,10 +1,10 @@
 """rqe zoo: list, pull, verify, build and index populations.
 
-    rqe zoo list [--cached]              what the remote zoo (or the cache) has
-    rqe zoo pull ID[@VERSION]            download into the cache and verify
-    rqe zoo verify [ID[@VERSION]|PATH]   re-check sha256s (everything cached when no argument)
-    rqe zoo build zoo/<recipe>           run a recipe, write populations/<id>/<version>/
-    rqe zoo index [populations/]         regenerate index.json and the README table
+rqe zoo list [--cached]              what the remote zoo (or the cache) has
+rqe zoo pull ID[@VERSION]            download into the cache and verify
+rqe zoo verify [ID[@VERSION]|PATH]   re-check sha256s (everything cached when no argument)
+rqe zoo build zoo/<recipe>           run a recipe, write populations/<id>/<version>/
+rqe zoo index [populations/]         regenerate index.json and the README table
 """
 
 from __future__ import annotations

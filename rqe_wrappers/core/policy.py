@@ -65,9 +65,7 @@ class DiscretePolicy(Policy):
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space):
         if not isinstance(action_space, gym.spaces.Discrete):
-            raise SpaceMismatchError(
-                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
-            )
+            raise SpaceMismatchError(f"{type(self).__name__} needs a Discrete action space, got {action_space}")
         super().__init__(observation_space, action_space)
 
     @abc.abstractmethod

@@ -214,11 +214,11 @@ class IPDEnv(ParallelEnv):
         self.render_mode = None
         self._history: list[tuple[int, int]] = []  # (action of player_0, action of player_1)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return observation_space(self.rounds)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return gym.spaces.Discrete(2)
 

@@ -38,11 +38,11 @@ class MatrixGameEnv(ParallelEnv):
         self.agents = []
         self._t = 0
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def observation_space(self, agent):
         return gym.spaces.Box(0.0, 1.0, (1,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def action_space(self, agent):
         return gym.spaces.Discrete(self.payoffs.shape[self.possible_agents.index(agent)])
 

@@ -69,8 +69,11 @@ def machine_info() -> dict[str, Any]:
         import torch
     except ImportError:  # pragma: no cover
         return info
-    info.update(torch=torch.__version__, stable_baselines3=stable_baselines3.__version__,
-                cuda_device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    info.update(
+        torch=torch.__version__,
+        stable_baselines3=stable_baselines3.__version__,
+        cuda_device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    )
     return info
 
 

@@ -109,8 +109,15 @@ def run_coordination(taus, out: Path, **settings: Any) -> list[dict]:
         t0 = time.perf_counter()
         _, learned, exact = train_coordination(run)
         secs = time.perf_counter() - t0
-        rows.append({**asdict(run), "learned_p_collaborate": learned, "rqe_p_collaborate": exact,
-                     "abs_diff": abs(learned - exact), "seconds": secs})
+        rows.append(
+            {
+                **asdict(run),
+                "learned_p_collaborate": learned,
+                "rqe_p_collaborate": exact,
+                "abs_diff": abs(learned - exact),
+                "seconds": secs,
+            }
+        )
         print(f"{tau:6.2f} {learned:18.3f} {exact:10.3f} {abs(learned - exact):7.3f} {secs:6.1f}", flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,8 +128,11 @@ def run_coordination(taus, out: Path, **settings: Any) -> list[dict]:
 
 def __getattr__(name: str) -> Any:
     if name == "add_parser":
-        warnings.warn(f"{__name__}.add_parser moved to rqe_wrappers.cli.coordination.add_parser; "
-                      "the old name goes away in 0.3", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{__name__}.add_parser moved to rqe_wrappers.cli.coordination.add_parser; the old name goes away in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         import importlib
 
         return importlib.import_module("rqe_wrappers.cli.coordination").add_parser  # by name: cli imports this

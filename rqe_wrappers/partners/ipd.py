@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
+from rqe_wrappers.core.policy import DiscretePolicy, Policy, check_policy_spaces
 from rqe_wrappers.envs.ipd import (
     COOPERATE,
     DEFAULT_ROUNDS,
@@ -48,7 +49,6 @@ from rqe_wrappers.envs.ipd import (
     swap_perspective,
 )
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
-from rqe_wrappers.core.policy import DiscretePolicy, Policy, check_policy_spaces
 
 #: The paper's L1 widths of the perturbed test sets, and the number of test partners per width.
 PERTURBATION_WIDTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -290,9 +290,7 @@ def perturbed_partners(
     if isinstance(count, bool) or int(count) != count or count < 1:
         raise ConfigError(f"count must be a whole number >= 1, got {count!r}")
     if rng is None:
-        raise ConfigError(
-            "perturbed_partners needs rng (a numpy Generator or an int seed) so the test set reproduces"
-        )
+        raise ConfigError("perturbed_partners needs rng (a numpy Generator or an int seed) so the test set reproduces")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     rounds = check_rounds(rounds)
     tables = np.stack([_tabulate(b, rounds) for b in bases])

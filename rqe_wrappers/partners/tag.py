@@ -22,7 +22,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from rqe_wrappers.envs.tag import action_space as tag_action_space
+from rqe_wrappers.core.policy import ConstantPolicy, DiscretePolicy, Policy
 from rqe_wrappers.envs.tag import (
     ACTION_DIRECTIONS,
     CHASER_RUNNER_REL,
@@ -34,8 +34,8 @@ from rqe_wrappers.envs.tag import (
     runner_observation_space,
     seat_spaces,
 )
+from rqe_wrappers.envs.tag import action_space as tag_action_space
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError
-from rqe_wrappers.core.policy import ConstantPolicy, DiscretePolicy, Policy
 
 
 def _one_hot(actions: np.ndarray, n: int) -> np.ndarray:

@@ -344,7 +344,9 @@ class AHTCallback(BaseCallback):
             "beta": None if self.beta is None else self.beta.tolist(),
             "utilities": [None if np.isnan(u) else float(u) for u in self.utilities],
             "counts": [int(c) for c in self.counts],
-            "fictitious_play": None if not self.fictitious_play else {
+            "fictitious_play": None
+            if not self.fictitious_play
+            else {
                 "seen": self.fp_seen,
                 "filled": [bool(f) for f in self.fp_filled],
                 "rng": self._fp_rng.bit_generator.state,
@@ -388,8 +390,7 @@ class AHTCallback(BaseCallback):
 def plot_beta(csv_path: str | os.PathLike, out_png: str | os.PathLike, *, title: str | None = None) -> Path:
     """Deprecated: :func:`rqe_wrappers.plots.plot_beta`."""
     warnings.warn(
-        "rqe_wrappers.sb3.aht_callback.plot_beta moved to rqe_wrappers.plots.plot_beta; "
-        "the old name goes away in 0.3",
+        "rqe_wrappers.sb3.aht_callback.plot_beta moved to rqe_wrappers.plots.plot_beta; the old name goes away in 0.3",
         DeprecationWarning,
         stacklevel=2,
     )

@@ -99,8 +99,10 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
             self._rng = stream(seed, "background")
         obs, infos = self.env.reset(seed=seed, options=options)
         self._states = {s: p.initial_state(1) for s, p in self.background.items()}
-        self._groups = [(pol, seats, pol.initial_state(1) is not None)
-                        for pol, seats in _group_by_policy(list(self.background), self.background)]
+        self._groups = [
+            (pol, seats, pol.initial_state(1) is not None)
+            for pol, seats in _group_by_policy(list(self.background), self.background)
+        ]
         obs = self._split(obs, infos)
         return obs, {a: i for a, i in infos.items() if a not in self.background}
 
@@ -135,8 +137,13 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         self.background_rewards = bg_rewards
         obs = self._split(obs, infos, finished={s for s in bg if term.get(s) or trunc.get(s)})
         infos = {a: {**i, "background_rewards": bg_rewards} for a, i in infos.items() if a not in bg}
-        return (obs, {a: v for a, v in rew.items() if a not in bg}, {a: v for a, v in term.items() if a not in bg},
-                {a: v for a, v in trunc.items() if a not in bg}, infos)
+        return (
+            obs,
+            {a: v for a, v in rew.items() if a not in bg},
+            {a: v for a, v in term.items() if a not in bg},
+            {a: v for a, v in trunc.items() if a not in bg},
+            infos,
+        )
 
 
 class BackgroundSeatsAEC(BaseWrapper):

@@ -84,8 +84,11 @@ def pitchfork_tau(payoffs, eps, taus) -> float | None:
 
 def __getattr__(name: str) -> Any:
     if name == "add_parser":
-        warnings.warn(f"{__name__}.add_parser moved to rqe_wrappers.cli.srpo.add_parser; "
-                      "the old name goes away in 0.3", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{__name__}.add_parser moved to rqe_wrappers.cli.srpo.add_parser; the old name goes away in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         import importlib
 
         return importlib.import_module("rqe_wrappers.cli.srpo").add_parser  # by name: srpo never imports cli

@@ -296,8 +296,9 @@ def _solve_2x2(p: np.ndarray, taus, epss, grid: int) -> list[tuple[np.ndarray, n
     same = (sg[:-2] == sg[1:-1]) & (sg[2:] == sg[1:-1]) & (sg[1:-1] != 0)
     for i in 1 + np.nonzero(same & (a[1:-1] <= a[:-2]) & (a[1:-1] <= a[2:]))[0]:
         s = sg[i]
-        res = minimize_scalar(lambda z: s * g1(z), bounds=(zs[i - 1], zs[i + 1]),
-                              method="bounded", options={"xatol": 1e-14})
+        res = minimize_scalar(
+            lambda z: s * g1(z), bounds=(zs[i - 1], zs[i + 1]), method="bounded", options={"xatol": 1e-14}
+        )
         zm, gm = float(res.x), g1(float(res.x))
         if np.sign(gm) != s and gm != 0.0:  # the minimum crosses zero: two roots
             roots.append(_bracketed_root(g1, zs[i - 1], zm))
@@ -353,8 +354,17 @@ def _solve_general(p: np.ndarray, taus, epss, starts: int, seed: int) -> list[tu
 # ---------------------------------------------------------------- public solver
 
 
-def solve_rqe(payoffs, tau, eps, *, method: str = "auto", grid: int = 2001, starts: int = 64,
-              seed: int = 0, tol: float = VERIFY_TOL) -> list[RQE]:
+def solve_rqe(
+    payoffs,
+    tau,
+    eps,
+    *,
+    method: str = "auto",
+    grid: int = 2001,
+    starts: int = 64,
+    seed: int = 0,
+    tol: float = VERIFY_TOL,
+) -> list[RQE]:
     """All RQE of a 2-player normal-form game, sorted lexicographically by ``(pi0, pi1)``.
 
     ``tau`` (>= 0) and ``eps`` (> 0) are numbers or per-player pairs. ``method``: ``"scan"``

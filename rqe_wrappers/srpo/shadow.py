@@ -118,8 +118,10 @@ class ShadowAdversaryParallel(_ShadowLogic, BaseParallelWrapper):
         obs, infos = self.env.reset(seed=seed, options=options)
         self._choose_shadows(seed)
         raw = {a: 0.0 for a in obs}
-        return ({a: self._augment(a, o) for a, o in obs.items()},
-                {a: self._info(a, infos.get(a, {}), raw) for a in infos})
+        return (
+            {a: self._augment(a, o) for a, o in obs.items()},
+            {a: self._info(a, infos.get(a, {}), raw) for a in infos},
+        )
 
     def step(self, actions):
         obs, rew, term, trunc, infos = self.env.step(actions)

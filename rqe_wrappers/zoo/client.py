@@ -289,8 +289,15 @@ __getattr__ = moved_names(
     f"{_ZOO}.client",
     {
         **dict.fromkeys(
-            ("ENV_CACHE", "ENV_TIMEOUT", "ENV_CONFIG", "DEFAULT_TIMEOUT", "checkout_populations", "config_path",
-             "config_url"),
+            (
+                "ENV_CACHE",
+                "ENV_TIMEOUT",
+                "ENV_CONFIG",
+                "DEFAULT_TIMEOUT",
+                "checkout_populations",
+                "config_path",
+                "config_url",
+            ),
             f"{_ZOO}.config",
         ),
         "LOCK_TIMEOUT": f"{_ZOO}.cache",

@@ -48,7 +48,7 @@ def config_url() -> str | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(
-            f"zoo config {path}: not valid TOML ({e}); expected a line like url = \"https://...\""
+            f'zoo config {path}: not valid TOML ({e}); expected a line like url = "https://..."'
         ) from None
     url = data.get("url")
     if url is not None and not isinstance(url, str):

@@ -50,9 +50,7 @@ KINDS = ("sb3", "scripted")
 
 _NON_EMPTY = expect(lambda x: isinstance(x, str) and x != "", "a non-empty string")
 _SEATS = expect(lambda x: isinstance(x, list) and all(isinstance(s, str) for s in x), "a list of seat names")
-_COMMIT = expect(
-    lambda x: x is None or (isinstance(x, str) and bool(COMMIT_RE.match(x))), "a git commit (hex) or null"
-)
+_COMMIT = expect(lambda x: x is None or (isinstance(x, str) and bool(COMMIT_RE.match(x))), "a git commit (hex) or null")
 _BOOL_OR_NULL = expect(lambda x: x is None or isinstance(x, bool), "true, false or null")
 _NAME = expect(lambda x: isinstance(x, str) and bool(NAME_RE.match(x)), "a name of letters, digits, '.', '-', '_'")
 _FILE = expect(
@@ -246,9 +244,7 @@ class Manifest:
         for m in self.members:
             entry = m.to_json()
             if m.sb3 is not None:
-                entry["sb3"] = {
-                    k: (space_to_json(v) if isinstance(v, gym.Space) else v) for k, v in m.sb3.items()
-                }
+                entry["sb3"] = {k: (space_to_json(v) if isinstance(v, gym.Space) else v) for k, v in m.sb3.items()}
             members.append(entry)
         out: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,

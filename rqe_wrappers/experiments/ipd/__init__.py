@@ -60,17 +60,43 @@ from rqe_wrappers.experiments.ipd.settings import (
 from rqe_wrappers.experiments.ipd.training import LOG_DIR, make_env_fn, run_one, train_learner
 
 __all__ = [
-    "FORMAT", "LOG_DIR", "METRICS", "PAPER_TABLE2", "PRIORS", "TABLE_WIDTH", "TEST_SEED", "IPDSettings", "IPDSweep",
-    "as_table", "average_beta_logs", "evaluate_policy", "format_table", "make_env_fn", "plot_betas", "plot_widths",
-    "prior_abbrev", "prior_name", "reference_rows", "run_experiment", "run_one", "summarize", "test_partners",
-    "train_best_responses", "train_learner", "train_scenarios",
+    "FORMAT",
+    "LOG_DIR",
+    "METRICS",
+    "PAPER_TABLE2",
+    "PRIORS",
+    "TABLE_WIDTH",
+    "TEST_SEED",
+    "IPDSettings",
+    "IPDSweep",
+    "as_table",
+    "average_beta_logs",
+    "evaluate_policy",
+    "format_table",
+    "make_env_fn",
+    "plot_betas",
+    "plot_widths",
+    "prior_abbrev",
+    "prior_name",
+    "reference_rows",
+    "run_experiment",
+    "run_one",
+    "summarize",
+    "test_partners",
+    "train_best_responses",
+    "train_learner",
+    "train_scenarios",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name == "add_parser":
-        warnings.warn("rqe_wrappers.experiments.ipd.add_parser moved to rqe_wrappers.cli.ipd.add_parser; "
-                      "the old name goes away in 0.3", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "rqe_wrappers.experiments.ipd.add_parser moved to rqe_wrappers.cli.ipd.add_parser; "
+            "the old name goes away in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         import importlib
 
         return importlib.import_module("rqe_wrappers.cli.ipd").add_parser  # by name: cli imports this package

@@ -65,8 +65,10 @@ def run_experiment(
     widths = sorted({float(w) for w in widths} | {float(table_width)})
     if plots:
         if importlib.util.find_spec("matplotlib") is None:
-            raise ConfigError("the plots need matplotlib: pip install 'rqe-wrappers[plot]', "
-                              "or turn them off (plots=False, --no-plots)")
+            raise ConfigError(
+                "the plots need matplotlib: pip install 'rqe-wrappers[plot]', "
+                "or turn them off (plots=False, --no-plots)"
+            )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -79,16 +81,22 @@ def run_experiment(
         "settings": settings.to_json(),
         "evaluation": {
             "policy": "stochastic (softmax probabilities tabulated over all histories); "
-                      "'greedy' holds the argmax policy",
+            "'greedy' holds the argmax policy",
             "train_scenarios": list(train_scenarios(settings.rounds)),
             "train_best_responses": train_best_responses(settings.rounds),
-            "test": {"seed": int(test_seed), "count": int(test_count), "widths": widths,
-                     "table_width": float(table_width),
-                     "stream": "rqe_wrappers.core.seeding.stream(seed, f'ipd/test/w={w:g}')",
-                     "scenarios": "count perturbed partners + self-play (c2)"},
+            "test": {
+                "seed": int(test_seed),
+                "count": int(test_count),
+                "widths": widths,
+                "table_width": float(table_width),
+                "stream": "rqe_wrappers.core.seeding.stream(seed, f'ipd/test/w={w:g}')",
+                "scenarios": "count perturbed partners + self-play (c2)",
+            },
         },
-        "paper_table2": {k: dict(zip([f"{part}/{m}" for part in ("train", "test") for m in METRICS], v, strict=True))
-                         for k, v in PAPER_TABLE2.items()},
+        "paper_table2": {
+            k: dict(zip([f"{part}/{m}" for part in ("train", "test") for m in METRICS], v, strict=True))
+            for k, v in PAPER_TABLE2.items()
+        },
         "machine": machine_info(),
         "jobs": jobs,
         "runs": {p: {} for p in priors},
@@ -102,21 +110,28 @@ def run_experiment(
         results["runs"][r["abbrev"]][str(r["seed"])] = r
         write_json(out / "results.json", results)
         t = r["train"]
-        echo(f"[{time.perf_counter() - t0:7.1f}s] {r['abbrev']:>3} seed {r['seed']}: {r['steps']} steps, "
-             f"{r['steps_per_s']:.0f} steps/s; train mean {t['mean_utility']:.2f} worst {t['worst_utility']:.2f} "
-             f"regret {t['worst_regret']:.2f}")
+        echo(
+            f"[{time.perf_counter() - t0:7.1f}s] {r['abbrev']:>3} seed {r['seed']}: {r['steps']} steps, "
+            f"{r['steps_per_s']:.0f} steps/s; train mean {t['mean_utility']:.2f} worst {t['worst_utility']:.2f} "
+            f"regret {t['worst_regret']:.2f}"
+        )
 
-    args = [(PRIORS[p], s, steps, settings.to_json(), str(out), widths, int(test_count), int(test_seed),
-             float(table_width)) for p in slow_first for s in seeds]
+    args = [
+        (PRIORS[p], s, steps, settings.to_json(), str(out), widths, int(test_count), int(test_seed), float(table_width))
+        for p in slow_first
+        for s in seeds
+    ]
     run_jobs(_job, args, jobs, done)
     for p in priors:  # seeds in order, whatever order the runs finished in
         results["runs"][p] = dict(sorted(results["runs"][p].items(), key=lambda kv: int(kv[0])))
     results["summary"] = summarize(results["runs"])
     results["wall_seconds"] = time.perf_counter() - t0
     rollout = settings.n_copies * settings.n_steps
-    header = (f"IPD ({settings.rounds} rounds), stock SB3 PPO, {steps:,} steps per learner "
-              f"({-(-steps // rollout) * rollout:,} in whole rollouts of {rollout}), "
-              f"seeds {seeds}, test seed {test_seed}, {test_count} test partners per width")
+    header = (
+        f"IPD ({settings.rounds} rounds), stock SB3 PPO, {steps:,} steps per learner "
+        f"({-(-steps // rollout) * rollout:,} in whole rollouts of {rollout}), "
+        f"seeds {seeds}, test seed {test_seed}, {test_count} test partners per width"
+    )
     table = format_table(results["summary"], results["reference"], table_width, header, test_count)
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     if plots:

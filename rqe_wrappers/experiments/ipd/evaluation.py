@@ -36,19 +36,21 @@ def train_scenarios(rounds: int = DEFAULT_ROUNDS) -> dict[str, Policy | None]:
 
 def train_best_responses(rounds: int = DEFAULT_ROUNDS) -> dict[str, float]:
     """Exact best-response utility of every training scenario (scenario id -> value)."""
-    return {sid: (self_play_best_value(rounds) if p is None else best_response_value(p, rounds))
-            for sid, p in train_scenarios(rounds).items()}
+    return {
+        sid: (self_play_best_value(rounds) if p is None else best_response_value(p, rounds))
+        for sid, p in train_scenarios(rounds).items()
+    }
 
 
-def test_partners(w: float, count: int = PERTURBED_COUNT, rounds: int = DEFAULT_ROUNDS,
-                  seed: int = TEST_SEED) -> list[IPDTablePolicy]:
+def test_partners(
+    w: float, count: int = PERTURBED_COUNT, rounds: int = DEFAULT_ROUNDS, seed: int = TEST_SEED
+) -> list[IPDTablePolicy]:
     """The eps-perturbed test partners of width ``w``, from ``stream(seed, f"ipd/test/w={w:g}")``.
 
     Draws are sequential, so the first ``k`` partners of ``count >= k`` are the ``count = k`` set
     (the zoo recipe ``zoo/ipd-test-partners`` publishes the first 64 of each width).
     """
     return perturbed_partners(training_partners(rounds), w, count, rounds, rng=stream(seed, f"ipd/test/w={w:g}"))
-
 
 
 @functools.lru_cache(maxsize=64)

@@ -40,8 +40,13 @@ def _fmt(stat: Mapping[str, float] | float) -> str:
     return f"{stat:.2f}"
 
 
-def format_table(summary: Mapping[str, Any], reference: Mapping[str, Any], width: float = TABLE_WIDTH,
-                 header: str = "", test_count: int = PERTURBED_COUNT) -> str:
+def format_table(
+    summary: Mapping[str, Any],
+    reference: Mapping[str, Any],
+    width: float = TABLE_WIDTH,
+    header: str = "",
+    test_count: int = PERTURBED_COUNT,
+) -> str:
     """Markdown: one row per prior, each cell "ours (paper)"; ours = mean ± std over seeds."""
     wkey = f"{float(width):g}"
     cols = [("train", m) for m in METRICS] + [("test", m) for m in METRICS]
@@ -66,8 +71,10 @@ def format_table(summary: Mapping[str, Any], reference: Mapping[str, Any], width
     for label, r in reference.items():
         row(f"{label} (scripted)", r, PAPER_TABLE2.get(label))
     lines.append("")
-    lines.append("Cells: ours (paper). Ours: mean ± std over seeds, exact evaluation of the stochastic policy; "
-                 f"train = 9 partners + self-play, test = {test_count} perturbed partners (w={wkey}) + self-play.")
+    lines.append(
+        "Cells: ours (paper). Ours: mean ± std over seeds, exact evaluation of the stochastic policy; "
+        f"train = 9 partners + self-play, test = {test_count} perturbed partners (w={wkey}) + self-play."
+    )
     return "\n".join(lines)
 
 
@@ -113,8 +120,13 @@ def plot_betas(out: Path, runs: Mapping[str, Mapping[str, Any]]) -> list[Path]:
         avg = average_beta_logs(paths, out / "logs" / f"{abbrev}-mean.csv")
         if avg is None:
             continue
-        written.append(plot_beta(avg, out / f"beta-{abbrev}.png",
-                                 title=f"IPD, {abbrev} ({prior_name(abbrev)}): beta, mean of {len(paths)} seed(s)"))
+        written.append(
+            plot_beta(
+                avg,
+                out / f"beta-{abbrev}.png",
+                title=f"IPD, {abbrev} ({prior_name(abbrev)}): beta, mean of {len(paths)} seed(s)",
+            )
+        )
     return written
 
 

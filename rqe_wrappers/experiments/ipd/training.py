@@ -32,8 +32,11 @@ def make_env_fn(prior: str, settings: IPDSettings) -> Callable[[], Any]:
     prior = prior_name(prior)
     rounds = settings.rounds
     population = {} if prior in ("self-play", "fictitious-play") else training_partners(rounds)
-    kwargs: dict[str, Any] = {"lr": settings.nature_lr, "uniform_mix": settings.nature_eps,
-                              "nature_step": settings.nature_step}
+    kwargs: dict[str, Any] = {
+        "lr": settings.nature_lr,
+        "uniform_mix": settings.nature_eps,
+        "nature_step": settings.nature_step,
+    }
     if prior == "minimax-regret":
         kwargs["best_responses"] = train_best_responses(rounds)
     if prior == "fictitious-play":
@@ -41,8 +44,16 @@ def make_env_fn(prior: str, settings: IPDSettings) -> Callable[[], Any]:
     return lambda: aht_wrap(ipd_env(rounds), population, prior, **kwargs)
 
 
-def train_learner(prior: str, seed: int, steps: int, settings: IPDSettings = DEFAULT_SETTINGS, *,
-                  log_dir: str | Path | None = None, csv_path: str | Path | None = None, verbose: int = 0):
+def train_learner(
+    prior: str,
+    seed: int,
+    steps: int,
+    settings: IPDSettings = DEFAULT_SETTINGS,
+    *,
+    log_dir: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    verbose: int = 0,
+):
     """Train one learner with stock SB3 PPO (CPU, one torch thread); returns ``(model, callback, info)``.
 
     Seeded end to end: ``PPO(seed=seed)``, env copy ``j`` reset with ``seed + j`` (scenario
@@ -55,18 +66,22 @@ def train_learner(prior: str, seed: int, steps: int, settings: IPDSettings = DEF
     from stable_baselines3 import PPO
     from stable_baselines3.common.logger import configure
 
-    from rqe_wrappers.sb3.aht_callback import AHTCallback
     from rqe_wrappers.sb3 import make_vec_env
+    from rqe_wrappers.sb3.aht_callback import AHTCallback
 
     steps = check_count(int(steps), "steps")
     callback_kwargs: dict[str, Any] = {}
     if csv_path is not None:
-        warnings.warn("train_learner(csv_path=) is deprecated: pass log_dir= and read SB3's progress.csv",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "train_learner(csv_path=) is deprecated: pass log_dir= and read SB3's progress.csv",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         callback_kwargs["csv_path"] = csv_path
     torch.set_num_threads(1)
-    venv = make_vec_env(make_env_fn(prior, settings), n_copies=settings.n_copies, n_workers=settings.n_workers,
-                        seed=int(seed))
+    venv = make_vec_env(
+        make_env_fn(prior, settings), n_copies=settings.n_copies, n_workers=settings.n_workers, seed=int(seed)
+    )
     try:
         model = PPO("MlpPolicy", venv, seed=int(seed), device="cpu", verbose=verbose, **settings.ppo_kwargs())
         if log_dir is not None:
@@ -93,10 +108,18 @@ def train_learner(prior: str, seed: int, steps: int, settings: IPDSettings = DEF
     return model, callback, info
 
 
-def run_one(prior: str, seed: int, steps: int, settings: IPDSettings = DEFAULT_SETTINGS, *,
-            out: str | Path | None = None, widths: Sequence[float] = PERTURBATION_WIDTHS,
-            test_count: int = PERTURBED_COUNT, test_seed: int = TEST_SEED,
-            table_width: float = TABLE_WIDTH) -> dict[str, Any]:
+def run_one(
+    prior: str,
+    seed: int,
+    steps: int,
+    settings: IPDSettings = DEFAULT_SETTINGS,
+    *,
+    out: str | Path | None = None,
+    widths: Sequence[float] = PERTURBATION_WIDTHS,
+    test_count: int = PERTURBED_COUNT,
+    test_seed: int = TEST_SEED,
+    table_width: float = TABLE_WIDTH,
+) -> dict[str, Any]:
     """Train and evaluate one (prior, seed); with ``out``, writes ``logs/<P>-seed<k>/progress.csv`` and the model.
 
     The greedy (argmax) policy is evaluated on the training scenarios and the ``table_width`` test set.
@@ -112,19 +135,46 @@ def run_one(prior: str, seed: int, steps: int, settings: IPDSettings = DEFAULT_S
         model.save(str(out / "models" / f"{abbrev}-seed{seed}.zip"))
     t0 = time.perf_counter()
     table = as_table(model, settings.rounds)
-    result = {"prior": prior_name(prior), "abbrev": abbrev, "seed": int(seed), **info,
-              "p_defect": [float(p) for p in table.table]}
+    result = {
+        "prior": prior_name(prior),
+        "abbrev": abbrev,
+        "seed": int(seed),
+        **info,
+        "p_defect": [float(p) for p in table.table],
+    }
     result.update(evaluate_policy(table, settings.rounds, widths=widths, test_count=test_count, test_seed=test_seed))
-    greedy = evaluate_policy(as_table(model, settings.rounds, greedy=True), settings.rounds,
-                             widths=[table_width],
-                             test_count=test_count, test_seed=test_seed)
+    greedy = evaluate_policy(
+        as_table(model, settings.rounds, greedy=True),
+        settings.rounds,
+        widths=[table_width],
+        test_count=test_count,
+        test_seed=test_seed,
+    )
     result["greedy"] = {"train": greedy["train"], "test": greedy["test"]}
     result["eval_seconds"] = time.perf_counter() - t0
     return result
 
 
-def _job(prior: str, seed: int, steps: int, settings: dict, out: str | None, widths: list[float],
-         test_count: int, test_seed: int, table_width: float) -> dict[str, Any]:
+def _job(
+    prior: str,
+    seed: int,
+    steps: int,
+    settings: dict,
+    out: str | None,
+    widths: list[float],
+    test_count: int,
+    test_seed: int,
+    table_width: float,
+) -> dict[str, Any]:
     """:func:`run_one` with picklable arguments (one process-pool job)."""
-    return run_one(prior, seed, steps, IPDSettings.from_json(settings), out=out, widths=widths,
-                   test_count=test_count, test_seed=test_seed, table_width=table_width)
+    return run_one(
+        prior,
+        seed,
+        steps,
+        IPDSettings.from_json(settings),
+        out=out,
+        widths=widths,
+        test_count=test_count,
+        test_seed=test_seed,
+        table_width=table_width,
+    )

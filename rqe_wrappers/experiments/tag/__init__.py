@@ -49,9 +49,27 @@ from rqe_wrappers.experiments.tag.training import (
 )
 
 __all__ = [
-    "CHASER_PPO", "DEFAULT_CHASERS", "EVAL_EPISODES", "EVAL_SEED", "METRICS_FILE", "RUNNER_FILE", "RUNNER_FILE_RE",
-    "RUNNER_PPO", "Agent", "ChaserSweep", "PPOSettings", "RunnerSweep", "as_tag_policy", "evaluate_chasers",
-    "evaluate_runner", "load_runner", "play_tag", "run_srpo", "runner_files", "train_chasers", "train_runner",
+    "CHASER_PPO",
+    "DEFAULT_CHASERS",
+    "EVAL_EPISODES",
+    "EVAL_SEED",
+    "METRICS_FILE",
+    "RUNNER_FILE",
+    "RUNNER_FILE_RE",
+    "RUNNER_PPO",
+    "Agent",
+    "ChaserSweep",
+    "PPOSettings",
+    "RunnerSweep",
+    "as_tag_policy",
+    "evaluate_chasers",
+    "evaluate_runner",
+    "load_runner",
+    "play_tag",
+    "run_srpo",
+    "runner_files",
+    "train_chasers",
+    "train_runner",
     "train_runners",
 ]
 
@@ -64,8 +82,11 @@ _MOVED = {
 def __getattr__(name: str) -> Any:
     if name in _MOVED:
         module, attr = _MOVED[name]
-        warnings.warn(f"{__name__}.{name} moved to {module}.{attr}; the old name goes away in 0.3",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{__name__}.{name} moved to {module}.{attr}; the old name goes away in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         import importlib
 
         return getattr(importlib.import_module(module), attr)

@@ -61,8 +61,9 @@ class ChaserSweep:
     runners: Path = field(metadata={"help": "directory written by `rqe tag train-runners`"})
     tau: tuple[float, ...] = setting((0.0, 1.0), "risk aversion(s); 0 = IPPO")
     steps: int = setting(500_000, "agent-steps per (tau, seed)")
-    train_runner: int | None = setting(None, "seed of the runner the chasers train against "
-                                             "(none = the lowest seed in --runners)")
+    train_runner: int | None = setting(
+        None, "seed of the runner the chasers train against (none = the lowest seed in --runners)"
+    )
     seeds: tuple[int, ...] = setting((0,), "seeds, one chaser model per (tau, seed)")
     out: Path = setting(SRPO_OUT, "output dir (chasers-tau<T>-seed<S>.zip, results.json)")  # noqa: RUF009
     jobs: int = setting(1, "(tau, seed) runs at once, one process each")
@@ -84,8 +85,9 @@ def _check_taus(taus: Sequence[float]) -> None:
 
 
 def _runner_job(seed: int, steps: int, device: str, chasers: str, settings: dict, eval_episodes: int, out: str) -> dict:
-    model, metrics = train_runner(seed, steps, device, chasers, settings=PPOSettings.from_json(settings),
-                                  eval_episodes=eval_episodes)
+    model, metrics = train_runner(
+        seed, steps, device, chasers, settings=PPOSettings.from_json(settings), eval_episodes=eval_episodes
+    )
     path = Path(out) / RUNNER_FILE.format(seed=seed)
     model.save(str(path))
     return {**metrics, "file": path.name}
@@ -117,8 +119,13 @@ def train_runners(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "env": ENV_ID,
-        "env_settings": {"runner": RUNNER, "chasers": list(CHASERS), "obstacles": 2, "max_cycles": MAX_CYCLES,
-                         "reward_scale": REWARD_SCALE},
+        "env_settings": {
+            "runner": RUNNER,
+            "chasers": list(CHASERS),
+            "obstacles": 2,
+            "max_cycles": MAX_CYCLES,
+            "reward_scale": REWARD_SCALE,
+        },
         "chasers": chasers,
         "steps": steps,
         "eval_episodes": int(eval_episodes),
@@ -132,19 +139,28 @@ def train_runners(
 
     def baselines() -> None:
         runner_obs, runner_act = seat_spaces(RUNNER)
-        for name, agent in (("tag/still", "tag/still"), ("tag/evasive-runner", "tag/evasive-runner"),
-                            ("random", RandomPolicy(runner_obs, runner_act))):
+        for name, agent in (
+            ("tag/still", "tag/still"),
+            ("tag/evasive-runner", "tag/evasive-runner"),
+            ("random", RandomPolicy(runner_obs, runner_act)),
+        ):
             report["baselines"][name] = evaluate_runner(agent, chasers, eval_episodes)
-            print(f"baseline {name:>20}: runner {report['baselines'][name]['runner_return']:8.2f}  "
-                  f"chaser {report['baselines'][name]['chaser_return']:6.2f}", flush=True)
+            print(
+                f"baseline {name:>20}: runner {report['baselines'][name]['runner_return']:8.2f}  "
+                f"chaser {report['baselines'][name]['chaser_return']:6.2f}",
+                flush=True,
+            )
         write_json(out / METRICS_FILE, report, indent=2)
 
     def done(metrics: dict) -> None:
         report["runners"] = sorted([*report["runners"], metrics], key=lambda m: m["seed"])
         write_json(out / METRICS_FILE, report, indent=2)
-        print(f"runner seed {metrics['seed']:>5}: runner {metrics['runner_return']:8.2f}  chaser "
-              f"{metrics['chaser_return']:6.2f}  {metrics['agent_steps_per_s']:7.0f} agent-steps/s  "
-              f"{metrics['seconds']:6.0f} s -> {out / metrics['file']}", flush=True)
+        print(
+            f"runner seed {metrics['seed']:>5}: runner {metrics['runner_return']:8.2f}  chaser "
+            f"{metrics['chaser_return']:6.2f}  {metrics['agent_steps_per_s']:7.0f} agent-steps/s  "
+            f"{metrics['seconds']:6.0f} s -> {out / metrics['file']}",
+            flush=True,
+        )
 
     args = [(s, steps, device, chasers, settings.to_json(), int(eval_episodes), str(out)) for s in seeds]
     run_jobs(_runner_job, args, jobs, done, baselines)
@@ -152,10 +168,26 @@ def train_runners(
     return report
 
 
-def _chaser_job(tau: float, seed: int, steps: int, device: str, train_runner_path: str, runners: dict[str, str],
-                settings: dict, eval_episodes: int, out: str) -> dict:
-    model, metrics = train_chasers(tau, steps, load_runner(train_runner_path), seed, device,
-                                   settings=PPOSettings.from_json(settings), eval_episodes=eval_episodes)
+def _chaser_job(
+    tau: float,
+    seed: int,
+    steps: int,
+    device: str,
+    train_runner_path: str,
+    runners: dict[str, str],
+    settings: dict,
+    eval_episodes: int,
+    out: str,
+) -> dict:
+    model, metrics = train_chasers(
+        tau,
+        steps,
+        load_runner(train_runner_path),
+        seed,
+        device,
+        settings=PPOSettings.from_json(settings),
+        eval_episodes=eval_episodes,
+    )
     path = Path(out) / f"chasers-tau{tau:g}-seed{seed}.zip"
     model.save(str(path))
     opponents = {name: (load_runner(p) if p.endswith(".zip") else p) for name, p in runners.items()}
@@ -209,12 +241,28 @@ def run_srpo(
         write_json(out / "results.json", report, indent=2)
         ev = row["eval"]
         trained_on = ev["per_runner"][report["train_runner"]]
-        print(f"tau {row['tau']:6.2f} seed {row['seed']:>3}: vs training runner {trained_on:6.2f}"
-              f"  worst {ev['worst_case']:6.2f} ({ev['worst_runner']})  mean {ev['mean']:6.2f}  "
-              f"{row['agent_steps_per_s']:6.0f} agent-steps/s", flush=True)
+        print(
+            f"tau {row['tau']:6.2f} seed {row['seed']:>3}: vs training runner {trained_on:6.2f}"
+            f"  worst {ev['worst_case']:6.2f} ({ev['worst_runner']})  mean {ev['mean']:6.2f}  "
+            f"{row['agent_steps_per_s']:6.0f} agent-steps/s",
+            flush=True,
+        )
 
-    args = [(float(t), int(s), steps, device, str(files[train_seed]), opponents, settings.to_json(), int(eval_episodes),
-             str(out)) for t in taus for s in seeds]
+    args = [
+        (
+            float(t),
+            int(s),
+            steps,
+            device,
+            str(files[train_seed]),
+            opponents,
+            settings.to_json(),
+            int(eval_episodes),
+            str(out),
+        )
+        for t in taus
+        for s in seeds
+    ]
     run_jobs(_chaser_job, args, jobs, done)
     print(f"wrote {out / 'results.json'}")
     return report

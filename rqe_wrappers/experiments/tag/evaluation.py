@@ -112,8 +112,12 @@ def play_tag(
     return returns
 
 
-def evaluate_runner(runner: Agent, chasers: Agent | Mapping[str, Agent] = DEFAULT_CHASERS,
-                    episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED) -> dict[str, float]:
+def evaluate_runner(
+    runner: Agent,
+    chasers: Agent | Mapping[str, Agent] = DEFAULT_CHASERS,
+    episodes: int = EVAL_EPISODES,
+    seed: int = EVAL_SEED,
+) -> dict[str, float]:
     """Mean (scaled) runner and chaser returns of ``runner`` against ``chasers`` over seeded episodes."""
     chaser_agents = chasers if isinstance(chasers, Mapping) else {c: chasers for c in CHASERS}
     rets = play_tag({**chaser_agents, RUNNER: runner}, episodes, seed)

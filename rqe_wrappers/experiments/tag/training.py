@@ -44,8 +44,9 @@ def _chaser_seats(chasers: Agent | Mapping[str, Agent]) -> dict[str, Policy]:
     return {s: one for s in CHASERS}
 
 
-def _train(make_env, steps: int, settings: PPOSettings, seed: int, device: str, verbose: int, *, callback=None,
-           **extra) -> tuple[Any, dict[str, Any]]:
+def _train(
+    make_env, steps: int, settings: PPOSettings, seed: int, device: str, verbose: int, *, callback=None, **extra
+) -> tuple[Any, dict[str, Any]]:
     """Stock PPO on ``PettingZooVecEnv(make_env)`` for ``steps``; returns the model and its timing metrics."""
     import torch
     from stable_baselines3 import PPO
@@ -54,8 +55,13 @@ def _train(make_env, steps: int, settings: PPOSettings, seed: int, device: str, 
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
     torch.set_num_threads(1)
-    venv = VecMonitor(PettingZooVecEnv(make_env, n_copies=settings.n_copies,  # VecMonitor: ep_rew_mean
-                                       n_workers=settings.n_workers))
+    venv = VecMonitor(
+        PettingZooVecEnv(
+            make_env,
+            n_copies=settings.n_copies,  # VecMonitor: ep_rew_mean
+            n_workers=settings.n_workers,
+        )
+    )
     try:
         model = PPO("MlpPolicy", venv, seed=int(seed), device=device, verbose=verbose, **settings.ppo_kwargs(), **extra)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -98,10 +104,14 @@ def train_runner(
 
     steps = _check_steps(steps)
     chaser_policies = _chaser_seats(chasers)
-    model, metrics = _train(lambda: background_seats(tag_env(), chaser_policies), steps, settings, seed, device,
-                            verbose)
-    metrics.update(chasers=chasers if isinstance(chasers, str) else repr(chasers),
-                   eval_episodes=int(eval_episodes), eval_seed=int(eval_seed))
+    model, metrics = _train(
+        lambda: background_seats(tag_env(), chaser_policies), steps, settings, seed, device, verbose
+    )
+    metrics.update(
+        chasers=chasers if isinstance(chasers, str) else repr(chasers),
+        eval_episodes=int(eval_episodes),
+        eval_seed=int(eval_seed),
+    )
     metrics.update(evaluate_runner(model, chaser_policies, eval_episodes, eval_seed))
     metrics["settings"] = settings.to_json()
     return model, metrics
@@ -134,8 +144,16 @@ def train_chasers(
 
     steps = _check_steps(steps)
     runner = as_tag_policy(runner_policy, RUNNER)
-    model, timing = _train(lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}), steps, settings, seed,
-                           device, verbose, callback=SRPOCallback(), normalize_advantage=False)
+    model, timing = _train(
+        lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}),
+        steps,
+        settings,
+        seed,
+        device,
+        verbose,
+        callback=SRPOCallback(),
+        normalize_advantage=False,
+    )
     ev = evaluate_chasers(model, {"train": runner}, eval_episodes, eval_seed)
     metrics = {
         "tau": float(tau),
@@ -154,7 +172,8 @@ def runner_files(directory: str | Path) -> dict[int, Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(
-            f"{directory} is not a directory; train runners first: rqe tag train-runners --out {directory}")
+            f"{directory} is not a directory; train runners first: rqe tag train-runners --out {directory}"
+        )
     found = {}
     for p in directory.iterdir():
         m = RUNNER_FILE_RE.match(p.name)
@@ -162,7 +181,8 @@ def runner_files(directory: str | Path) -> dict[int, Path]:
             found[int(m.group(1))] = p
     if not found:
         raise ConfigError(
-            f"no runner-seed<N>.zip in {directory}; train runners first: rqe tag train-runners --out {directory}")
+            f"no runner-seed<N>.zip in {directory}; train runners first: rqe tag train-runners --out {directory}"
+        )
     return dict(sorted(found.items()))
 
 

@@ -25,9 +25,7 @@ EnvFn = Callable[[], "ParallelEnv | AECEnv"]
 INACTIVE_KEY = "inactive"
 
 
-def space_problem(
-    seats: Sequence[str], obs_spaces: Sequence[gym.Space], act_spaces: Sequence[gym.Space]
-) -> str | None:
+def space_problem(seats: Sequence[str], obs_spaces: Sequence[gym.Space], act_spaces: Sequence[gym.Space]) -> str | None:
     """Why one policy cannot learn on all ``seats`` (the first seat that differs), or ``None``."""
     m = first_mismatch(zip(seats, obs_spaces, act_spaces, strict=True))
     if m is None:
@@ -156,7 +154,10 @@ class CopyGroup:
         others = None
         if len(every) > 1:
             others = learner_snapshot(
-                env.observation_space(seat), env.action_space(seat), self.snapshot_name, view=self._aec_view,
+                env.observation_space(seat),
+                env.action_space(seat),
+                self.snapshot_name,
+                view=self._aec_view,
                 who=f"the snapshot shared as {self.snapshot_name!r} (it plays the other seats of AEC copies)",
             )
         return single_seat(env, seat, others), [seat]
@@ -285,4 +286,3 @@ class CopyGroup:
     def close(self) -> None:
         for env in self.envs:
             env.close()
-

@@ -154,10 +154,14 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
     if unknown:
         raise ConfigError(f"{recipe.path}: unknown params {unknown}; ipd-test-partners takes 'widths' and 'count'")
     widths = params.get("widths")
-    if (not isinstance(widths, list) or not widths
-            or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 2 for w in widths)):
+    if (
+        not isinstance(widths, list)
+        or not widths
+        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 2 for w in widths)
+    ):
         raise ConfigError(
-            f"{recipe.path}: params.widths must be a non-empty list of L1 widths in (0, 2], got {widths!r}")
+            f"{recipe.path}: params.widths must be a non-empty list of L1 widths in (0, 2], got {widths!r}"
+        )
     if len({f"{float(w):g}" for w in widths}) != len(widths):
         raise ConfigError(f"{recipe.path}: params.widths lists a width twice: {widths}")
     count = params.get("count")
@@ -174,8 +178,11 @@ def ipd_test_partners(recipe: Recipe) -> BuildResult:
             value = ipd.best_response_value(partner, rounds)
             m = base_re.match(partner.name)
             metrics = {"w": float(w), "index": k, "base": m.group(1) if m else None, "best_response_value": value}
-            members.append(member_from_scripted(name, "ipd/table", arrays={"p_defect": partner.table}, seed=seed,
-                                                metrics=metrics, rounds=rounds))
+            members.append(
+                member_from_scripted(
+                    name, "ipd/table", arrays={"p_defect": partner.table}, seed=seed, metrics=metrics, rounds=rounds
+                )
+            )
             best[f"c1:{name}"] = value
     return _ipd_result(members, best, rounds)
 

@@ -60,9 +60,7 @@ def encode_policy_kwargs(policy_kwargs: Mapping[str, Any] | None) -> dict[str, A
     out: dict[str, Any] = {}
     for k, v in (policy_kwargs or {}).items():
         if k not in POLICY_KWARGS:
-            raise ConfigError(
-                f"policy_kwargs[{k!r}] cannot be published: allowed keys are {sorted(POLICY_KWARGS)}"
-            )
+            raise ConfigError(f"policy_kwargs[{k!r}] cannot be published: allowed keys are {sorted(POLICY_KWARGS)}")
         if k in maps:
             if v not in maps[k]:
                 raise ConfigError(
