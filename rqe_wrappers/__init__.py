@@ -53,16 +53,32 @@ _LAZY: dict[str, str] = {
     "SB3Policy": "rqe_wrappers.sb3.sb3_policy",
 }
 
-__all__ = [
+__all__ = [  # the errors, __version__ and every name of _LAZY
+    "AHTCallback",
+    "AHTConfig",
     "ChecksumError",
     "ConfigError",
+    "ConstantPolicy",
+    "DiscretePolicy",
+    "FunctionPolicy",
+    "PettingZooVecEnv",
+    "Policy",
     "PopulationError",
     "RQEError",
+    "RandomPolicy",
+    "SB3Policy",
+    "SRPOCallback",
     "SeatError",
     "SpaceMismatchError",
     "UnsupportedSpaceError",
     "__version__",
-    *sorted(_LAZY),
+    "aht_wrap",
+    "background_seats",
+    "load_population",
+    "make_scripted",
+    "make_vec_env",
+    "register_scripted",
+    "srpo_wrap",
 ]
 
 

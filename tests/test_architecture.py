@@ -175,3 +175,54 @@ def test_zoo_read_side_never_imports_training_code():
 def test_import_rqe_wrappers_stays_light(heavy):
     code = f"import sys, rqe_wrappers; assert {heavy!r} not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api_is_complete_and_lazy():
+    import rqe_wrappers
+
+    lazy = set(rqe_wrappers._LAZY)
+    assert lazy <= set(rqe_wrappers.__all__), sorted(lazy - set(rqe_wrappers.__all__))
+    for name in rqe_wrappers.__all__:
+        assert getattr(rqe_wrappers, name) is not None, name
+
+
+#: package -> the packages of ours it may import (docs/ARCHITECTURE.md, "Packages"); "(top)" is
+#: ``rqe_wrappers/__init__.py``; every package may import ``errors`` and ``_compat``. A new arrow
+#: between packages is a design decision: add it here and there.
+ALLOWED = {
+    "(top)": {"_compat", "errors"},
+    "errors": set(),
+    "_compat": set(),
+    "core": {"_compat", "errors"},
+    "seats": {"core", "errors"},
+    "srpo": {"core", "errors", "seats"},
+    "aht": {"_compat", "core", "errors", "seats"},
+    "envs": {"core", "errors"},
+    "partners": {"core", "envs", "errors"},
+    "plots": {"errors"},
+    "sb3": {"_compat", "aht", "core", "errors", "plots", "seats", "srpo"},
+    "zoo": {"(top)", "core", "errors", "sb3"},
+    "zoo.publish": {"(top)", "core", "envs", "errors", "experiments", "partners", "sb3", "zoo"},
+    "experiments": {"_compat", "aht", "core", "envs", "errors", "partners", "plots", "sb3", "seats", "srpo", "zoo"},
+    "cli": {"(top)", "_compat", "aht", "core", "envs", "errors", "experiments", "partners", "plots", "sb3", "seats"}
+    | {"srpo", "zoo", "zoo.publish"},
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "(top)"
+    return "zoo.publish" if parts[1:3] == ["zoo", "publish"] else parts[1]
+
+
+def test_packages_import_only_what_the_architecture_allows():
+    bad = sorted(
+        (m, t)
+        for m in MODULES
+        for i, _ in GRAPH[m]
+        if (t := _internal(i))
+        and _package(t) != _package(m)
+        and _package(t) not in ALLOWED[_package(m)] | {"errors", "_compat"}
+    )
+    assert not bad, f"imports across packages that docs/ARCHITECTURE.md does not allow: {bad}"

@@ -225,7 +225,7 @@ def test_moved_add_parsers_warn():
     import rqe_wrappers.srpo.bifurcation as bifurcation
     from rqe_wrappers.experiments import ipd
 
-    with pytest.warns(DeprecationWarning, match="rqe_wrappers.cli.ipd.add_parser"):
+    with pytest.warns(DeprecationWarning, match="from rqe_wrappers.cli.ipd import add_parser"):
         assert ipd.add_parser is rqe_wrappers.cli.ipd.add_parser
-    with pytest.warns(DeprecationWarning, match="rqe_wrappers.cli.srpo.add_parser"):
+    with pytest.warns(DeprecationWarning, match="from rqe_wrappers.cli.srpo import add_parser"):
         assert callable(bifurcation.add_parser)

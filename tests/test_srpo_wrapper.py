@@ -60,7 +60,7 @@ def rollout(env, seed, episodes=4):
         trace.append(sorted((a, i["role"]) for a, i in infos.items()))
         while env.agents:
             acts = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
-            obs, rew, term, trunc, infos = env.step(acts)
+            obs, rew, _term, _trunc, infos = env.step(acts)
             trace.append([(a, np.round(obs[a], 6).tolist(), rew[a]) for a in sorted(obs)])
     return trace
 
@@ -122,7 +122,7 @@ def test_role_feature_box_and_dict():
 def test_tau_zero_is_plain_ippo():
     env = srpo_wrap(coordination_game(), tau=0.0)
     for seed in range(5):
-        obs, infos = env.reset(seed=seed)
+        _obs, infos = env.reset(seed=seed)
         assert env.shadows == set()
         assert all(i["role"] == "partner" for i in infos.values())
         _, rew, _, _, infos = env.step({"player_0": 1, "player_1": 0})
@@ -226,7 +226,7 @@ def test_aec_infos_keep_the_final_raw_rewards():
     env.reset(seed=0)
     for move in (0, 3, 1, 4, 2):  # player_1 (X) wins on the top row
         env.step(move)
-    _, reward, term, _, info = env.last()
+    _, _reward, term, _, info = env.last()
     assert term and info["raw_rewards"] == {"player_1": 1.0, "player_2": -1.0}
     env.step(None)
     _, _, _, _, info = env.last()

@@ -322,5 +322,5 @@ def test_partner_role_moved_to_srpo_roles():
     from rqe_wrappers.experiments import tag as tag_exp
     from rqe_wrappers.srpo.roles import PartnerRole
 
-    with pytest.warns(DeprecationWarning, match="rqe_wrappers.srpo.roles.PartnerRole"):
+    with pytest.warns(DeprecationWarning, match="from rqe_wrappers.srpo.roles import PartnerRole"):
         assert tag_exp.PartnerRole is PartnerRole

@@ -186,7 +186,8 @@ def test_module_layout_keeps_the_old_import_paths():
     from rqe_wrappers.sb3.vec_env import pettingzoo_vec_env, worker
 
     assert vec_env.PettingZooVecEnv is pettingzoo_vec_env.PettingZooVecEnv is PettingZooVecEnv
-    assert vec_env.make_vec_env is env_util.make_vec_env is make_vec_env is rqe_wrappers.make_vec_env
+    with pytest.warns(DeprecationWarning, match="from rqe_wrappers.sb3.env_util import make_vec_env"):
+        assert vec_env.make_vec_env is env_util.make_vec_env is make_vec_env is rqe_wrappers.make_vec_env
     assert vec_env.default_start_method is worker.default_start_method
     assert vec_env.default_start_method() in ("forkserver", "spawn")
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):

@@ -270,12 +270,12 @@ def test_cli_list_pull_verify(remote_root, cache, capsys):
     assert rqe_main(["zoo", "verify", str(remote_root / "zt" / "pop" / "2"), "--load"]) == 0
     assert "ok      zt/pop@2" in capsys.readouterr().out
     (cache / "zt" / "pop" / "1" / "m0.safetensors").write_bytes(b"bad")
-    assert rqe_main(["zoo", "verify", "zt/pop"]) == 1
+    assert rqe_main(["zoo", "verify", "zt/pop"]) == 1  # a failed check is a result (as sha256sum -c)
     assert "FAILED  zt/pop@1" in capsys.readouterr().out
     with pytest.warns(PopulationWarning, match="corrupt"):
-        assert rqe_main(["zoo", "pull", "zt/pop@1", "--url", server.url]) == 1  # server gone, file corrupt
+        assert rqe_main(["zoo", "pull", "zt/pop@1", "--url", server.url]) == 2  # server gone, file corrupt
     assert "re-fetching it failed: cannot reach" in capsys.readouterr().err
-    assert rqe_main(["zoo", "list", "--url", server.url]) == 1
+    assert rqe_main(["zoo", "list", "--url", server.url]) == 2
     assert "cannot reach the population zoo" in capsys.readouterr().err
 
 
@@ -345,7 +345,7 @@ def test_build_recipe_records_recipe_commit_and_metrics(tmp_path, capsys):
     assert index["populations"]["test/carts"]["latest"] == 1
     readme = (repo / "populations" / "README.md").read_text()
     assert "| `test/carts@1` |" in readme and "[`zoo/carts`](../zoo/carts)" in readme and "return:" in readme
-    assert rqe_main(["zoo", "build", str(recipe)]) == 1  # versions are immutable
+    assert rqe_main(["zoo", "build", str(recipe)]) == 2  # versions are immutable
     assert "bump 'version'" in capsys.readouterr().err
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,18 +42,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the populations the zoo (or the cache) has")
     remote_options(p)
     p.add_argument("--cached", action="store_true", help="list the cache only (no network)")
-    p.set_defaults(func=_list)
+    p.set_defaults(func=_list, _prog=p.prog)
 
     p = sub.add_parser("pull", help="download a population into the cache and verify it")
     p.add_argument("ref", metavar="ID[@VERSION]", help="e.g. tag/runners or tag/runners@1")
     remote_options(p)
-    p.set_defaults(func=_pull)
+    p.set_defaults(func=_pull, _prog=p.prog)
 
     p = sub.add_parser("verify", help="re-check a cached or local population (all cached ones by default)")
     p.add_argument("target", nargs="?", metavar="ID[@VERSION]|PATH")
     p.add_argument("--load", action="store_true", help="also build every member's policy")
     remote_options(p, remote=False)
-    p.set_defaults(func=_verify)
+    p.set_defaults(func=_verify, _prog=p.prog)
 
     p = sub.add_parser("build", help="run a recipe (zoo/<name>/recipe.json) and publish its population")
     p.add_argument("recipe", metavar="RECIPE_DIR", help="e.g. zoo/ipd-partners")
@@ -62,25 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing version (published versions should not change)"
     )
-    p.set_defaults(func=_build)
+    p.set_defaults(func=_build, _prog=p.prog)
 
     p = sub.add_parser("index", help="regenerate <root>/index.json and the table in <root>/README.md")
     p.add_argument("root", nargs="?", default=None, help="zoo root (default: ./populations)")
-    p.set_defaults(func=_index)
-
-
-def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from rqe_wrappers.errors import RQEError
-
-        try:
-            return int(fn(args) or 0)
-        except RQEError as e:
-            print(f"rqe zoo {args.zoo_command}: error: {e}", file=sys.stderr)
-            return 1
-
-    run.__name__ = fn.__name__
-    return run
+    p.set_defaults(func=_index, _prog=p.prog)
 
 
 def _client(args: argparse.Namespace) -> ZooClient:
@@ -89,7 +74,6 @@ def _client(args: argparse.Namespace) -> ZooClient:
     return ZooClient(getattr(args, "url", None), args.cache_dir, offline=getattr(args, "offline", None))
 
 
-@_guard
 def _list(args: argparse.Namespace) -> int:
     client = _client(args)
     cached: dict[str, list[int]] = {}
@@ -118,7 +102,6 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def _pull(args: argparse.Namespace) -> int:
     from rqe_wrappers.zoo.client import load_population
 
@@ -130,7 +113,6 @@ def _pull(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def _verify(args: argparse.Namespace) -> int:
     client = _client(args)
     results = client.verify(args.target, load=args.load)
@@ -149,7 +131,6 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-@_guard
 def _build(args: argparse.Namespace) -> int:
     from rqe_wrappers.zoo.publish import build_recipe
 
@@ -158,7 +139,6 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def _index(args: argparse.Namespace) -> int:
     from rqe_wrappers.zoo.publish import write_index, write_readme
 

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from pettingzoo import AECEnv, ParallelEnv
 
-T = TypeVar("T")
+P = TypeVar("P")
+A = TypeVar("A")
 
 
 def check_api(env: Any, what: str) -> None:
@@ -23,8 +24,10 @@ def check_api(env: Any, what: str) -> None:
         )
 
 
-def by_api(env: Any, *, parallel: Callable[[ParallelEnv], T], aec: Callable[[AECEnv], T], what: str) -> T:
+def by_api(env: Any, *, parallel: Callable[[ParallelEnv], P], aec: Callable[[AECEnv], A], what: str) -> P | A:
     """``parallel(env)`` for a ``ParallelEnv``, ``aec(env)`` for an ``AECEnv``, else a ``TypeError``.
+
+    The return type is the union of the two branches' (e.g. ``ParallelSeating | AECSeating``).
 
     Example:
         >>> from rqe_wrappers.envs.matrix import coordination_game

@@ -36,7 +36,8 @@ class ScriptedSpec:
         if callable(self.entry_point):
             return self.entry_point
         module, _, attr = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        factory: Factory = getattr(importlib.import_module(module), attr)
+        return factory
 
 
 _IPD = "rqe_wrappers.partners.ipd"

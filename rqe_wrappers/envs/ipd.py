@@ -29,6 +29,7 @@ cooperating in self-play minus those 3), and its worst-case regrets above 10 rul
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -256,7 +257,7 @@ class IPDEnv(ParallelEnv):
         obs = self._obs(agents)
         terms = {a: done for a in agents}
         truncs = {a: False for a in agents}
-        infos = {a: {} for a in agents}
+        infos: dict[str, dict[str, Any]] = {a: {} for a in agents}
         if done:
             self.agents = []
         return obs, rewards, terms, truncs, infos

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -35,7 +36,7 @@ class MatrixGameEnv(ParallelEnv):
         self.time_limit = bool(time_limit)
         self.metadata = {**self.metadata, "name": name}
         self.possible_agents = ["player_0", "player_1"]
-        self.agents = []
+        self.agents: list[str] = []
         self._t = 0
 
     @functools.cache
@@ -63,7 +64,7 @@ class MatrixGameEnv(ParallelEnv):
         obs = self._obs()
         terms = {a: done and not self.time_limit for a in self.agents}
         truncs = {a: done and self.time_limit for a in self.agents}
-        infos = {a: {} for a in self.agents}
+        infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
         if done:
             self.agents = []
         return obs, rewards, terms, truncs, infos

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.experiments.settings import setting
 
@@ -126,14 +126,4 @@ def run_coordination(taus, out: Path, **settings: Any) -> list[dict]:
     return rows
 
 
-def __getattr__(name: str) -> Any:
-    if name == "add_parser":
-        warnings.warn(
-            f"{__name__}.add_parser moved to rqe_wrappers.cli.coordination.add_parser; the old name goes away in 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        import importlib
-
-        return importlib.import_module("rqe_wrappers.cli.coordination").add_parser  # by name: cli imports this
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"add_parser": "rqe_wrappers.cli.coordination"})

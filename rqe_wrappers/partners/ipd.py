@@ -29,7 +29,7 @@ in the self-play scenario the best focal-per-capita utility is :func:`self_play_
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -305,17 +305,20 @@ def perturbed_partners(
 
 
 def _tabulate(policy: Policy, rounds: int) -> np.ndarray:
-    _check_ipd_policy(policy, rounds, "policy")
-    return policy.action_probs(history_observations(rounds))[:, DEFECT].astype(np.float64)
+    probs = _action_probs(policy, rounds, "policy")
+    return probs(history_observations(rounds))[:, DEFECT].astype(np.float64)
 
 
-def _check_ipd_policy(policy: Policy, rounds: int, who: str) -> None:
-    if not callable(getattr(policy, "action_probs", None)):
+def _action_probs(policy: Policy, rounds: int, who: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``policy.action_probs`` after checking that it has one and plays this IPD's spaces."""
+    probs = getattr(policy, "action_probs", None)
+    if not callable(probs):
         raise ConfigError(
             f"{who}: exact IPD evaluation reads action probabilities: use a DiscretePolicy or an SB3Policy, "
             f"got {type(policy).__name__}"
         )
     check_policy_spaces(policy, observation_space(rounds), gym.spaces.Discrete(2), who)
+    return probs
 
 
 # ---- exact evaluation ----------------------------------------------------------------------------
@@ -328,14 +331,14 @@ def expected_return(policy_a: Policy, policy_b: Policy, rounds: int = DEFAULT_RO
     carried; it would be redundant, the observation is the whole history).
     """
     rounds = check_rounds(rounds)
-    _check_ipd_policy(policy_a, rounds, "policy_a")
-    _check_ipd_policy(policy_b, rounds, "policy_b")
+    probs_a = _action_probs(policy_a, rounds, "policy_a")
+    probs_b = _action_probs(policy_b, rounds, "policy_b")
     reach = np.ones(1)
     ret_a = ret_b = 0.0
     for t in range(rounds):
         obs = history_observations(rounds, t)
-        pa = np.asarray(policy_a.action_probs(obs), dtype=np.float64)
-        pb = np.asarray(policy_b.action_probs(swap_perspective(obs)), dtype=np.float64)
+        pa = np.asarray(probs_a(obs), dtype=np.float64)
+        pb = np.asarray(probs_b(swap_perspective(obs)), dtype=np.float64)
         joint = reach[:, None, None] * pa[:, :, None] * pb[:, None, :]  # [history, a's action, b's action]
         ret_a += float((joint * PAYOFFS[None]).sum())
         ret_b += float((joint * PAYOFFS.T[None]).sum())
@@ -346,12 +349,12 @@ def expected_return(policy_a: Policy, policy_b: Policy, rounds: int = DEFAULT_RO
 def _best_response_q(partner: Policy, rounds: int) -> list[np.ndarray]:
     """Q-values ``(4**t, 2)`` of each history length ``t`` against a fixed partner (backward induction)."""
     rounds = check_rounds(rounds)
-    _check_ipd_policy(partner, rounds, "partner")
+    probs = _action_probs(partner, rounds, "partner")
     value = np.zeros(4**rounds)
     qs = []
     for t in reversed(range(rounds)):
         obs = history_observations(rounds, t)
-        pb = np.asarray(partner.action_probs(swap_perspective(obs)), dtype=np.float64)
+        pb = np.asarray(probs(swap_perspective(obs)), dtype=np.float64)
         future = value.reshape(-1, 2, 2)  # [history, own action, partner action]
         q = (pb[:, None, :] * (PAYOFFS[None] + future)).sum(axis=2)
         qs.append(q)

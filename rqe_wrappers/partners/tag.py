@@ -79,7 +79,7 @@ class GreedyChaser(DiscretePolicy):
 
     def action_probs(self, obs, *, state=None):
         rel = np.asarray(obs, dtype=np.float64)[:, CHASER_RUNNER_REL]
-        return _one_hot(_toward(rel), self.action_space.n)
+        return _one_hot(_toward(rel), int(self.action_space.n))
 
     def __repr__(self) -> str:
         return "GreedyChaser()"
@@ -127,7 +127,7 @@ class EvasiveRunner(DiscretePolicy):
         outside = np.maximum(np.abs(pos).max(axis=1) - self.edge, 0.0) / (1.0 - self.edge)
         desired = away - self.edge_pull * outside[:, None] * pos
         scores = desired @ ACTION_DIRECTIONS[1:].T  # moves only: the runner never stands still
-        return _one_hot(1 + np.argmax(scores, axis=1), self.action_space.n)
+        return _one_hot(1 + np.argmax(scores, axis=1), int(self.action_space.n))
 
     def __repr__(self) -> str:
         return f"EvasiveRunner(edge={self.edge}, edge_pull={self.edge_pull})"

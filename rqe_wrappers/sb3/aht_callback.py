@@ -48,7 +48,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -72,6 +72,15 @@ from rqe_wrappers.sb3.aht_state import (
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "AHTCallback", "plot_beta", "state_paths"]
+
+_T = TypeVar("_T")
+
+
+def _started(value: _T | None, name: str) -> _T:
+    """``value``, set at training start (or by ``load``); a clear error if it is still ``None``."""
+    if value is None:
+        raise RuntimeError(f"AHTCallback.{name} is not set yet: the callback is used before training started")
+    return value
 
 
 class _ContinuedCSV(CSVOutputFormat):
@@ -249,40 +258,42 @@ class AHTCallback(BaseCallback):
         if self.fictitious_play:
             self._offer_snapshot()
         elif batch:
-            self.nature.update(self._filled_utilities())
+            _started(self.nature, "nature").update(self._filled_utilities())
         beta = self._current_beta()
         self._push_prior(beta)
-        self._share(self.config["snapshot_name"], SB3Policy.from_model(self.model))
+        self._share(_started(self.config, "config")["snapshot_name"], SB3Policy.from_model(self.model))
         self._log(beta, batch)
 
     def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
         if not batch:
             return
+        utilities, counts = _started(self.utilities, "utilities"), _started(self.counts, "counts")
         idx = np.array([i for i, _ in batch])
         ret = np.array([r for _, r in batch])
         for s in np.unique(idx):
             got = ret[idx == s]
-            k, n = len(got), int(self.counts[s])
+            k, n = len(got), int(counts[s])
             if n == 0:
-                self.utilities[s] = got.mean()
+                utilities[s] = got.mean()
             elif self.utility_ema is None:
-                self.utilities[s] = (self.utilities[s] * n + got.sum()) / (n + k)
+                utilities[s] = (utilities[s] * n + got.sum()) / (n + k)
             else:
                 w = 1.0 - (1.0 - self.utility_ema) ** k
-                self.utilities[s] += w * (got.mean() - self.utilities[s])
-            self.counts[s] = n + k
+                utilities[s] += w * (got.mean() - utilities[s])
+            counts[s] = n + k
 
     def _filled_utilities(self) -> np.ndarray:
         """Estimates with unseen scenarios set to the mean of the seen ones."""
-        u = self.utilities.copy()
+        u = _started(self.utilities, "utilities").copy()
         seen = ~np.isnan(u)
         u[~seen] = u[seen].mean() if seen.any() else 0.0
         return u
 
     def _current_beta(self) -> np.ndarray:
         if self.fictitious_play:
-            return self.fp_filled / self.fp_filled.sum()
-        return np.asarray(self.nature.beta, dtype=np.float64)
+            filled = _started(self.fp_filled, "fp_filled")
+            return filled / filled.sum()
+        return np.asarray(_started(self.nature, "nature").beta, dtype=np.float64)
 
     def _push_prior(self, beta: np.ndarray) -> None:
         self.beta = np.array(beta, dtype=np.float64)
@@ -297,29 +308,31 @@ class AHTCallback(BaseCallback):
 
     # ---- fictitious play -------------------------------------------------------------------------
     def _fp_snapshot_name(self, slot: int) -> str:
-        return self.config["fp_members"][self.scenarios.members[slot]]
+        config, scenarios = _started(self.config, "config"), _started(self.scenarios, "scenarios")
+        return config["fp_members"][scenarios.members[slot]]
 
     def _offer_snapshot(self) -> None:
         """Reservoir sampling (Algorithm R) of the learner's snapshot history into the slots."""
-        capacity, t = len(self.scenarios), self.fp_seen
-        slot = t if t < capacity else int(self._fp_rng.integers(t + 1))
+        capacity, t = len(_started(self.scenarios, "scenarios")), self.fp_seen
+        slot = t if t < capacity else int(_started(self._fp_rng, "_fp_rng").integers(t + 1))
         self.fp_seen = t + 1
         if slot < capacity:
             policy = SB3Policy.from_model(self.model)
             self._fp_policies[slot] = policy
-            self.fp_filled[slot] = True
+            _started(self.fp_filled, "fp_filled")[slot] = True
             self._share(self._fp_snapshot_name(slot), policy)
 
     # ---- logging -------------------------------------------------------------------------------
     def _log(self, beta: np.ndarray, batch: list) -> None:
-        ids = self.scenarios.ids
+        ids = _started(self.scenarios, "scenarios").ids
+        utilities = _started(self.utilities, "utilities")
         for i, sid in enumerate(ids):
             self.logger.record(f"aht/beta/{sid}", float(beta[i]))
-            if not np.isnan(self.utilities[i]):
-                self.logger.record(f"aht/utility/{sid}", float(self.utilities[i]))
-        seen = ~np.isnan(self.utilities)
+            if not np.isnan(utilities[i]):
+                self.logger.record(f"aht/utility/{sid}", float(utilities[i]))
+        seen = ~np.isnan(utilities)
         if seen.any():
-            self.logger.record("aht/worst_utility", float(self.utilities[seen].min()))
+            self.logger.record("aht/worst_utility", float(utilities[seen].min()))
             self.logger.record("aht/expected_utility", float(beta @ self._filled_utilities()))
         self.logger.record("aht/rollout_episodes", len(batch))
         self.logger.record("aht/scenarios_seen", int(seen.sum()))
@@ -333,24 +346,26 @@ class AHTCallback(BaseCallback):
         """Everything but the fictitious-play weights, as plain JSON types."""
         if self.nature is None or self.scenarios is None:
             raise ConfigError("nothing to save yet: the callback has not been used for training")
+        config = _started(self.config, "config")
+        fp = None
+        if self.fictitious_play:
+            fp = {
+                "seen": self.fp_seen,
+                "filled": [bool(f) for f in _started(self.fp_filled, "fp_filled")],
+                "rng": _started(self._fp_rng, "_fp_rng").bit_generator.state,
+            }
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
-            "prior": self.config["prior"],
-            "config": self.config,
+            "prior": config["prior"],
+            "config": config,
             "utility_ema": self.utility_ema,
             "num_timesteps": int(self.num_timesteps),
             "nature": self.nature.state_dict(),
             "beta": None if self.beta is None else self.beta.tolist(),
-            "utilities": [None if np.isnan(u) else float(u) for u in self.utilities],
-            "counts": [int(c) for c in self.counts],
-            "fictitious_play": None
-            if not self.fictitious_play
-            else {
-                "seen": self.fp_seen,
-                "filled": [bool(f) for f in self.fp_filled],
-                "rng": self._fp_rng.bit_generator.state,
-            },
+            "utilities": [None if np.isnan(u) else float(u) for u in _started(self.utilities, "utilities")],
+            "counts": [int(c) for c in _started(self.counts, "counts")],
+            "fictitious_play": fp,
         }
 
     def save(self, path: str | os.PathLike) -> tuple[Path, Path | None]:

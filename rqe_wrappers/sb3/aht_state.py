@@ -48,7 +48,8 @@ def write_state(
         return json_path, None
     arrays = {f"fp{slot}/{k}": v for slot, w in weights.items() for k, v in w.items()}
     tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    # numpy's stub checks **kwds against the allow_pickle: bool keyword too; no key here is "allow_pickle"
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, npz_path)
     return json_path, npz_path
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackError
@@ -52,6 +54,13 @@ class SRPOCallback(BaseCallback):
         self.tau = 0.0
         self._ep_returns: np.ndarray | None = None
         self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
+
+    @property
+    def _returns(self) -> np.ndarray:
+        """Running episode return of each env slot (set at training start)."""
+        if self._ep_returns is None:
+            raise RuntimeError("SRPOCallback was used before training started (no _on_training_start call)")
+        return self._ep_returns
 
     def _on_training_start(self) -> None:
         env = self.training_env
@@ -83,12 +92,13 @@ class SRPOCallback(BaseCallback):
         rewards, dones, infos = (self.locals.get(k) for k in ("rewards", "dones", "infos"))
         if rewards is None or dones is None or infos is None:
             raise RuntimeError("SRPOCallback expects SB3's rollout locals 'rewards', 'dones' and 'infos'")
+        returns = self._returns
         for i, info in enumerate(infos):
-            self._ep_returns[i] += rewards[i]
+            returns[i] += rewards[i]
             if dones[i]:
                 role = info.get("role", "partner")
-                self._finished.setdefault(role, []).append(float(self._ep_returns[i]))
-                self._ep_returns[i] = 0.0
+                self._finished.setdefault(role, []).append(float(returns[i]))
+                returns[i] = 0.0
         return True
 
     def _on_rollout_end(self) -> None:
@@ -98,7 +108,9 @@ class SRPOCallback(BaseCallback):
         self._finished = {"partner": [], "shadow": []}
         if self.tau == 0.0:
             return
-        buf = self.model.rollout_buffer
+        # checked at training start: an on-policy algorithm (SB3 types self.model as BaseAlgorithm)
+        model = cast(OnPolicyAlgorithm, self.model)
+        buf = model.rollout_buffer
         mask = shadow_mask(buf.observations)
         self.logger.record("srpo/shadow_fraction", float(mask.mean()))
         if not mask.any():
@@ -107,17 +119,17 @@ class SRPOCallback(BaseCallback):
             obs = {k: v[mask] for k, v in buf.observations.items()}
         else:
             obs = buf.observations[mask]
-        partner_obs = obs_as_tensor(set_role(obs, PARTNER), self.model.device)
-        actions = th.as_tensor(buf.actions[mask], device=self.model.device)
-        if isinstance(self.model.action_space, gym.spaces.Discrete):
+        partner_obs = obs_as_tensor(set_role(obs, PARTNER), model.device)
+        actions = th.as_tensor(buf.actions[mask], device=model.device)
+        if isinstance(model.action_space, gym.spaces.Discrete):
             actions = actions.reshape(-1).long()
-        policy = self.model.policy
-        kwargs = {}
+        policy = model.policy
+        kwargs: dict[str, th.Tensor] = {}  # MaskablePPO's buffer has action masks
         if hasattr(buf, "action_masks"):
-            kwargs["action_masks"] = th.as_tensor(buf.action_masks[mask], device=self.model.device)
+            kwargs["action_masks"] = th.as_tensor(buf.action_masks[mask], device=model.device)
         with th.no_grad():
-            _, log_partner, _ = policy.evaluate_actions(partner_obs, actions, **kwargs)
-        log_partner = log_partner.cpu().numpy().astype(np.float64)
+            _, log_partner_t, _ = policy.evaluate_actions(partner_obs, actions, **kwargs)
+        log_partner = log_partner_t.cpu().numpy().astype(np.float64)
         log_shadow = buf.log_probs[mask].astype(np.float64)
         kl = log_shadow - log_partner
         shaping = -kl / self.tau

@@ -8,11 +8,9 @@ the figure :func:`rqe_wrappers.plots.plot_bifurcation`; docs/rqe.md.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import numpy as np
 
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ConfigError
 
 __all__ = ["free_riding_threshold", "pitchfork_tau", "sweep"]
@@ -82,14 +80,4 @@ def pitchfork_tau(payoffs, eps, taus) -> float | None:
     return None
 
 
-def __getattr__(name: str) -> Any:
-    if name == "add_parser":
-        warnings.warn(
-            f"{__name__}.add_parser moved to rqe_wrappers.cli.srpo.add_parser; the old name goes away in 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        import importlib
-
-        return importlib.import_module("rqe_wrappers.cli.srpo").add_parser  # by name: srpo never imports cli
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"add_parser": "rqe_wrappers.cli.srpo"})

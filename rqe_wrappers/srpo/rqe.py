@@ -297,7 +297,7 @@ def _solve_2x2(p: np.ndarray, taus, epss, grid: int) -> list[tuple[np.ndarray, n
     for i in 1 + np.nonzero(same & (a[1:-1] <= a[:-2]) & (a[1:-1] <= a[2:]))[0]:
         s = sg[i]
         res = minimize_scalar(
-            lambda z: s * g1(z), bounds=(zs[i - 1], zs[i + 1]), method="bounded", options={"xatol": 1e-14}
+            lambda z, s=s: s * g1(z), bounds=(zs[i - 1], zs[i + 1]), method="bounded", options={"xatol": 1e-14}
         )
         zm, gm = float(res.x), g1(float(res.x))
         if np.sign(gm) != s and gm != 0.0:  # the minimum crosses zero: two roots

@@ -13,7 +13,7 @@ unpickles anything; torch and SB3 load only when an sb3 member is turned into a 
 Writing populations and building recipes is :mod:`rqe_wrappers.zoo.publish`.
 """
 
-from rqe_wrappers.zoo._moved import moved_names
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.zoo.client import PopulationWarning, ZooClient, load_population
 from rqe_wrappers.zoo.index import Index, IndexEntry
 from rqe_wrappers.zoo.manifest import EnvInfo, Manifest, MemberEntry, RecipeRef

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo._moved import moved_names
 from rqe_wrappers.zoo.cache import ZooCache
 from rqe_wrappers.zoo.config import (
     ENV_OFFLINE,

@@ -18,7 +18,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from rqe_wrappers.zoo._moved import moved_names
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.zoo.refs import check_id, check_version, format_ref
 from rqe_wrappers.zoo.sb3_spec import check_sb3_spec
 from rqe_wrappers.zoo.schema import (

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, cast
 import gymnasium as gym
 import numpy as np
 
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, PopulationError
-from rqe_wrappers.zoo._moved import moved_names
 from rqe_wrappers.zoo.files import check_safetensors_bytes, read_verified
 from rqe_wrappers.zoo.manifest import MemberEntry
 from rqe_wrappers.zoo.sb3_spec import accepted_kwargs, algo_class, decode_policy_kwargs

@@ -32,9 +32,7 @@ only inside the functions that train.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.experiments.ipd.driver import run_experiment
 from rqe_wrappers.experiments.ipd.evaluation import (
     as_table,
@@ -89,15 +87,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "add_parser":
-        warnings.warn(
-            "rqe_wrappers.experiments.ipd.add_parser moved to rqe_wrappers.cli.ipd.add_parser; "
-            "the old name goes away in 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        import importlib
-
-        return importlib.import_module("rqe_wrappers.cli.ipd").add_parser  # by name: cli imports this package
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"add_parser": "rqe_wrappers.cli.ipd"})

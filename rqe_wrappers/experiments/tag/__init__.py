@@ -22,9 +22,7 @@ train or load models.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.experiments.settings import PPOSettings
 from rqe_wrappers.experiments.tag.driver import METRICS_FILE, ChaserSweep, RunnerSweep, run_srpo, train_runners
 from rqe_wrappers.experiments.tag.evaluation import (
@@ -73,21 +71,7 @@ __all__ = [
     "train_runners",
 ]
 
-_MOVED = {
-    "PartnerRole": ("rqe_wrappers.srpo.roles", "PartnerRole"),
-    "add_parser": ("rqe_wrappers.cli.tag", "add_parser"),
-}
+_MOVED = {"PartnerRole": "rqe_wrappers.srpo.roles", "add_parser": "rqe_wrappers.cli.tag"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        module, attr = _MOVED[name]
-        warnings.warn(
-            f"{__name__}.{name} moved to {module}.{attr}; the old name goes away in 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        import importlib
-
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, _MOVED)

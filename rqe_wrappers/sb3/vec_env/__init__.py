@@ -10,8 +10,9 @@ also reachable here, so ``from rqe_wrappers.sb3.vec_env import make_vec_env`` ke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.sb3.vec_env.pettingzoo_vec_env import PettingZooVecEnv
 from rqe_wrappers.sb3.vec_env.worker import default_start_method
 
@@ -21,9 +22,4 @@ if TYPE_CHECKING:
 __all__ = ["PettingZooVecEnv", "default_start_method", "make_vec_env"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "make_vec_env":  # looked up late: env_util imports this package
-        from rqe_wrappers.sb3.env_util import make_vec_env
-
-        return make_vec_env
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"make_vec_env": "rqe_wrappers.sb3.env_util"})

@@ -8,7 +8,7 @@ Example:
 The read side (:mod:`rqe_wrappers.zoo`) never imports this package.
 """
 
-from rqe_wrappers.zoo._moved import moved_names
+from rqe_wrappers._compat import moved_names
 from rqe_wrappers.zoo.publish.index import build_index, readme_table, scan_populations, write_index, write_readme
 from rqe_wrappers.zoo.publish.members import NewMember, encode_policy_kwargs, member_from_sb3, member_from_scripted
 from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe, build_recipe, builder_names, register_builder
