@@ -53,12 +53,10 @@ from typing import Any, TypeVar
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
 from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.scenarios import ScenarioSet
-from rqe_wrappers.core import snapshot
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.sb3.aht_state import (
@@ -69,6 +67,7 @@ from rqe_wrappers.sb3.aht_state import (
     state_paths,
     write_state,
 )
+from rqe_wrappers.sb3.learner_snapshot import check_snapshots_reach, share_learner, share_policy
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "AHTCallback", "plot_beta", "state_paths"]
@@ -178,14 +177,7 @@ class AHTCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         env = self.training_env
-        base = env
-        while isinstance(base, VecEnvWrapper):
-            base = base.venv
-        if isinstance(base, SubprocVecEnv) and not hasattr(env, "share_snapshot"):
-            raise ConfigError(
-                "learner snapshots cannot reach SubprocVecEnv workers; use rqe_wrappers.sb3.PettingZooVecEnv"
-                " (its share_snapshot reaches them), or an in-process VecEnv"
-            )
+        check_snapshots_reach(env, "AHTCallback")
         config = self._read_config()
         settings, scenarios, _ = parse_aht_config(config)
         if self._restored is not None:
@@ -217,7 +209,7 @@ class AHTCallback(BaseCallback):
                 self._share(self._fp_snapshot_name(slot), policy)
         self._restored = None
         env.set_attr("aht_callback_attached", True)
-        self._share(config["snapshot_name"], SB3Policy.from_model(self.model))
+        share_learner(env, config["snapshot_name"], self.model)
         self._push_prior(self._current_beta())
         if self.csv_path is not None:
             self._attach_csv(self.csv_path)
@@ -261,7 +253,7 @@ class AHTCallback(BaseCallback):
             _started(self.nature, "nature").update(self._filled_utilities())
         beta = self._current_beta()
         self._push_prior(beta)
-        self._share(_started(self.config, "config")["snapshot_name"], SB3Policy.from_model(self.model))
+        share_learner(self.training_env, _started(self.config, "config")["snapshot_name"], self.model)
         self._log(beta, batch)
 
     def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
@@ -300,11 +292,7 @@ class AHTCallback(BaseCallback):
         self.training_env.env_method("set_prior", self.beta)
 
     def _share(self, name: str, policy: SB3Policy) -> None:
-        share = getattr(self.training_env, "share_snapshot", None)
-        if callable(share):
-            share(name, policy)
-        else:
-            snapshot.share(name, policy)
+        share_policy(self.training_env, name, policy)
 
     # ---- fictitious play -------------------------------------------------------------------------
     def _fp_snapshot_name(self, slot: int) -> str:

@@ -12,6 +12,9 @@ entropy bonus. With ``cancel_entropy=True`` (default) shadow rows also get ``+en
 shadow(a|o)`` in their reward, whose expectation is ``-ent_coef * H(shadow)``: it cancels the
 bonus in expectation. The partners keep it: PPO's ``ent_coef`` plays the role of the RQE's
 entropy weight ``eps`` when rewards are unscaled and ``normalize_advantage=False``.
+
+Turn-based (AEC) copies: the learner's snapshot plays every seat but the learning one; the
+callback shares it at training start and every rollout end (:mod:`~rqe_wrappers.sb3.learner_snapshot`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import obs_as_tensor
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackError
+from rqe_wrappers.sb3.learner_snapshot import base_venv, check_snapshots_reach, share_learner
 from rqe_wrappers.srpo.roles import PARTNER, ROLE_KEY, SHADOW, set_role
 
 
@@ -52,6 +56,8 @@ class SRPOCallback(BaseCallback):
         super().__init__(verbose)
         self.cancel_entropy = cancel_entropy
         self.tau = 0.0
+        #: the snapshot this callback shares every rollout (turn-based copies), else ``None``
+        self.snapshot_name: str | None = None
         self._ep_returns: np.ndarray | None = None
         self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
 
@@ -87,6 +93,11 @@ class SRPOCallback(BaseCallback):
             print("SRPOCallback: tau=0, plain IPPO (nothing to shape)")
         env.set_attr("srpo_callback_attached", True)
         self._ep_returns = np.zeros(env.num_envs)
+        base = base_venv(env)
+        self.snapshot_name = getattr(base, "snapshot_name", None) if getattr(base, "uses_snapshot", False) else None
+        if self.snapshot_name is not None:  # turn-based copies: the learner plays their other seats
+            check_snapshots_reach(env, "SRPOCallback")
+            share_learner(env, self.snapshot_name, self.model)
 
     def _on_step(self) -> bool:
         rewards, dones, infos = (self.locals.get(k) for k in ("rewards", "dones", "infos"))
@@ -102,6 +113,8 @@ class SRPOCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
+        if self.snapshot_name is not None:  # before PPO's update: the other seats lag by one update
+            share_learner(self.training_env, self.snapshot_name, self.model)
         for role, rets in self._finished.items():
             if rets:
                 self.logger.record(f"srpo/{role}_return", float(np.mean(rets)))

@@ -99,6 +99,7 @@ class CopyGroup:
         self.seats: list[list[str]] = []
         self.offsets: list[int] = []
         self._aec_view: TrainerView | None = None
+        self.uses_snapshot = False  # does the learner's snapshot play any seat here?
         slot_seats, obs_spaces, act_spaces = [], [], []
         n = 0
         for cid in self.copy_ids:
@@ -153,6 +154,7 @@ class CopyGroup:
             self._aec_view = TrainerView(env.observation_space(seat), env.action_space(seat))
         others = None
         if len(every) > 1:
+            self.uses_snapshot = True
             others = learner_snapshot(
                 env.observation_space(seat),
                 env.action_space(seat),
@@ -165,6 +167,7 @@ class CopyGroup:
     def describe(self) -> dict:
         return {
             "n_slots": self.n_slots,
+            "uses_snapshot": self.uses_snapshot,
             "copy_slots": [len(s) for s in self.seats],
             "slot_seats": self.slot_seats,
             "observation_space": self.observation_space,

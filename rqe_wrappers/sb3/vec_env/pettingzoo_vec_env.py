@@ -17,9 +17,9 @@ from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, Ve
 
 from rqe_wrappers._compat import renamed_argument
 from rqe_wrappers.core.policy import Policy
-from rqe_wrappers.core.snapshot import share
+from rqe_wrappers.core.snapshot import share, shared
 from rqe_wrappers.core.view import mask_width
-from rqe_wrappers.errors import ConfigError, SpaceMismatchError, UnsupportedSpaceError
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SpaceMismatchError, UnsupportedSpaceError
 from rqe_wrappers.sb3.vec_env import worker
 from rqe_wrappers.sb3.vec_env.copies import CopyGroup, EnvFn, space_problem
 from rqe_wrappers.sb3.vec_env.worker import default_start_method
@@ -47,7 +47,8 @@ class PettingZooVecEnv(VecEnv):
             :func:`default_start_method`). With ``spawn``/``forkserver`` a script must create the
             env under ``if __name__ == "__main__":``.
         snapshot_name: the :func:`~rqe_wrappers.core.snapshot.share` name whose policy plays the other
-            seats of AEC copies.
+            seats of AEC copies; :class:`~rqe_wrappers.sb3.SRPOCallback` and
+            :class:`~rqe_wrappers.sb3.AHTCallback` share the learner under it every rollout.
         reseed_episodes: ``False`` (default) follows SB3's ``DummyVecEnv``: only the first reset
             after :meth:`seed` gets a seed, later automatic resets get ``seed=None`` and the env
             keeps its own random stream (gymnasium's convention, which this library's wrappers
@@ -134,6 +135,11 @@ class PettingZooVecEnv(VecEnv):
                 self._shutdown()
                 raise
         first = descriptions[0]
+        self.snapshot_name = snapshot_name
+        #: whether the learner's snapshot plays seats (AEC copies): callbacks then share it every rollout
+        self.uses_snapshot = any(d["uses_snapshot"] for d in descriptions)
+        self._snapshot_shared = False
+        self._check_snapshot = True  # once, at the first step
         problem = space_problem(  # between workers (each group checked its own slots)
             [d["slot_seats"][0] for d in descriptions],
             [d["observation_space"] for d in descriptions],
@@ -195,6 +201,16 @@ class PettingZooVecEnv(VecEnv):
         return _concat([p[0] for p in parts], self.observation_space)
 
     def step_async(self, actions: np.ndarray) -> None:
+        if self._check_snapshot:
+            self._check_snapshot = False
+            if self.uses_snapshot and not self._snapshot_shared and shared(self.snapshot_name) is None:
+                warnings.warn(
+                    f"the other seats of the turn-based copies are played by the learner's snapshot "
+                    f"{self.snapshot_name!r}, which nobody has shared: they play uniformly at random. Train with "
+                    "SRPOCallback or AHTCallback (they share it every rollout), or call venv.share_snapshot(...)",
+                    MissingCallbackWarning,
+                    stacklevel=2,
+                )
         actions = np.asarray(actions)
         if self._local is not None:
             self._actions = actions
@@ -250,6 +266,7 @@ class PettingZooVecEnv(VecEnv):
         ``SB3Policy.from_model(model)``) that sees the observations SB3 sees.
         """
         share(name, policy)
+        self._snapshot_shared = True
         if self.remotes:
             blob = cloudpickle.dumps((name, policy))
             for r in self.remotes:
