@@ -126,3 +126,27 @@ def test_unshared_snapshot_warns_once():
     with pytest.warns(MissingCallbackWarning, match="play uniformly at random"):
         venv.step(actions)
     venv.close()
+
+
+def test_connect_four_driver_trains_and_scores(tmp_path):
+    import json
+
+    from rqe_wrappers.experiments import connect_four
+
+    out = tmp_path / "c4.json"
+    assert connect_four.main(["--steps", "256", "--taus", "1", "--seeds", "0", "--games", "4", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["tau"] == 1.0 and row["steps"] == 256 and row["games"] == 4
+    for key in ("untrained_vs_random", "trained_vs_random"):
+        assert sum(row[key].values()) == pytest.approx(1.0)
+
+
+def test_play_vs_random_counts_every_game():
+    import gymnasium as gym
+
+    from rqe_wrappers.core.policy import RandomPolicy
+    from rqe_wrappers.experiments.connect_four import _raw_space, play_vs_random
+
+    rates = play_vs_random(RandomPolicy(_raw_space(), gym.spaces.Discrete(7)), games=10, seed=3)
+    assert sum(rates.values()) == pytest.approx(1.0) and set(rates) == {"win", "draw", "loss"}
+    assert rates == play_vs_random(RandomPolicy(_raw_space(), gym.spaces.Discrete(7)), games=10, seed=3)  # seeded
