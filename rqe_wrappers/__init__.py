@@ -51,6 +51,10 @@ _LAZY: dict[str, str] = {
     "SRPOCallback": "rqe_wrappers.sb3.srpo_callback",
     "AHTCallback": "rqe_wrappers.sb3.aht_callback",
     "SB3Policy": "rqe_wrappers.sb3.sb3_policy",
+    "RoleVecNormalize": "rqe_wrappers.sb3.normalize",
+    "StatefulCheckpointCallback": "rqe_wrappers.sb3.checkpoint",
+    "partner_eval_env": "rqe_wrappers.sb3.evaluation",
+    "evaluate_partner": "rqe_wrappers.sb3.evaluation",
 }
 
 __all__ = [  # the errors, __version__ and every name of _LAZY
@@ -66,17 +70,21 @@ __all__ = [  # the errors, __version__ and every name of _LAZY
     "PopulationError",
     "RQEError",
     "RandomPolicy",
+    "RoleVecNormalize",
     "SB3Policy",
     "SRPOCallback",
     "SeatError",
     "SpaceMismatchError",
+    "StatefulCheckpointCallback",
     "UnsupportedSpaceError",
     "__version__",
     "aht_wrap",
     "background_seats",
+    "evaluate_partner",
     "load_population",
     "make_scripted",
     "make_vec_env",
+    "partner_eval_env",
     "register_scripted",
     "srpo_wrap",
 ]
@@ -103,7 +111,10 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from rqe_wrappers.core.policy import ConstantPolicy, DiscretePolicy, FunctionPolicy, Policy, RandomPolicy
     from rqe_wrappers.core.registry import make_scripted, register_scripted
     from rqe_wrappers.sb3.aht_callback import AHTCallback
+    from rqe_wrappers.sb3.checkpoint import StatefulCheckpointCallback
     from rqe_wrappers.sb3.env_util import make_vec_env
+    from rqe_wrappers.sb3.evaluation import evaluate_partner, partner_eval_env
+    from rqe_wrappers.sb3.normalize import RoleVecNormalize
     from rqe_wrappers.sb3.sb3_policy import SB3Policy
     from rqe_wrappers.sb3.srpo_callback import SRPOCallback
     from rqe_wrappers.sb3.vec_env import PettingZooVecEnv

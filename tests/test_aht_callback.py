@@ -94,7 +94,7 @@ def test_seeded_training_and_a_state_saved_by_0_1_give_the_traces_of_0_1(tmp_pat
     assert cb.utilities.tolist() == V1_STATE["utilities"] and cb.counts.tolist() == V1_STATE["counts"]
     json_path, _ = cb.save(tmp_path / "new")
     new = json.loads(json_path.read_text())
-    assert new["version"] == STATE_VERSION == 2 and new["config"]["uniform_mix"] == 0.1
+    assert new["version"] == STATE_VERSION == 3 and new["config"]["uniform_mix"] == 0.1
     assert new["nature"]["weights"] == V1_STATE["nature"]["weights"]
 
     old_json, _ = state_paths(tmp_path / "old")
@@ -110,11 +110,13 @@ def test_seeded_training_and_a_state_saved_by_0_1_give_the_traces_of_0_1(tmp_pat
 def test_a_fictitious_play_state_of_version_1_resumes(tmp_path):
     from rqe_wrappers.sb3 import AHTCallback
 
-    model, cb = make_model("fictitious-play", fp_capacity=4), AHTCallback()
+    # 0.1 seated the past snapshots as background partners (fp_focal=False) and wrote no fp_focal
+    model, cb = make_model("fictitious-play", fp_capacity=4, fp_focal=False), AHTCallback()
     model.learn(128, callback=cb)
     json_path, npz_path = cb.save(tmp_path / "fp")
     state = json.loads(json_path.read_text())
-    config = {k: v for k, v in state["config"].items() if k not in ("uniform_mix", "fp_capacity", "max_scenarios")}
+    dropped = ("uniform_mix", "fp_capacity", "fp_focal", "max_scenarios")
+    config = {k: v for k, v in state["config"].items() if k not in dropped}
     nature = {k: v for k, v in state["nature"].items() if k != "uniform_mix"}
     v1 = state | {
         "version": 1,

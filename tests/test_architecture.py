@@ -200,6 +200,7 @@ ALLOWED = {
     "envs": {"core", "errors"},
     "partners": {"core", "envs", "errors"},
     "plots": {"errors"},
+    "conformance": {"aht", "core", "errors", "sb3", "seats", "srpo"},
     "sb3": {"_compat", "aht", "core", "errors", "plots", "seats", "srpo"},
     "zoo": {"(top)", "core", "errors", "sb3"},
     "zoo.publish": {"(top)", "core", "envs", "errors", "experiments", "partners", "sb3", "zoo"},

@@ -108,6 +108,15 @@ def test_training_is_reproducible():
     np.testing.assert_array_equal(tables[0], tables[1])
 
 
+def test_fictitious_play_seats_past_snapshots_as_focal_players_unless_told_otherwise():
+    from dataclasses import replace
+
+    env = exp.make_env_fn("FP", TINY)()
+    assert env.scenarios.ids[:2] == ("c2@fp/0", "c2@fp/1") and len(env.scenarios) == TINY.fp_capacity
+    assert exp.make_env_fn("FP", replace(TINY, fp_focal=False))().scenarios.ids[0] == "c1:fp/0"
+    assert exp.IPDSettings.from_json({**TINY.to_json(), "fp_focal": False}).fp_focal is False
+
+
 def test_prior_names():
     assert exp.prior_name("MR") == "minimax-regret" and exp.prior_abbrev("uniform") == "PBR"
     with pytest.raises(ConfigError):

@@ -199,7 +199,7 @@ def test_bad_n_shadows():
 
 def test_unsupported_observation_space():
     env = coordination_game()
-    env.observation_space = lambda agent: gym.spaces.Discrete(4)
+    env.observation_space = lambda agent: gym.spaces.Tuple((gym.spaces.Discrete(4), gym.spaces.Discrete(2)))
     with pytest.raises(UnsupportedSpaceError, match="flatten"):
         srpo_wrap(env, tau=1.0)
     img = coordination_game()

@@ -220,7 +220,7 @@ def test_train_chasers_tiny_and_seeded_evaluation(tiny, runner_run, tau):
     runner_model, _ = runner_run
     model, metrics = train_chasers(tau, 256, runner_model, seed=1, settings=tiny["chasers"], eval_episodes=2)
     assert set(metrics) == CHASER_KEYS and metrics["tau"] == tau
-    assert model.observation_space.shape == (16,)  # chaser observation + role feature
+    assert model.observation_space.shape == (18,)  # chaser observation + seat one-hot + role feature
     if tau == 0.0:
         return  # evaluation is the same code for both
     runners = {"trained": runner_model, "still": "tag/still", "evasive": "tag/evasive-runner"}

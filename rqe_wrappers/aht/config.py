@@ -76,6 +76,11 @@ class AHTConfig:
         focal_name: the agent name of the learning seat in the wrapped env.
         snapshot_name: the shared snapshot that plays the other focal copies.
         fp_capacity: with ``prior="fictitious-play"``, how many past snapshots are kept (slots).
+        fp_focal: with ``prior="fictitious-play"``, the past snapshot plays the other seats as
+            *focal* players and the learner is paid the focal-per-capita return, as in self-play
+            (the paper's fictitious play; scenarios ``c<n>@fp/<k>``). ``False``: as *background*
+            partners, the learner paid its own return (scenarios ``c1:fp/<k>``, the only kind
+            before 0.3).
         max_scenarios: refuse to enumerate more scenarios than this (see :meth:`ScenarioSet.all`).
 
     Example:
@@ -94,6 +99,7 @@ class AHTConfig:
     focal_name: str = "focal"
     snapshot_name: str = "learner"
     fp_capacity: int = 16
+    fp_focal: bool = True
     max_scenarios: int | None = None
 
     def __post_init__(self) -> None:
@@ -113,6 +119,8 @@ class AHTConfig:
         cap = self.fp_capacity
         if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
             raise ConfigError(f"fp_capacity must be an integer >= 1, got {cap!r}")
+        if not isinstance(self.fp_focal, (bool, np.bool_)):
+            raise ConfigError(f"fp_focal must be True or False, got {self.fp_focal!r}")
         most = self.max_scenarios
         if most is not None and (isinstance(most, bool) or not isinstance(most, (int, np.integer)) or most < 1):
             raise ConfigError(f"max_scenarios must be an integer >= 1 or None (no limit), got {most!r}")
@@ -123,6 +131,7 @@ class AHTConfig:
             ("focal_name", _name("focal_name", self.focal_name)),
             ("snapshot_name", _name("snapshot_name", self.snapshot_name)),
             ("fp_capacity", int(cap)),
+            ("fp_focal", bool(self.fp_focal)),
             ("max_scenarios", None if most is None else int(most)),
         ):
             object.__setattr__(self, key, value)

@@ -8,7 +8,9 @@ episode by the wrapper, so a scenario says *who* plays, not *where*.
 
 Each scenario has a stable, readable id: ``"c1:tit-for-tat"``, ``"c1:always-c+random"`` (members
 sorted by name, repeats listed), ``"c2"``. Ids are what logs, saved callback state and evaluation
-tables refer to.
+tables refer to. A scenario may name a ``focal_snapshot``: a population member (a past snapshot of
+the learner, in fictitious play) that plays the other focal seats instead of the learner's lagged
+copy; its id says so, ``"c2@fp/3"``, and the learner is still paid the mean over all focal seats.
 
 Example:
     >>> s = ScenarioSet.all(2, ["always-c", "always-d", "tit-for-tat"])
@@ -34,8 +36,11 @@ from typing import Any
 from rqe_wrappers.errors import ConfigError
 
 FORMAT = "rqe-wrappers/scenario-set"
-FORMAT_VERSION = 1
+#: 2 when some scenario has a ``focal_snapshot`` (a set without one is written as 1, which 0.2 reads)
+FORMAT_VERSION = 2
+_READABLE = (1, 2)
 _SEP = "+"
+_AT = "@"
 
 
 def _check_member_name(name: Any) -> str:
@@ -50,10 +55,16 @@ def _check_member_name(name: Any) -> str:
 
 @dataclass(frozen=True)
 class Scenario:
-    """``n_focal`` copies of the learner plus the ``background`` members (a multiset, kept sorted)."""
+    """``n_focal`` focal players (the learner and ``n_focal - 1`` copies) plus the ``background`` members.
+
+    ``background`` is a multiset, kept sorted. The copies are the learner's lagged snapshot, or,
+    with ``focal_snapshot``, that population member (fictitious play: a past snapshot of the learner
+    in focal seats, scored per capita with the learner).
+    """
 
     n_focal: int
     background: tuple[str, ...] = ()
+    focal_snapshot: str | None = None
 
     def __post_init__(self):
         if isinstance(self.n_focal, bool) or not isinstance(self.n_focal, int) or self.n_focal < 1:
@@ -61,29 +72,45 @@ class Scenario:
         if isinstance(self.background, str):
             raise ConfigError(f"background must be a sequence of member names, got the string {self.background!r}")
         object.__setattr__(self, "background", tuple(sorted(_check_member_name(m) for m in self.background)))
+        snap = self.focal_snapshot
+        if snap is not None:
+            if ":" in _check_member_name(snap) or _AT in snap:
+                raise ConfigError(f"focal_snapshot {snap!r} must not contain ':' or '@' (they delimit scenario ids)")
+            if self.n_focal < 2:
+                raise ConfigError(
+                    f"focal_snapshot {snap!r} plays the other focal seats, but the scenario has n_focal=1 (none)"
+                )
 
     @property
     def n_seats(self) -> int:
         return self.n_focal + len(self.background)
 
     @property
+    def members(self) -> tuple[str, ...]:
+        """The population members this scenario uses: the background and the focal snapshot."""
+        return self.background if self.focal_snapshot is None else (*self.background, self.focal_snapshot)
+
+    @property
     def is_self_play(self) -> bool:
-        """Only copies of the learner (the paper's universalisation scenario)."""
-        return not self.background
+        """Only copies of the current learner (the paper's universalisation scenario)."""
+        return not self.background and self.focal_snapshot is None
 
     @property
     def id(self) -> str:
-        """Stable readable id, e.g. ``"c1:tit-for-tat"`` or ``"c2"``."""
-        head = f"c{self.n_focal}"
+        """Stable readable id, e.g. ``"c1:tit-for-tat"``, ``"c2"`` or ``"c2@fp/3"``."""
+        head = f"c{self.n_focal}" + ("" if self.focal_snapshot is None else f"{_AT}{self.focal_snapshot}")
         return f"{head}:{_SEP.join(self.background)}" if self.background else head
 
     @classmethod
     def from_id(cls, scenario_id: str) -> Scenario:
         """Parse an id made by :attr:`id`."""
         head, _, tail = str(scenario_id).partition(":")
-        if not (head.startswith("c") and head[1:].isdigit()):
-            raise ConfigError(f"bad scenario id {scenario_id!r}: expected 'c<focal copies>[:member+member...]'")
-        return cls(int(head[1:]), tuple(tail.split(_SEP)) if tail else ())
+        head, at, snap = head.partition(_AT)
+        if not (head.startswith("c") and head[1:].isdigit()) or (at and not snap):
+            raise ConfigError(
+                f"bad scenario id {scenario_id!r}: expected 'c<focal players>[@<focal snapshot>][:member+member...]'"
+            )
+        return cls(int(head[1:]), tuple(tail.split(_SEP)) if tail else (), snap or None)
 
     def __str__(self) -> str:
         return self.id
@@ -129,7 +156,7 @@ class ScenarioSet:
         for i, s in enumerate(scenarios):
             if s.n_seats != self.n_seats:
                 raise ConfigError(f"scenario {s.id!r} fills {s.n_seats} seats but the environment has {self.n_seats}")
-            unknown = sorted(set(s.background) - known)
+            unknown = sorted(set(s.members) - known)
             if unknown:
                 raise ConfigError(
                     f"scenario {s.id!r} uses members {unknown} that are not in the population {list(members)}"
@@ -239,30 +266,38 @@ class ScenarioSet:
         width = max(len(i) for i in self.ids)
         for i, s in enumerate(self.scenarios):
             bg = ", ".join(s.background) if s.background else "(self-play)"
+            if s.focal_snapshot is not None:
+                bg = f"copies played by {s.focal_snapshot}" + (f"; {bg}" if s.background else "")
             lines.append(f"  {i:>3}  {s.id:<{width}}  focal x{s.n_focal}  {bg}")
         return "\n".join(lines)
 
     # ---- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        for s in self:
+            entry: dict[str, Any] = {"id": s.id, "n_focal": s.n_focal, "background": list(s.background)}
+            if s.focal_snapshot is not None:
+                entry["focal_snapshot"] = s.focal_snapshot
+            entries.append(entry)
         return {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": 2 if any(s.focal_snapshot is not None for s in self) else 1,
             "n_seats": self.n_seats,
             "members": list(self.members),
-            "scenarios": [{"id": s.id, "n_focal": s.n_focal, "background": list(s.background)} for s in self],
+            "scenarios": entries,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScenarioSet:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"not a scenario set (expected format {FORMAT!r})")
-        if data.get("version") != FORMAT_VERSION:
+        if data.get("version") not in _READABLE:
             raise ConfigError(
-                f"scenario set version {data.get('version')!r} is not supported (this library reads {FORMAT_VERSION})"
+                f"scenario set version {data.get('version')!r} is not supported (this library reads {list(_READABLE)})"
             )
         scenarios = []
         for entry in data["scenarios"]:
-            s = Scenario(int(entry["n_focal"]), tuple(entry["background"]))
+            s = Scenario(int(entry["n_focal"]), tuple(entry["background"]), entry.get("focal_snapshot"))
             if "id" in entry and entry["id"] != s.id:
                 raise ConfigError(f"scenario entry {entry!r} has id {entry['id']!r}, expected {s.id!r}")
             scenarios.append(s)

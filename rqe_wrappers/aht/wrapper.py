@@ -14,8 +14,12 @@
    policy into one ``act`` call; AEC: each partner on its own turn).
 
 The reward is the **focal-per-capita** step reward: the mean over the ``c`` focal seats of their
-rewards (the paper's utility, section 3.3). In AEC games a seat's reward is counted on its own
-turn (``last()`` semantics) and handed to the learner's next step. If the learner's game ends
+rewards (the paper's utility, section 3.3). Fictitious play (``prior="fictitious-play"``) is
+self-play against the past: scenario ``c<n>@fp/<k>`` puts the learner's ``k``-th kept past snapshot
+in every other seat as a focal player, so the learner is paid the per-capita return exactly as in
+the self-play scenario ``c<n>`` (``fp_focal=False``: background partners, own return).
+In AEC games a seat's reward is counted on its own turn (``last()`` semantics) and handed to the
+learner's next step. If the learner's game ends
 before the others', the wrapper plays the episode out and adds the focal seats' remaining rewards
 to the last step, so the per-step rewards always sum to the episode's focal-per-capita return.
 
@@ -106,7 +110,7 @@ def _check_population(config: AHTConfig, members: Mapping[str, Policy], scenario
                 f"pass an empty population (got {len(members)} members: {sorted(members)[:5]})"
             )
         if scenarios is not None:
-            raise ConfigError("prior 'fictitious-play' builds its own scenarios (learner + one past snapshot)")
+            raise ConfigError("prior 'fictitious-play' builds its own scenarios (the learner + one past snapshot)")
     elif not members and config.prior != SELF_PLAY:
         raise ConfigError(
             f"the background population is empty, so prior {config.prior!r} has only the self-play scenario; "
@@ -116,12 +120,30 @@ def _check_population(config: AHTConfig, members: Mapping[str, Policy], scenario
         check_policy_spaces(policy, *spaces, f"population member {name!r}")
 
 
+def fictitious_play_scenarios(n_seats: int, members: Sequence[str], focal: bool = True) -> ScenarioSet:
+    """One scenario per past-snapshot slot: the slot's snapshot in every seat but the learner's.
+
+    ``focal``: the snapshot sits in focal seats (``c<n>@<slot>``, paid per capita as in self-play,
+    the paper's FP); else as a background partner (``c1:<slot>+...``, the learner paid its own return).
+
+    Example:
+        >>> fictitious_play_scenarios(2, ["fp/0", "fp/1"]).ids
+        ('c2@fp/0', 'c2@fp/1')
+        >>> fictitious_play_scenarios(2, ["fp/0", "fp/1"], focal=False).ids
+        ('c1:fp/0', 'c1:fp/1')
+    """
+    if focal:
+        chosen = tuple(Scenario(n_seats, (), m) for m in members)
+    else:
+        chosen = tuple(Scenario(1, (m,) * (n_seats - 1)) for m in members)
+    return ScenarioSet(n_seats, tuple(members), chosen)
+
+
 def _fictitious_play(config: AHTConfig, n_seats: int, spaces: _Spaces):
     """``(scenarios, members, fp_members)``: one slot per past snapshot, in every seat but the learner's."""
     fp_members = {f"fp/{k}": f"{config.snapshot_name}/fp/{k}" for k in range(config.fp_capacity)}
     members = {m: learner_snapshot(*spaces, snap) for m, snap in fp_members.items()}
-    scenarios = ScenarioSet(n_seats, tuple(fp_members), tuple(Scenario(1, (m,) * (n_seats - 1)) for m in fp_members))
-    return scenarios, members, fp_members
+    return fictitious_play_scenarios(n_seats, list(fp_members), config.fp_focal), members, fp_members
 
 
 def _check_scenarios(scenarios: Any, members: Mapping[str, Policy], n_seats: int) -> ScenarioSet:
@@ -145,7 +167,7 @@ class AHTWrapper(BaseParallelWrapper):
         scenarios: the scenarios to sample (default: :meth:`ScenarioSet.all` over every seat).
         config: an :class:`~rqe_wrappers.aht.config.AHTConfig`, or none and the settings below.
         prior, lr, uniform_mix, best_responses, nature_step, focal_name, snapshot_name, fp_capacity,
-            max_scenarios: the fields of :class:`~rqe_wrappers.aht.config.AHTConfig` (``None``: its
+            fp_focal, max_scenarios: the fields of :class:`~rqe_wrappers.aht.config.AHTConfig` (``None``: its
             default). ``eps`` is the deprecated name of ``uniform_mix``.
 
     The settings, resolved against the scenarios, are :attr:`config`; the callback reads them (with
@@ -167,6 +189,7 @@ class AHTWrapper(BaseParallelWrapper):
         focal_name: str | None = None,
         snapshot_name: str | None = None,
         fp_capacity: int | None = None,
+        fp_focal: bool | None = None,
         max_scenarios: int | None = None,
         eps: float | None = None,
     ):
@@ -181,6 +204,7 @@ class AHTWrapper(BaseParallelWrapper):
             focal_name=focal_name,
             snapshot_name=snapshot_name,
             fp_capacity=fp_capacity,
+            fp_focal=fp_focal,
             max_scenarios=max_scenarios,
         )
         seats = _check_env(env)
@@ -218,7 +242,7 @@ class AHTWrapper(BaseParallelWrapper):
         self._fp_members = fp_members
         self._env_seats = seats
         self._obs_space, self._act_space = spaces
-        self._copy_policy = learner_snapshot(*spaces, self.snapshot_name)  # one object: copies batch together
+        self._copy_policy: Policy = learner_snapshot(*spaces, self.snapshot_name)  # one object: copies batch together
         beta = nature.beta
         if config.prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
             beta = np.eye(len(scenarios))[0]
@@ -277,7 +301,12 @@ class AHTWrapper(BaseParallelWrapper):
 
     @property
     def seating(self) -> dict[str, tuple[str, str]]:
-        """``{env seat: (kind, name)}`` for this episode; kind is ``"learner"``, ``"copy"`` or ``"background"``."""
+        """``{env seat: (kind, name)}`` for this episode.
+
+        Kinds: ``"learner"``; ``"copy"`` (a focal seat, named by the shared snapshot that plays it:
+        ``"learner"``, or ``"learner/fp/<k>"`` for a past snapshot in fictitious play); ``"background"``
+        (named by the population member).
+        """
         return dict(self._assignment)
 
     def _pick(self, options) -> int:
@@ -306,9 +335,13 @@ class AHTWrapper(BaseParallelWrapper):
         self._focal_seats = order[:c]
         self._assignment = {self._seat: ("learner", self.focal_name)}
         policies: dict[str, Policy] = {}
+        copy_name, copy_policy = self.snapshot_name, self._copy_policy
+        if scenario.focal_snapshot is not None:
+            copy_policy = self.population[scenario.focal_snapshot]
+            copy_name = self._fp_members.get(scenario.focal_snapshot, scenario.focal_snapshot)
         for seat in copies:
-            self._assignment[seat] = ("copy", self.snapshot_name)
-            policies[seat] = self._copy_policy
+            self._assignment[seat] = ("copy", copy_name)
+            policies[seat] = copy_policy
         for seat, member in zip(background, scenario.background, strict=True):
             self._assignment[seat] = ("background", member)
             policies[seat] = self.population[member]
@@ -363,6 +396,7 @@ def aht_wrap(
     focal_name: str | None = None,
     snapshot_name: str | None = None,
     fp_capacity: int | None = None,
+    fp_focal: bool | None = None,
     max_scenarios: int | None = None,
     eps: float | None = None,
 ) -> AHTWrapper:
@@ -389,6 +423,8 @@ def aht_wrap(
         focal_name: the learning seat's agent name (default ``"focal"``).
         snapshot_name: the shared snapshot that plays the focal copies (default ``"learner"``).
         fp_capacity: past snapshots kept by ``"fictitious-play"`` (default 16).
+        fp_focal: ``"fictitious-play"`` seats the past snapshot as a focal player and pays the
+            per-capita return, as the paper (default ``True``); ``False``: as a background partner.
         max_scenarios: refuse to enumerate more scenarios than this (default: no limit).
         eps: deprecated name of ``uniform_mix``.
 
@@ -418,5 +454,6 @@ def aht_wrap(
         focal_name=focal_name,
         snapshot_name=snapshot_name,
         fp_capacity=fp_capacity,
+        fp_focal=fp_focal,
         max_scenarios=max_scenarios,
     )

@@ -1,10 +1,12 @@
-"""rqe zoo: list, pull, verify, build and index populations.
+"""rqe zoo: list, pull, verify, build, index and push populations.
 
 rqe zoo list [--cached]              what the remote zoo (or the cache) has
 rqe zoo pull ID[@VERSION]            download into the cache and verify
+rqe zoo pull hf://ORG/NAME[@VERSION] the same from the Hugging Face Hub (tag vVERSION)
 rqe zoo verify [ID[@VERSION]|PATH]   re-check sha256s (everything cached when no argument)
-rqe zoo build zoo/<recipe>           run a recipe, write populations/<id>/<version>/
-rqe zoo index [populations/]         regenerate index.json and the README table
+rqe zoo build zoo/<recipe>           run a recipe, write populations/<id>/<version>/ (with its model card)
+rqe zoo index [populations/]         regenerate index.json, the README table and every model card
+rqe zoo push ROOT ID@VERSION --repo ORG/NAME   publish one version to the Hub as tag vVERSION
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument(
                 "--url",
                 help="zoo URL (http(s)://, file:// or a directory); "
-                "default $RQE_ZOO_URL or the checkout's populations/",
+                "default $RQE_ZOO_URL, else the checkout's populations/ or those the wheel ships",
             )
             p.add_argument(
                 "--offline", action="store_true", default=None, help="never use the network (same as RQE_ZOO_OFFLINE=1)"
@@ -45,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list, _prog=p.prog)
 
     p = sub.add_parser("pull", help="download a population into the cache and verify it")
-    p.add_argument("ref", metavar="ID[@VERSION]", help="e.g. tag/runners or tag/runners@1")
+    p.add_argument(
+        "ref", metavar="ID[@VERSION]", help="e.g. tag/runners, tag/runners@1, or hf://org/name@1 (Hugging Face Hub)"
+    )
     remote_options(p)
     p.set_defaults(func=_pull, _prog=p.prog)
 
@@ -63,9 +67,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_build, _prog=p.prog)
 
-    p = sub.add_parser("index", help="regenerate <root>/index.json and the table in <root>/README.md")
+    p = sub.add_parser(
+        "index", help="regenerate <root>/index.json, the table in <root>/README.md and every population's model card"
+    )
     p.add_argument("root", nargs="?", default=None, help="zoo root (default: ./populations)")
     p.set_defaults(func=_index, _prog=p.prog)
+
+    p = sub.add_parser("push", help="publish one population version to the Hugging Face Hub (tag vVERSION)")
+    p.add_argument("root", metavar="ROOT", help="zoo root holding <id>/<version>/, e.g. populations")
+    p.add_argument("ref", metavar="ID[@VERSION]", help="e.g. tag/runners@1 (default version: the newest in ROOT)")
+    p.add_argument("--repo", required=True, metavar="ORG/NAME", help="the Hub model repo (created when missing)")
+    p.add_argument("--endpoint", help="Hub URL (default $HF_ENDPOINT or https://huggingface.co)")
+    p.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    p.set_defaults(func=_push, _prog=p.prog)
 
 
 def _client(args: argparse.Namespace) -> ZooClient:
@@ -105,7 +119,8 @@ def _list(args: argparse.Namespace) -> int:
 def _pull(args: argparse.Namespace) -> int:
     from rqe_wrappers.zoo.client import load_population
 
-    population = load_population(args.ref, url=args.url, cache_dir=args.cache_dir, offline=args.offline)
+    url = None if args.ref.startswith("hf://") else args.url  # the Hub's endpoint is HF_ENDPOINT
+    population = load_population(args.ref, url=url, cache_dir=args.cache_dir, offline=args.offline)
     print(f"{population.ref}: {len(population)} members, verified, in {population.path}")
     for name, member in population.items():
         metrics = ", ".join(f"{k}={v}" for k, v in member.metrics.items())
@@ -140,7 +155,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from rqe_wrappers.zoo.publish import write_index, write_readme
+    from rqe_wrappers.zoo.publish import write_index, write_model_cards, write_readme
 
     root = Path(args.root) if args.root else Path("populations")
     if not root.is_dir():
@@ -149,5 +164,24 @@ def _index(args: argparse.Namespace) -> int:
         raise ConfigError(f"{root} is not a directory")
     index = write_index(root)
     readme = write_readme(root)
-    print(f"wrote {root / 'index.json'} ({index.describe()}) and {readme}")
+    cards = write_model_cards(root)
+    print(f"wrote {root / 'index.json'} ({index.describe()}), {readme} and {len(cards)} model cards")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from rqe_wrappers.errors import ConfigError
+    from rqe_wrappers.zoo.population import find_population_dir
+    from rqe_wrappers.zoo.publish import push_population
+    from rqe_wrappers.zoo.refs import parse_ref
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a directory (a zoo root such as populations/)")
+    pid, version = parse_ref(args.ref)
+    directory = find_population_dir(root.joinpath(*pid.split("/")), version)
+    result = push_population(directory, args.repo, endpoint=args.endpoint, private=args.private)
+    print(f"pushed {pid}@{result.version} to {result.repo_id} as tag {result.tag} (commit {result.commit[:10]})")
+    print(f"  files: {', '.join(result.files)}")
+    print(f"  load it with load_population({result.ref!r}) or `rqe zoo pull {result.ref}`")
     return 0

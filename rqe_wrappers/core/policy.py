@@ -17,7 +17,7 @@ import numpy as np
 
 from rqe_wrappers.core.seeding import categorical
 from rqe_wrappers.core.spaces import check_spaces_alike
-from rqe_wrappers.errors import ConfigError, SpaceMismatchError
+from rqe_wrappers.errors import ConfigError, SpaceMismatchError, UnsupportedSpaceError
 
 Obs = Any  # np.ndarray of shape (batch, ...) or dict of such arrays
 
@@ -94,17 +94,106 @@ class DiscretePolicy(Policy):
 
 
 class RandomPolicy(DiscretePolicy):
-    """Uniform over the (legal) actions."""
+    """Uniform over the (legal) actions, for every action space gymnasium has.
+
+    ``Discrete``: uniform over the legal actions (an action mask is honoured). ``MultiDiscrete``:
+    each component uniform over its (legal) values; a mask is the components' masks concatenated.
+    ``MultiBinary``: each entry 0 or 1 with probability 1/2. ``Box``: uniform within the bounds;
+    an unbounded side gets a standard normal draw offset from the finite bound (or centred on 0).
+    Every draw comes from the ``rng`` the caller passes (the env's seeded stream).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> pol = RandomPolicy(gym.spaces.Box(0, 1, (3,)), gym.spaces.Box(-1.0, 1.0, (2,)))
+        >>> actions, _ = pol.act(np.zeros((4, 3)), rng=np.random.default_rng(0))
+        >>> actions.shape, bool(np.all(np.abs(actions) <= 1))
+        ((4, 2), True)
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        if not isinstance(action_space, _RANDOM_SPACES):
+            raise UnsupportedSpaceError(
+                f"RandomPolicy supports Discrete, MultiDiscrete, MultiBinary and Box actions, got {action_space}; "
+                "write a Policy subclass for this action space"
+            )
+        Policy.__init__(self, observation_space, action_space)
 
     def action_probs(self, obs, *, state=None):
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise NotImplementedError(f"action probabilities exist for Discrete actions, not {self.action_space}")
         n = batch_size(obs)
         return np.full((n, self.action_space.n), 1.0 / self.action_space.n)
 
     def act(self, obs, *, rng, mask=None, state=None):
-        if mask is not None:
-            return super().act(obs, rng=rng, mask=mask, state=state)
-        n = self.action_space.n  # rng.random is several times cheaper than rng.integers for tiny batches
-        return (rng.random(batch_size(obs)) * n).astype(np.int64) + self.action_space.start, state
+        space = self.action_space
+        n = batch_size(obs)
+        if isinstance(space, gym.spaces.Discrete):
+            if mask is not None:
+                return super().act(obs, rng=rng, mask=mask, state=state)
+            k = space.n  # rng.random is several times cheaper than rng.integers for tiny batches
+            return (rng.random(n) * k).astype(np.int64) + space.start, state
+        if isinstance(space, gym.spaces.MultiDiscrete):
+            return _multi_discrete(space, n, rng, mask), state
+        if isinstance(space, gym.spaces.MultiBinary):
+            return (rng.random((n, *space.shape)) < 0.5).astype(space.dtype), state
+        return _uniform_box(space, n, rng), state
+
+    def log_prob(self, obs, actions, *, mask=None, state=None):
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            return super().log_prob(obs, actions, mask=mask, state=state)
+        n = len(actions)
+        if isinstance(space, gym.spaces.MultiDiscrete) and mask is None:
+            return np.full(n, -float(np.sum(np.log(space.nvec))))
+        if isinstance(space, gym.spaces.MultiBinary):
+            return np.full(n, -float(np.prod(space.shape)) * np.log(2.0))
+        if isinstance(space, gym.spaces.Box) and space.is_bounded("both"):
+            width = np.asarray(space.high, np.float64) - np.asarray(space.low, np.float64)
+            return np.full(n, -float(np.sum(np.log(width))))
+        return super().log_prob(obs, actions, mask=mask, state=state)  # masked or unbounded: not exposed
+
+
+_RANDOM_SPACES = (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary, gym.spaces.Box)
+
+
+def _multi_discrete(space: gym.spaces.MultiDiscrete, n: int, rng: np.random.Generator, mask) -> np.ndarray:
+    """``n`` uniform draws of a (1-D) MultiDiscrete space; ``mask``: the components' masks concatenated."""
+    nvec = np.asarray(space.nvec).reshape(-1)
+    start = np.asarray(getattr(space, "start", np.zeros_like(nvec))).reshape(-1)
+    if mask is None:
+        out = (rng.random((n, len(nvec))) * nvec).astype(np.int64)
+    else:
+        bounds = np.cumsum(np.concatenate([[0], nvec]))
+        m = np.asarray(mask, dtype=np.float64).reshape(n, -1)
+        parts = []
+        for j in range(len(nvec)):
+            legal = m[:, bounds[j] : bounds[j + 1]]
+            probs = np.where(legal.sum(axis=1, keepdims=True) > 0, legal, 1.0)
+            parts.append(categorical(probs, rng))
+        out = np.stack(parts, axis=1)
+    return (out + start).reshape(n, *space.shape).astype(space.dtype)
+
+
+def _uniform_box(space: gym.spaces.Box, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of ``space``: uniform where bounded, a standard normal offset from a finite bound elsewhere."""
+    low = np.broadcast_to(np.asarray(space.low, np.float64), space.shape)
+    high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape)
+    u = rng.random((n, *space.shape))
+    z = rng.standard_normal((n, *space.shape))
+    lo_ok, hi_ok = np.isfinite(low), np.isfinite(high)
+    both = lo_ok & hi_ok
+    integer = np.issubdtype(space.dtype, np.integer)
+    span = np.where(both, high - low + (1.0 if integer else 0.0), 0.0)
+    out = np.where(
+        both,
+        np.where(both, low, 0.0) + u * span,
+        np.where(
+            lo_ok, np.where(lo_ok, low, 0.0) + np.abs(z), np.where(hi_ok, np.where(hi_ok, high, 0.0) - np.abs(z), z)
+        ),
+    )
+    if integer:
+        out = np.floor(out)
+    return np.clip(out, low, high).astype(space.dtype)
 
 
 class ConstantPolicy(DiscretePolicy):

@@ -24,6 +24,11 @@ def share(name: str, policy: Policy) -> None:
     _LIVE[name] = policy
 
 
+def clear() -> None:
+    """Forget every shared snapshot in this process (between independent runs in one process)."""
+    _LIVE.clear()
+
+
 def shared(name: str) -> Policy | None:
     """The current snapshot ``name`` in this process, if any."""
     return _LIVE.get(name)

@@ -1,8 +1,9 @@
 """SRPO with stock SB3 PPO on the coordination game, against the exact RQE (``rqe coordination``).
 
-The quick start: it trains a shared policy with SRPO for each tau, and prints its collaboration
-probability next to the exact symmetric RQE from :mod:`rqe_wrappers.srpo.rqe` (same tau, eps =
-PPO's ``ent_coef``). Results go to ``<out>/results.json``. Docs: docs/srpo.md.
+The quick start: it trains one shared policy with SRPO for each tau (with seat identity by
+default, so tau = 0 is IPPO able to free-ride), and prints each seat's collaboration probability
+next to the nearest exact RQE from :mod:`rqe_wrappers.srpo.rqe` (same tau, eps = PPO's
+``ent_coef``). Results go to ``<out>/results.json``. Docs: docs/srpo.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class CoordinationRun:
     n_epochs: int = setting(10, "PPO epochs per rollout")
     seed: int = setting(0, "PPO and env seed")
     device: str = setting("cpu", '"cpu" or "cuda" (small MLPs are faster on CPU)')
+    seat_id: bool = setting(True, "seat identity (a seat one-hot): the shared policy may play each seat differently")
 
     def __post_init__(self):
         if self.steps < self.n_copies * 2 * self.n_steps:
@@ -57,8 +59,23 @@ class CoordinationSweep:
             raise ConfigError(f"tau must be one or more finite values >= 0, got {self.tau}")
 
 
-def train_coordination(run: CoordinationRun, verbose: int = 0):
-    """Train SRPO on the coordination game; return ``(model, partner P(collaborate), exact symmetric RQE)``."""
+@dataclass(frozen=True)
+class CoordinationOutcome:
+    """What one run learned: each seat's partner-role P(collaborate) and the exact RQE nearest to it."""
+
+    model: Any
+    p_by_seat: tuple[float, float]
+    nearest_rqe: tuple[float, float]
+    symmetric_rqe: float
+
+    @property
+    def gap(self) -> float:
+        """Largest per-seat distance to the nearest exact RQE."""
+        return max(abs(a - b) for a, b in zip(self.p_by_seat, self.nearest_rqe, strict=True))
+
+
+def learn_coordination(run: CoordinationRun, verbose: int = 0) -> CoordinationOutcome:
+    """Train SRPO on the coordination game; per-seat result and the exact RQE nearest to it."""
     import torch
     from stable_baselines3 import PPO
 
@@ -70,7 +87,9 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
 
     torch.set_num_threads(1)
     game = coordination_game(run.cost)
-    venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), n_copies=run.n_copies)
+    venv = PettingZooVecEnv(
+        lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau, seat_id=run.seat_id), n_copies=run.n_copies
+    )
     model = PPO(
         "MlpPolicy",
         venv,
@@ -88,37 +107,57 @@ def train_coordination(run: CoordinationRun, verbose: int = 0):
         verbose=verbose,
     )
     model.learn(run.steps, callback=SRPOCallback())
+    venv.close()
     raw_space = game.observation_space(game.possible_agents[0])
-    partner = PartnerRole(SB3Policy.from_model(model), raw_space)
-    p_collab = float(partner.action_probs(np.zeros((1, *raw_space.shape), raw_space.dtype))[0, 1])
+    policy = SB3Policy.from_model(model)
+    zero = np.zeros((1, *raw_space.shape), raw_space.dtype)
+    p0, p1 = (float(PartnerRole(policy, raw_space, seat=k).action_probs(zero)[0, 1]) for k in (0, 1))
     equilibria = solve_rqe(coordination_payoffs(run.cost), run.tau, run.eps)
     symmetric = [e for e in equilibria if abs(e.pi0[1] - e.pi1[1]) < 1e-6]
-    venv.close()
-    return model, p_collab, float(symmetric[0].pi0[1])
+    nearest = min(equilibria, key=lambda e: max(abs(e.pi0[1] - p0), abs(e.pi1[1] - p1)))
+    return CoordinationOutcome(
+        model, (p0, p1), (float(nearest.pi0[1]), float(nearest.pi1[1])), float(symmetric[0].pi0[1])
+    )
+
+
+def train_coordination(run: CoordinationRun, verbose: int = 0):
+    """Train SRPO on the coordination game; return ``(model, P(collaborate), exact symmetric RQE)``.
+
+    ``P(collaborate)`` is the partner role's, averaged over the two seats (with ``seat_id=True``
+    the seats may differ: :func:`learn_coordination` reports each and the nearest RQE).
+    """
+    out = learn_coordination(run, verbose)
+    return out.model, float(np.mean(out.p_by_seat)), out.symmetric_rqe
 
 
 def run_coordination(taus, out: Path, **settings: Any) -> list[dict]:
-    """Train one SRPO model per tau and compare with the exact RQE; write ``results.json``.
+    """Train one SRPO model per tau and compare each seat with the nearest exact RQE; write ``results.json``.
 
-    ``settings``: the other :class:`CoordinationRun` fields.
+    ``settings``: the other :class:`CoordinationRun` fields. Each row holds the run's settings,
+    ``learned_p_collaborate_by_seat``, ``nearest_rqe_by_seat``, ``abs_diff`` (the larger seat gap),
+    ``learned_p_collaborate`` (seat mean), ``rqe_p_collaborate`` (the symmetric RQE) and ``seconds``.
     """
     rows = []
-    print(f"{'tau':>6} {'learned P(collab)':>18} {'exact RQE':>10} {'|diff|':>7} {'secs':>6}")
+    print(f"{'tau':>6} {'P(collab) seat 0':>17} {'seat 1':>7} {'nearest RQE':>13} {'|diff|':>7} {'secs':>6}")
     for tau in taus:
         run = CoordinationRun(tau=tau, **settings)
         t0 = time.perf_counter()
-        _, learned, exact = train_coordination(run)
+        res = learn_coordination(run)
         secs = time.perf_counter() - t0
         rows.append(
             {
                 **asdict(run),
-                "learned_p_collaborate": learned,
-                "rqe_p_collaborate": exact,
-                "abs_diff": abs(learned - exact),
+                "learned_p_collaborate": float(np.mean(res.p_by_seat)),
+                "learned_p_collaborate_by_seat": list(res.p_by_seat),
+                "rqe_p_collaborate": res.symmetric_rqe,
+                "nearest_rqe_by_seat": list(res.nearest_rqe),
+                "abs_diff": res.gap,
                 "seconds": secs,
             }
         )
-        print(f"{tau:6.2f} {learned:18.3f} {exact:10.3f} {abs(learned - exact):7.3f} {secs:6.1f}", flush=True)
+        p, q = res.p_by_seat
+        r0, r1 = res.nearest_rqe
+        print(f"{tau:6.2f} {p:17.3f} {q:7.3f} {f'{r0:.3f}/{r1:.3f}':>13} {res.gap:7.3f} {secs:6.1f}", flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=2))

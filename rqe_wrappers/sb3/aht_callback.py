@@ -24,12 +24,14 @@ a plain running mean instead. Scenarios not seen yet are given the mean of the s
 (neutral) when nature updates; nature's ``uniform_mix`` keeps every scenario sampled.
 
 Fictitious play (``prior="fictitious-play"``): the partners are the learner's own past snapshots.
-The wrapper has ``fp_capacity`` slots (scenarios ``c1:fp/<k>``: the learner plus one past snapshot
-in every other seat). The initial policy fills slot 0; each rollout end offers a new frozen snapshot,
-kept by reservoir sampling (Algorithm R, seeded from the model's seed): while slots are free it
-takes the next one, afterwards the ``t``-th snapshot replaces a random slot with probability
-``capacity / t``. The reservoir is thus always a uniform sample of the whole history, and the prior
-is uniform over the filled slots (the paper: "partners sampled uniformly from the history").
+The wrapper has ``fp_capacity`` slots (scenarios ``c<n>@fp/<k>``: the learner plus one past snapshot
+in every other seat, as focal players, so the learner is paid the per-capita return as in
+self-play; ``c1:fp/<k>`` with ``fp_focal=False``: background partners). The initial policy
+fills slot 0; each rollout end offers a new frozen snapshot, kept by reservoir sampling
+(Algorithm R, seeded from the model's seed): while slots are free it takes the next one,
+afterwards the ``t``-th snapshot replaces a random slot with probability ``capacity / t``. The
+reservoir is thus always a uniform sample of the whole history, and the prior is uniform over the
+filled slots (the paper: "partners sampled uniformly from the history").
 
 Save and resume (no pickle anywhere; the files are described in :mod:`rqe_wrappers.sb3.aht_state`)::
 
@@ -57,6 +59,7 @@ from stable_baselines3.common.logger import CSVOutputFormat
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
 from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.sb3.aht_state import (
@@ -67,7 +70,13 @@ from rqe_wrappers.sb3.aht_state import (
     state_paths,
     write_state,
 )
-from rqe_wrappers.sb3.learner_snapshot import check_snapshots_reach, share_learner, share_policy
+from rqe_wrappers.sb3.learner_snapshot import (
+    NormalizedInput,
+    check_snapshots_reach,
+    learner_policy,
+    share_learner,
+    share_policy,
+)
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "AHTCallback", "plot_beta", "state_paths"]
@@ -151,7 +160,7 @@ class AHTCallback(BaseCallback):
         # fictitious play
         self.fp_seen = 0
         self.fp_filled: np.ndarray | None = None
-        self._fp_policies: dict[int, SB3Policy] = {}
+        self._fp_policies: dict[int, SB3Policy | NormalizedInput] = {}
         self._fp_rng: np.random.Generator | None = None
         self._restored: dict[str, Any] | None = None
         self._restored_weights: dict[int, dict[str, np.ndarray]] = {}
@@ -199,7 +208,7 @@ class AHTCallback(BaseCallback):
             if self.fp_filled is None:
                 self.fp_filled = np.zeros(n, dtype=bool)
             for slot, weights in sorted(self._restored_weights.items()):
-                policy = SB3Policy.from_model(self.model)
+                policy = learner_policy(self.training_env, self.model)
                 policy.set_weights(weights)
                 self._fp_policies[slot] = policy
             self._restored_weights = {}
@@ -291,7 +300,7 @@ class AHTCallback(BaseCallback):
         self.beta = np.array(beta, dtype=np.float64)
         self.training_env.env_method("set_prior", self.beta)
 
-    def _share(self, name: str, policy: SB3Policy) -> None:
+    def _share(self, name: str, policy: Policy) -> None:
         share_policy(self.training_env, name, policy)
 
     # ---- fictitious play -------------------------------------------------------------------------
@@ -305,7 +314,7 @@ class AHTCallback(BaseCallback):
         slot = t if t < capacity else int(_started(self._fp_rng, "_fp_rng").integers(t + 1))
         self.fp_seen = t + 1
         if slot < capacity:
-            policy = SB3Policy.from_model(self.model)
+            policy = learner_policy(self.training_env, self.model)  # behind VecNormalize: its inputs too
             self._fp_policies[slot] = policy
             _started(self.fp_filled, "fp_filled")[slot] = True
             self._share(self._fp_snapshot_name(slot), policy)

@@ -19,9 +19,11 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.errors import ConfigError
 
 STATE_FORMAT = "rqe-wrappers/aht-callback"
-#: 2: the config says ``uniform_mix`` (1 said ``eps``) and has every AHTConfig field
-STATE_VERSION = 2
-_READABLE = (1, 2)
+#: 2: the config says ``uniform_mix`` (1 said ``eps``) and has every AHTConfig field;
+#: 3: the config has ``fp_focal`` (fictitious play seats past snapshots as focal players by default;
+#: states 1 and 2 were all trained with them as background partners and read as ``fp_focal=False``)
+STATE_VERSION = 3
+_READABLE = (1, 2, 3)
 
 
 def state_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -55,7 +57,7 @@ def write_state(
 
 
 def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dict[str, np.ndarray]]]:
-    """``(state, weights by slot)`` from :func:`write_state`'s files; a version-1 state comes back as version 2."""
+    """``(state, weights by slot)`` from :func:`write_state`'s files; older versions come back as the current one."""
     json_path, npz_path = state_paths(path)
     state = json.loads(json_path.read_text(encoding="utf-8"))
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
@@ -68,6 +70,8 @@ def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dict[
     saved = dict(state["config"])
     if state["version"] == 1 and saved.get("fp_members"):  # version 1 did not record fp_capacity
         saved.setdefault("fp_capacity", len(saved["fp_members"]))
+    if state["version"] < 3 and saved.get("prior") == "fictitious-play":  # before 0.3: background partners
+        saved.setdefault("fp_focal", False)
     config, scenarios, fp_members = parse_aht_config(saved)
     state = {**state, "version": STATE_VERSION, "config": aht_config_dict(config, scenarios, fp_members)}
     fp = state["fictitious_play"]
@@ -88,6 +92,14 @@ def read_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[int, dict[
 def check_resumable(state: dict[str, Any], config: dict[str, Any], scenarios: ScenarioSet) -> None:
     """Refuse to resume a saved ``state`` on an env with other scenarios or another prior."""
     saved = ScenarioSet.from_dict(state["config"]["scenarios"])
+    was, now = state["config"].get("fp_focal"), config.get("fp_focal")
+    if state["prior"] == config["prior"] == "fictitious-play" and was != now:
+        seats = {True: "focal players (paid per capita)", False: "background partners (own return)"}
+        raise ConfigError(
+            f"the saved fictitious-play state seats its past snapshots as {seats[bool(was)]}, the env as "
+            f"{seats[bool(now)]}; resume with aht_wrap(..., prior='fictitious-play', fp_focal={bool(was)}) "
+            "or start a new callback (states saved before 0.3 are all fp_focal=False)"
+        )
     if saved.ids != scenarios.ids:
         raise ConfigError(
             f"the saved state is for scenarios {list(saved.ids)[:6]}..., the env has {list(scenarios.ids)[:6]}...; "

@@ -1,4 +1,4 @@
-"""Build a seeded :class:`~rqe_wrappers.sb3.vec_env.PettingZooVecEnv` in one call (like SB3's ``env_util``).
+"""Build a seeded, monitored :class:`~rqe_wrappers.sb3.vec_env.PettingZooVecEnv` in one call (like SB3's ``env_util``).
 
 See docs/adapter.md.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rqe_wrappers._compat import renamed_argument
+from rqe_wrappers.sb3.monitor import RoleVecMonitor
 from rqe_wrappers.sb3.vec_env.copies import EnvFn
 from rqe_wrappers.sb3.vec_env.pettingzoo_vec_env import PettingZooVecEnv
 
@@ -18,9 +19,19 @@ def make_vec_env(
     n_workers: int = 0,
     seed: int | None = None,
     n_envs: int | None = None,
+    *,
+    monitor: bool = True,
+    monitor_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
-) -> PettingZooVecEnv:
-    """:class:`PettingZooVecEnv` seeded with ``seed`` (copy ``j``'s first reset uses ``seed + j``).
+) -> PettingZooVecEnv | RoleVecMonitor:
+    """:class:`PettingZooVecEnv` seeded with ``seed`` (copy ``j``'s first reset uses ``seed + j``), monitored.
+
+    Like SB3's ``make_vec_env`` (which wraps every env in ``Monitor``), the VecEnv is wrapped in a
+    :class:`~rqe_wrappers.sb3.monitor.RoleVecMonitor` (``monitor_kwargs`` go to it, e.g.
+    ``{"filename": "run/monitor.csv"}``), so PPO logs ``rollout/ep_rew_mean`` (the partner-role
+    return under SRPO) and ``evaluate_policy`` reads episode returns from it. ``monitor=False``
+    returns the bare :class:`PettingZooVecEnv`. The wrapper forwards attribute lookups
+    (``venv.slot_seats``, ``venv.share_snapshot``, ``venv.uses_snapshot``, ...) to it.
 
     Example:
         >>> from mpe2 import simple_tag_v3
@@ -38,4 +49,4 @@ def make_vec_env(
     venv = PettingZooVecEnv(env_fn, n_copies, n_workers=n_workers, **kwargs)
     if seed is not None:
         venv.seed(seed)
-    return venv
+    return RoleVecMonitor(venv, **(monitor_kwargs or {})) if monitor else venv

@@ -9,6 +9,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecTransposeImage, unwrap_vec_wrapper
 
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import categorical
@@ -19,10 +20,13 @@ class SB3Policy(Policy):
 
     Sampling uses the numpy Generator passed to :meth:`act` (not torch's global RNG), so wrapped
     envs stay reproducible from ``reset(seed=...)``. Discrete and Box action spaces are supported.
+    ``observation_space`` is what the policy is fed (default: the policy's own); for image
+    observations SB3 transposes to channel-first (``VecTransposeImage``), and ``obs_to_tensor`` takes
+    the env's channel-last images as they come, so :meth:`from_model` declares the env's space.
     """
 
-    def __init__(self, policy: BasePolicy, deterministic: bool = False):
-        super().__init__(policy.observation_space, policy.action_space)
+    def __init__(self, policy: BasePolicy, deterministic: bool = False, observation_space: gym.Space | None = None):
+        super().__init__(observation_space or policy.observation_space, policy.action_space)
         self.policy = policy
         self.policy.set_training_mode(False)
         self.deterministic = deterministic
@@ -33,7 +37,7 @@ class SB3Policy(Policy):
         policy = model.policy if isinstance(model, BaseAlgorithm) else model
         fresh = type(policy)(**policy._get_constructor_parameters())
         fresh.load_state_dict({k: v.detach().to("cpu") for k, v in policy.state_dict().items()})
-        return cls(fresh.to("cpu"), deterministic)
+        return cls(fresh.to("cpu"), deterministic, _untransposed_space(model))
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
@@ -76,3 +80,11 @@ class SB3Policy(Policy):
         with th.no_grad():
             dist = self._dist(obs)
             return dist.log_prob(th.as_tensor(np.asarray(actions))).double().cpu().numpy()
+
+
+def _untransposed_space(model: BaseAlgorithm | BasePolicy) -> gym.Space | None:
+    """The env's observation space when SB3 transposed its images for the model, else ``None``."""
+    if not isinstance(model, BaseAlgorithm) or model.get_env() is None:
+        return None
+    transposer = unwrap_vec_wrapper(cast(VecEnv, model.get_env()), VecTransposeImage)
+    return None if transposer is None else cast(VecEnvWrapper, transposer).venv.observation_space

@@ -15,6 +15,10 @@ entropy weight ``eps`` when rewards are unscaled and ``normalize_advantage=False
 
 Turn-based (AEC) copies: the learner's snapshot plays every seat but the learning one; the
 callback shares it at training start and every rollout end (:mod:`~rqe_wrappers.sb3.learner_snapshot`).
+
+``VecNormalize``: the buffer holds the normalised observations PPO saw, so flipping their role is
+the partner's input only if the role was not normalised; a ``VecNormalize`` that normalises it is
+refused at training start (:mod:`~rqe_wrappers.sb3.normalize`: use ``RoleVecNormalize``).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from rqe_wrappers.errors import ConfigError, MissingCallbackError
 from rqe_wrappers.sb3.learner_snapshot import base_venv, check_snapshots_reach, share_learner
-from rqe_wrappers.srpo.roles import PARTNER, ROLE_KEY, SHADOW, set_role
+from rqe_wrappers.sb3.normalize import check_role_not_normalized
+from rqe_wrappers.srpo.roles import PARTNER, SHADOW, role_features, set_role
 
 
 def shadow_mask(observations) -> np.ndarray:
-    """Boolean mask of rows whose role feature says *shadow* (buffer layout: (steps, envs, ...))."""
-    feat = observations[ROLE_KEY] if isinstance(observations, Mapping) else observations[..., -2:]
-    return np.asarray(feat)[..., SHADOW] > 0.5
+    """Boolean mask of rows whose role feature says *shadow* (buffer layout: (steps, envs, ...); any layout
+    of :mod:`rqe_wrappers.srpo.features`: Dict key, last two entries, last two image channels)."""
+    return np.asarray(role_features(observations))[..., SHADOW] > 0.5
 
 
 class SRPOCallback(BaseCallback):
@@ -58,6 +63,8 @@ class SRPOCallback(BaseCallback):
         self.tau = 0.0
         #: the snapshot this callback shares every rollout (turn-based copies), else ``None``
         self.snapshot_name: str | None = None
+        #: log partner(a|o') of the last rollout's shadow rows, in buffer order (for inspection)
+        self.log_partner: np.ndarray | None = None
         self._ep_returns: np.ndarray | None = None
         self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
 
@@ -79,6 +86,7 @@ class SRPOCallback(BaseCallback):
         if len(set(taus)) != 1:
             raise ConfigError(f"all env copies must share one tau, got {sorted(set(taus))}")
         self.tau = float(taus[0])
+        check_role_not_normalized(env, "SRPOCallback")
         if not hasattr(self.model, "rollout_buffer"):
             raise ConfigError("SRPOCallback works with on-policy SB3 algorithms (PPO, A2C, MaskablePPO)")
         if type(self.model.rollout_buffer).__name__.startswith("Recurrent"):
@@ -143,6 +151,7 @@ class SRPOCallback(BaseCallback):
         with th.no_grad():
             _, log_partner_t, _ = policy.evaluate_actions(partner_obs, actions, **kwargs)
         log_partner = log_partner_t.cpu().numpy().astype(np.float64)
+        self.log_partner = log_partner
         log_shadow = buf.log_probs[mask].astype(np.float64)
         kl = log_shadow - log_partner
         shaping = -kl / self.tau

@@ -1,48 +1,53 @@
 """The role feature: every learning seat sees whether it plays the *partner* or the *shadow*.
 
-Box observations (1-D) get a one-hot ``[partner, shadow]`` appended as their last two entries;
-Dict observations get a ``"role"`` key holding the same one-hot. One network then serves both
-roles, and the SRPO callback can re-evaluate a shadow's action under the partner role by flipping
-the feature (:func:`set_role`). A trained policy is deployed on the env's own observations in the
-partner role with :class:`PartnerRole` / :func:`as_partner`. Docs: docs/srpo.md.
+A 1-D Box gets a one-hot ``[partner, shadow]`` as its last two entries, a ``uint8`` image as its
+last two channels (0/255), a Discrete-like space is one-hot encoded first, and a Dict gets a
+``"role"`` key; an optional seat identity goes just before the role
+(:mod:`rqe_wrappers.srpo.features` holds the layouts). One network then serves both roles, and the
+SRPO callback re-evaluates a shadow's action under the partner role by flipping the feature
+(:func:`set_role`). A trained policy is deployed on the env's own observations in the partner role
+with :class:`PartnerRole` / :func:`as_partner`. Docs: docs/srpo.md.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.errors import SpaceMismatchError, UnsupportedSpaceError
+from rqe_wrappers.srpo.features import (
+    PARTNER,
+    ROLE_KEY,
+    SHADOW,
+    ObsFeatures,
+    feature_dtype,
+    role_features,
+    set_role,
+)
 
 ROLES = ("partner", "shadow")
-PARTNER, SHADOW = 0, 1
-ROLE_KEY = "role"
+__all__ = [
+    "PARTNER",
+    "ROLES",
+    "ROLE_KEY",
+    "SHADOW",
+    "PartnerRole",
+    "add_role",
+    "as_partner",
+    "one_hot",
+    "role_features",
+    "role_of",
+    "set_role",
+    "with_role_space",
+]
 
 
 def with_role_space(space: gym.Space) -> gym.Space:
-    """The observation space once the role feature is added."""
-    if isinstance(space, gym.spaces.Box):
-        if len(space.shape) != 1:
-            raise UnsupportedSpaceError(
-                f"the role feature is appended to 1-D Box observations, got shape {space.shape}; "
-                "flatten the observations first (e.g. supersuit.flatten_v0) or use a Dict observation space"
-            )
-        dtype = _feature_dtype(space.dtype)
-        low = np.concatenate([space.low.astype(dtype), np.zeros(2, dtype)])
-        high = np.concatenate([space.high.astype(dtype), np.ones(2, dtype)])
-        return gym.spaces.Box(low, high, dtype=dtype)
-    if isinstance(space, gym.spaces.Dict):
-        if ROLE_KEY in space.spaces:
-            raise UnsupportedSpaceError(f"the observation Dict already has a {ROLE_KEY!r} key; rename it first")
-        return gym.spaces.Dict({**space.spaces, ROLE_KEY: gym.spaces.Box(0.0, 1.0, (2,), np.float32)})
-    raise UnsupportedSpaceError(
-        f"cannot add a role feature to a {type(space).__name__} observation space; "
-        "wrap the env so observations are a 1-D Box (supersuit.flatten_v0) or a Dict"
-    )
+    """The observation space once the role feature is added (no seat identity)."""
+    return ObsFeatures(space).space
 
 
 def one_hot(role: int, dtype=np.float32) -> np.ndarray:
@@ -52,76 +57,50 @@ def one_hot(role: int, dtype=np.float32) -> np.ndarray:
     return out
 
 
-@functools.cache
-def _feature_dtype(dtype: np.dtype) -> np.dtype:
-    """Observations with the role feature keep a float dtype; integer ones become float32."""
-    return np.dtype(dtype) if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+_feature_dtype = feature_dtype  # the old private name
 
 
-@functools.cache
-def _one_hots(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Read-only ``(partner, shadow)`` features of ``dtype``, shared by every observation."""
-    features = (one_hot(PARTNER, dtype), one_hot(SHADOW, dtype))
-    for f in features:
-        f.setflags(write=False)
-    return features
-
-
-def add_role(obs, space: gym.Space, role: int):
+def add_role(obs: Any, space: gym.Space, role: int) -> Any:
     """Add the role feature to one observation of ``space`` (the space *before* the role)."""
-    if isinstance(space, gym.spaces.Dict):
-        return {**obs, ROLE_KEY: one_hot(role)}
-    dtype = _feature_dtype(space.dtype)
-    obs = obs if getattr(obs, "dtype", None) == dtype else np.asarray(obs, dtype=dtype)
-    return np.concatenate((obs, _one_hots(dtype)[role]))
+    return ObsFeatures(space).add(obs, role)
 
 
-def set_role(obs_batch, role: int):
-    """A copy of a batch of role-featured observations, all set to ``role``."""
-    if isinstance(obs_batch, Mapping):
-        out = dict(obs_batch)
-        r = np.zeros_like(np.asarray(obs_batch[ROLE_KEY]))
-        r[..., role] = 1
-        out[ROLE_KEY] = r
-        return out
-    arr = np.array(obs_batch, copy=True)
-    arr[..., -2:] = 0
-    arr[..., -2 + role] = 1
-    return arr
-
-
-def role_of(obs) -> int:
-    """Read the role back from one observation."""
-    feat = obs[ROLE_KEY] if isinstance(obs, Mapping) else np.asarray(obs)[-2:]
-    return int(np.argmax(feat))
+def role_of(obs: Any) -> int:
+    """Read the role back from one observation (any layout of :mod:`~rqe_wrappers.srpo.features`)."""
+    return int(np.argmax(role_features(obs)))
 
 
 class PartnerRole(Policy):
     """A policy trained with SRPO (role-featured observations) playing the *partner* role on raw observations.
 
-    Deployment: every observation of ``observation_space`` (the env's, without the role feature)
-    gets the partner one-hot before ``policy`` sees it, the role a trained policy plays with real
-    teammates. ``action_probs`` and ``log_prob`` are forwarded when ``policy`` has them.
+    Deployment: every observation of ``observation_space`` (the env's, without the features) gets
+    the partner role, and with ``seat`` the seat one-hot the policy was trained with
+    (``srpo_wrap(..., seat_id=True)``; ``seat`` is the index in ``env.learning_seats``), before
+    ``policy`` sees it. ``action_probs`` and ``log_prob`` are forwarded when ``policy`` has them.
     """
 
-    def __init__(self, policy: Policy, observation_space: gym.Space):
-        if policy.observation_space != with_role_space(observation_space):
+    def __init__(self, policy: Policy, observation_space: gym.Space, *, seat: int | None = None):
+        features = ObsFeatures.matching(observation_space, policy.observation_space)
+        if features is None:
             raise SpaceMismatchError(
                 f"PartnerRole: the policy observes {policy.observation_space}, but {observation_space} with the "
                 f"role feature is {with_role_space(observation_space)}; pass the env's observation space"
             )
+        if not features.n_seats:
+            seat = None  # trained without seat identity: one policy for every seat
+        elif seat is None or not 0 <= int(seat) < features.n_seats:
+            raise SpaceMismatchError(
+                f"PartnerRole: the policy was trained with seat identity ({features.n_seats} seats): pass "
+                f"seat=<the seat's index in env.learning_seats, 0 to {features.n_seats - 1}>, got {seat}"
+            )
         super().__init__(observation_space, policy.action_space)
         self.inner = policy
+        self.features = features
+        self.seat = None if seat is None else int(seat)
 
     def featured(self, obs):
-        """A batch of raw observations with the partner one-hot added."""
-        space = self.observation_space
-        if isinstance(space, gym.spaces.Dict):
-            n = len(next(iter(obs.values())))
-            return {**obs, ROLE_KEY: np.broadcast_to(one_hot(PARTNER), (n, 2))}
-        dtype = _feature_dtype(space.dtype)
-        obs = np.asarray(obs, dtype=dtype)
-        return np.concatenate([obs, np.broadcast_to(_one_hots(dtype)[PARTNER], (len(obs), 2))], axis=1)
+        """A batch of raw observations with the partner role (and the seat one-hot) added."""
+        return self.features.add_batch(obs, PARTNER, self.seat)
 
     def initial_state(self, batch_size: int):
         return self.inner.initial_state(batch_size)
@@ -139,22 +118,25 @@ class PartnerRole(Policy):
         return self.inner.log_prob(self.featured(obs), actions, mask=mask, state=state)
 
     def __repr__(self) -> str:
-        return f"PartnerRole({self.inner!r})"
+        return f"PartnerRole({self.inner!r}" + ("" if self.seat is None else f", seat={self.seat}") + ")"
 
 
-def as_partner(policy: Policy, observation_space: gym.Space) -> Policy:
+def as_partner(policy: Policy, observation_space: gym.Space, *, seat: int | None = None) -> Policy:
     """``policy`` playing on ``observation_space`` (the env's): as is, or in the partner role if SRPO-trained.
 
+    ``seat``: the seat's index among the learning seats (``env.learning_seats``); needed for a
+    policy trained with seat identity, ignored for one trained without.
     Raises :class:`~rqe_wrappers.errors.SpaceMismatchError` if it observes neither space.
     """
     if policy.observation_space == observation_space:
         return policy
+    features = ObsFeatures.matching(observation_space, policy.observation_space)
+    if features is not None:
+        return PartnerRole(policy, observation_space, seat=seat)
     try:
         featured = with_role_space(observation_space)
     except UnsupportedSpaceError:
         featured = None
-    if policy.observation_space == featured:
-        return PartnerRole(policy, observation_space)
     raise SpaceMismatchError(
         f"the policy observes {policy.observation_space}, but this seat gives {observation_space}"
         + (f" (or {featured} with SRPO's role feature)" if featured is not None else "")

@@ -1,8 +1,9 @@
-"""The adversarial shadow (SRPO): per episode, one learning seat plays against its partners.
+"""The adversarial shadow (SRPO): per episode, one learning seat of each team plays against its partners.
 
-The shadow's reward is the negated mean reward of the non-shadow learning seats. Every learning
-seat sees a role feature (:mod:`rqe_wrappers.srpo.roles`), so one shared network learns both the
-partner policy and its shadow. The KL(shadow || partner) penalty that keeps the shadow close to
+The shadow's reward is the negated mean reward of its team's non-shadow learning seats
+(:mod:`rqe_wrappers.srpo.teams` decides the teams). Every learning seat sees a role feature, and
+optionally its seat identity (:mod:`rqe_wrappers.srpo.features`), so one shared network learns both
+the partner policy and its shadow. The KL(shadow || partner) penalty that keeps the shadow close to
 the real partner is added by :class:`rqe_wrappers.sb3.SRPOCallback` on the rollout buffer.
 ``tau = 0`` keeps the very same code path with no shadow (plain IPPO).
 """
@@ -11,21 +12,32 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
 from rqe_wrappers.core.dispatch import by_api, check_api
+from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
-from rqe_wrappers.srpo.roles import PARTNER, ROLES, SHADOW, add_role, with_role_space
+from rqe_wrappers.srpo.features import PARTNER, SHADOW, ObsFeatures
+from rqe_wrappers.srpo.roles import ROLES
+from rqe_wrappers.srpo.teams import check_learning, group_learning, plan_teams
 
 
 class _ShadowLogic:
     """Validation, seat choice and reward shaping shared by the parallel and AEC wrappers."""
 
-    def _setup(self, env, tau: float, learning_seats: Sequence[str] | None, n_shadows: int) -> None:
+    def _setup(
+        self,
+        env,
+        tau: float,
+        learning_seats: Sequence[str] | None,
+        n_shadows: int,
+        teams: Mapping[str, Sequence[str]] | None = None,
+        seat_id: bool = False,
+    ) -> None:
         try:
             tau = float(tau)
         except (TypeError, ValueError):
@@ -38,54 +50,60 @@ class _ShadowLogic:
                 f"SRPO needs a partner: the env has {len(seats)} seat(s) ({seats}). "
                 "Use a multi-agent env, or plain PPO for a one-agent env"
             )
-        learning = seats if learning_seats is None else list(learning_seats)
-        unknown = [s for s in learning if s not in seats]
-        if unknown:
-            raise SeatError(f"learning seats {unknown} do not exist; the env's seats are {seats}")
-        if len(learning) < 2:
-            raise SeatError(
-                f"SRPO needs at least two learning seats (a learner and the partner it shadows), got {learning}; "
-                "fix other seats with background_seats() and leave two or more learning"
-            )
-        if not 1 <= int(n_shadows) <= len(learning) - 1:
-            raise ConfigError(f"n_shadows must be in [1, {len(learning) - 1}], got {n_shadows}")
+        plan = group_learning(seats, learning_seats, teams)
         self.tau = tau
         self.srpo_tau = tau  # read by SRPOCallback through VecEnv.get_attr
-        self.learning_seats = learning
-        self.n_shadows = int(n_shadows)
+        self.n_shadows = check_learning(plan, n_shadows, env)
+        self.learning_seats = plan.learning
+        #: team name -> its learning seats; shadows are drawn inside each team of two or more
+        self.teams = plan.teams
+        #: team name -> all its seats; seats srpo_wrap gave a RandomPolicy (both set by srpo_wrap)
+        self.all_teams: dict[str, list[str]] = {t: list(m) for t, m in plan.teams.items()}
+        self.default_fixed: dict[str, Policy] = {}
+        self._team_of = {s: t for t, m in plan.teams.items() for s in m}
+        self.seat_id = bool(seat_id)
+        #: a learning seat's index in its seat one-hot (``seat_id=True``): its place in learning_seats
+        self.seat_index = {s: i for i, s in enumerate(self.learning_seats)}
         self.shadows: set[str] = set()
         self.srpo_callback_attached = False  # set by SRPOCallback through VecEnv.set_attr
         self._warned = False
-        self._role_spaces = {s: with_role_space(env.observation_space(s)) for s in learning}
-        self._raw_spaces = {s: env.observation_space(s) for s in learning}
+        n_seats = len(self.learning_seats) if self.seat_id else 0
+        self._features = {s: ObsFeatures(env.observation_space(s), n_seats) for s in self.learning_seats}
+        self._role_spaces = {s: f.space for s, f in self._features.items()}
+        #: entries (Box) / channels (image) the wrapper adds at the end: the seat one-hot, then the role
+        self.srpo_feature_width = n_seats + 2
         self._rng = stream(None, "shadow")
 
     def _choose_shadows(self, seed) -> None:
         if seed is not None or not hasattr(self, "_seeded"):
             self._rng = stream(seed, "shadow")
             self._seeded = True
+        self.shadows = set()
         if self.tau > 0:
-            picked = self._rng.choice(len(self.learning_seats), self.n_shadows, replace=False)
-            self.shadows = {self.learning_seats[i] for i in sorted(picked)}
-        else:
-            self.shadows = set()
+            for members in self.teams.values():
+                if len(members) >= 2:
+                    picked = self._rng.choice(len(members), self.n_shadows, replace=False)
+                    self.shadows |= {members[i] for i in sorted(picked)}
 
     def role(self, seat: str) -> str:
         """``"shadow"`` or ``"partner"`` for a learning seat in the current episode."""
         return ROLES[SHADOW if seat in self.shadows else PARTNER]
 
     def _augment(self, seat, obs):
-        if seat not in self._role_spaces or obs is None:
+        features = self._features.get(seat)
+        if features is None or obs is None:
             return obs
-        return add_role(obs, self._raw_spaces[seat], SHADOW if seat in self.shadows else PARTNER)
+        return features.add(obs, SHADOW if seat in self.shadows else PARTNER, self.seat_index[seat])
 
     def _shape(self, raw: dict) -> dict:
-        """Rewards after shaping: shadows get minus the mean of the non-shadow learning seats."""
+        """Rewards after shaping: a shadow gets minus the mean of its team's non-shadow learning seats."""
         if not self.shadows:
             return dict(raw)
-        team = [raw[s] for s in self.learning_seats if s not in self.shadows and s in raw]
-        adv = -sum(team) / len(team) if team else 0.0
-        return {a: (adv if a in self.shadows else r) for a, r in raw.items()}
+        adv = {}
+        for t, members in self.teams.items():
+            team = [raw[s] for s in members if s not in self.shadows and s in raw]
+            adv[t] = -sum(team) / len(team) if team else 0.0
+        return {a: (adv[self._team_of[a]] if a in self.shadows else r) for a, r in raw.items()}
 
     def _check_callback(self) -> None:
         """Warn once if an episode with a shadow ended but no SRPOCallback shapes its rewards."""
@@ -106,9 +124,18 @@ class _ShadowLogic:
 class ShadowAdversaryParallel(_ShadowLogic, BaseParallelWrapper):
     """:class:`~pettingzoo.ParallelEnv` with an adversarial shadow among its learning seats."""
 
-    def __init__(self, env: ParallelEnv, tau: float, learning_seats=None, n_shadows: int = 1):
+    def __init__(
+        self,
+        env: ParallelEnv,
+        tau: float,
+        learning_seats: Sequence[str] | None = None,
+        n_shadows: int = 1,
+        *,
+        teams: Mapping[str, Sequence[str]] | None = None,
+        seat_id: bool = False,
+    ):
         BaseParallelWrapper.__init__(self, env)
-        self._setup(env, tau, learning_seats, n_shadows)
+        self._setup(env, tau, learning_seats, n_shadows, teams, seat_id)
         self.possible_agents = list(env.possible_agents)
 
     def observation_space(self, agent):
@@ -140,9 +167,18 @@ class ShadowAdversaryParallel(_ShadowLogic, BaseParallelWrapper):
 class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
     """:class:`~pettingzoo.AECEnv` with an adversarial shadow among its learning seats."""
 
-    def __init__(self, env: AECEnv, tau: float, learning_seats=None, n_shadows: int = 1):
+    def __init__(
+        self,
+        env: AECEnv,
+        tau: float,
+        learning_seats: Sequence[str] | None = None,
+        n_shadows: int = 1,
+        *,
+        teams: Mapping[str, Sequence[str]] | None = None,
+        seat_id: bool = False,
+    ):
         BaseWrapper.__init__(self, env)
-        self._setup(env, tau, learning_seats, n_shadows)
+        self._setup(env, tau, learning_seats, n_shadows, teams, seat_id)
         self.possible_agents = list(env.possible_agents)
         self.rewards: dict = {}
         self._raw: dict = {}
@@ -158,10 +194,11 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
     def infos(self):
         return {a: self._info(a, i, self._raw) for a, i in self.env.infos.items()}
 
-    def _sync_rewards(self, acting=None):
-        # raw rewards of the last real step: a later dead step clears env.rewards, infos keep these
-        self._raw = {a: float(r) for a, r in self.env.rewards.items()}
-        self.rewards = self._shape(self._raw)
+    def _sync_rewards(self, acting=None, dead=False):
+        raw = {a: float(r) for a, r in self.env.rewards.items()}
+        if not dead or any(raw.values()):  # infos keep the last step that paid anything
+            self._raw = raw
+        self.rewards = self._shape(raw)
         cum = {a: v for a, v in self._cumulative_rewards.items() if a in self.env.agents}
         if acting is not None and acting in cum:
             cum[acting] = 0.0
@@ -179,34 +216,64 @@ class ShadowAdversaryAEC(_ShadowLogic, BaseWrapper):
         acting = self.env.agent_selection
         dead = self.env.terminations.get(acting, False) or self.env.truncations.get(acting, False)
         self.env.step(action)
-        if dead:  # a dead step removes the agent and hands out no new rewards
-            self._cumulative_rewards = {a: v for a, v in self._cumulative_rewards.items() if a in self.env.agents}
-            self.rewards = self._shape({a: float(r) for a, r in self.env.rewards.items()})
+        if dead:  # a dead step removes the agent; what it hands out (OpenSpiel's 4-player Hanabi) still counts
+            self._sync_rewards(dead=True)
             return
         self._sync_rewards(acting)
         if all(self.env.terminations.get(a) or self.env.truncations.get(a) for a in self.env.agents):
             self._check_callback()
 
 
-def shadow_adversary(env, tau: float, learning_seats=None, n_shadows: int = 1):
-    """Add the adversarial shadow to an AEC or parallel env; returns the same API kind."""
+def shadow_adversary(
+    env,
+    tau: float,
+    learning_seats: Sequence[str] | None = None,
+    n_shadows: int = 1,
+    *,
+    teams: Mapping[str, Sequence[str]] | None = None,
+    seat_id: bool = False,
+):
+    """Add the adversarial shadow to an AEC or parallel env; returns the same API kind.
+
+    ``teams``: team name -> seats; the shadow is drawn among each team's learning seats
+    (default: one team). ``seat_id``: add the seat one-hot (see :func:`srpo_wrap`).
+    """
     return by_api(
         env,
-        parallel=lambda e: ShadowAdversaryParallel(e, tau, learning_seats, n_shadows),
-        aec=lambda e: ShadowAdversaryAEC(e, tau, learning_seats, n_shadows),
+        parallel=lambda e: ShadowAdversaryParallel(e, tau, learning_seats, n_shadows, teams=teams, seat_id=seat_id),
+        aec=lambda e: ShadowAdversaryAEC(e, tau, learning_seats, n_shadows, teams=teams, seat_id=seat_id),
         what="shadow_adversary",
     )
 
 
-def srpo_wrap(env, tau: float = 1.0, *, fixed=None, learning_seats=None, n_shadows: int = 1):
+def srpo_wrap(
+    env,
+    tau: float = 1.0,
+    *,
+    fixed: Mapping[str, Policy] | None = None,
+    teams: Mapping[str, Sequence[str]] | None = None,
+    learn: str | Sequence[str] | None = None,
+    seat_id: bool = False,
+    learning_seats: Sequence[str] | None = None,
+    n_shadows: int = 1,
+):
     """Make a PettingZoo env (AEC or parallel) train SRPO with stock SB3 PPO.
 
     Args:
         env: a PettingZoo ``AECEnv`` or ``ParallelEnv``.
         tau: risk aversion; ``0`` is plain IPPO (same code path, no shadow).
         fixed: ``{seat: Policy}`` seats played by fixed policies (e.g. Tag's trained runner).
-        learning_seats: seats that learn (default: every seat not in ``fixed``).
-        n_shadows: how many learning seats are shadows each episode.
+        teams: ``{team: [seats]}``; the shadow is drawn among the learner's own team. Default:
+            one team when the seats not in ``fixed`` share their spaces, else one team per name
+            group (mpe2's ``adversary_*`` / ``agent_*``); see :mod:`rqe_wrappers.srpo.teams`.
+        learn: the team(s) that learn (default: the only team, else the largest). Seats of the other
+            teams not in ``fixed`` are played by a seeded uniform :class:`~rqe_wrappers.RandomPolicy`
+            (listed in ``env.default_fixed``).
+        seat_id: add a one-hot of the seat (its index in ``env.learning_seats``) before the role
+            feature, like SuperSuit's ``agent_indicator_v0``: one shared network can then play the
+            seats differently (e.g. IPPO's free-riding equilibria).
+        learning_seats: the learning seats by name (older; no default policies for other seats).
+        n_shadows: how many learning seats of each team are shadows each episode.
 
     Example:
         >>> from rqe_wrappers.envs.matrix import coordination_game
@@ -218,6 +285,16 @@ def srpo_wrap(env, tau: float = 1.0, *, fixed=None, learning_seats=None, n_shado
     from rqe_wrappers.seats.background import background_seats
 
     check_api(env, "srpo_wrap")
-    if fixed:
-        env = background_seats(env, fixed)
-    return shadow_adversary(env, tau, learning_seats, n_shadows)
+    fixed = dict(fixed or {})
+    unknown = [s for s in fixed if s not in env.possible_agents]
+    if unknown:
+        raise SeatError(f"background seats {unknown} do not exist; the env's seats are {env.possible_agents}")
+    if len(fixed) >= len(env.possible_agents):
+        raise SeatError("every seat is a background seat: leave at least one seat to learn")
+    plan = plan_teams(env, fixed=fixed, teams=teams, learn=learn, learning_seats=learning_seats)
+    background = {**fixed, **plan.filled}
+    inner = background_seats(env, background) if background else env
+    wrapped = shadow_adversary(inner, tau, plan.learning, n_shadows, teams=plan.teams, seat_id=seat_id)
+    wrapped.default_fixed = dict(plan.filled)
+    wrapped.all_teams = plan.all_teams
+    return wrapped

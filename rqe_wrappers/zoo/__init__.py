@@ -4,6 +4,7 @@ Example::
 
     from rqe_wrappers.zoo import load_population
     pop = load_population("tag/runners")          # downloads once, verifies, caches
+    pop = load_population("hf://org/name@1")      # or from a Hugging Face Hub repo (tag v1)
     model = pop["runner-3"].to_sb3()              # a stock SB3 model
     policy = pop["runner-3"].policy()             # a rqe_wrappers Policy
     pop.check_env(env, seats=["agent_0"])         # spaces checked before training

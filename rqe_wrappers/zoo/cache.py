@@ -3,7 +3,9 @@
 Files arrive in the cache only whole and verified (the remote writes a temporary file next to its
 destination and renames it into place); every check and write of one population version happens
 under its ``filelock.FileLock`` (``<cache>/<id>/<version>.lock``), so concurrent pulls never see or
-write half a population. docs/zoo.md ("Caching, integrity and locking").
+write half a population. Populations pulled from the Hugging Face Hub (``hf://org/name``) live in
+``<cache>/_hf/<org>/<name>/<version>/`` (``_hf`` cannot be a population id). docs/zoo.md ("Caching,
+integrity and locking").
 """
 
 from __future__ import annotations
@@ -18,17 +20,31 @@ from rqe_wrappers.zoo.refs import format_ref
 
 #: seconds to wait for another process's pull of the same population version
 LOCK_TIMEOUT = 600.0
+#: ``hf://`` keys of the cache, and the cache folder that holds them
+HUB_PREFIX = "hf://"
+HUB_DIR = "_hf"
+
+
+class PopulationWarning(UserWarning):
+    """Something was repaired or fell back (a corrupt cached file re-fetched, an offline fallback)."""
+
+
+def _parts(key: str) -> list[str]:
+    """``"tag/runners"`` -> ``["tag", "runners"]``; ``"hf://org/name"`` -> ``["_hf", "org", "name"]``."""
+    if key.startswith(HUB_PREFIX):
+        return [HUB_DIR, *key[len(HUB_PREFIX) :].split("/")]
+    return key.split("/")
 
 
 class ZooCache:
-    """The populations under one cache directory (ids and versions are validated before they get here)."""
+    """The populations under one cache directory, keyed by id or ``hf://org/name`` (validated before they get here)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
 
     def path_of(self, pid: str, version: int) -> Path:
         """``<cache>/<id>/<version>``."""
-        return self.directory.joinpath(*pid.split("/"), str(version))
+        return self.directory.joinpath(*_parts(pid), str(version))
 
     def has(self, pid: str, version: int) -> bool:
         """Whether the version's manifest is in the cache (its files are checked on load)."""
@@ -36,7 +52,7 @@ class ZooCache:
 
     def versions(self, pid: str) -> list[int]:
         """The cached versions of ``pid``, oldest first."""
-        base = self.directory.joinpath(*pid.split("/"))
+        base = self.directory.joinpath(*_parts(pid))
         if not base.is_dir():
             return []
         return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / MANIFEST_NAME).is_file())
@@ -49,7 +65,10 @@ class ZooCache:
         for manifest in sorted(self.directory.rglob(MANIFEST_NAME)):
             rel = manifest.parent.relative_to(self.directory).parts
             if len(rel) >= 2 and rel[-1].isdigit() and not any(p.startswith(".") for p in rel):
-                out.append(("/".join(rel[:-1]), int(rel[-1]), manifest.parent))
+                key = "/".join(rel[:-1])
+                if rel[0] == HUB_DIR:
+                    key = HUB_PREFIX + "/".join(rel[1:-1])
+                out.append((key, int(rel[-1]), manifest.parent))
         return out
 
     def describe(self) -> str:

@@ -9,6 +9,8 @@ Resolution order of :func:`load_population` (docs/zoo.md has the long form):
 3. and fetched from the remote zoo (:mod:`rqe_wrappers.zoo.remotes`; where it is:
    :mod:`rqe_wrappers.zoo.config`) when missing or corrupt.
 
+``hf://org/name@<version>`` refs go to the Hugging Face Hub instead (:mod:`rqe_wrappers.zoo.hub_client`).
+
 A pinned version (``id@version``) that is cached loads without touching the network; an unpinned
 one asks the remote's ``index.json`` for the newest version and falls back to the newest cached
 version (with a warning) when the remote cannot be reached. ``RQE_ZOO_OFFLINE=1`` never uses the
@@ -26,17 +28,19 @@ from typing import cast
 
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo.cache import ZooCache
+from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache
 from rqe_wrappers.zoo.config import (
     ENV_OFFLINE,
     ENV_URL,
     default_cache_dir,
     default_url,
+    is_local_url,
     normalize_url,
     offline_from_env,
     timeout_from_env,
 )
 from rqe_wrappers.zoo.files import sha256_file
+from rqe_wrappers.zoo.hub import HUB_SCHEME, format_hub_ref, parse_hub_ref
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME, Manifest
 from rqe_wrappers.zoo.population import (
     Population,
@@ -50,16 +54,13 @@ from rqe_wrappers.zoo.refs import check_version, format_ref, parse_ref
 from rqe_wrappers.zoo.remotes import Remote, ZooUnreachableError
 
 
-class PopulationWarning(UserWarning):
-    """Something was repaired or fell back (a corrupt cached file re-fetched, an offline fallback)."""
-
-
 class ZooClient:
     """Cache + remote. ``load_population`` makes one from the environment variables; the CLI too.
 
     ``url`` / ``cache_dir`` / ``offline`` / ``timeout`` default to ``$RQE_ZOO_URL`` (or the checkout's
-    populations/), ``$RQE_ZOO_CACHE`` (or the platform's user cache), ``$RQE_ZOO_OFFLINE`` and
-    ``$RQE_ZOO_TIMEOUT`` (30 s). ``progressbar`` defaults to on when tqdm is installed.
+    populations/, or the populations the installed wheel ships), ``$RQE_ZOO_CACHE`` (or the platform's
+    user cache), ``$RQE_ZOO_OFFLINE`` and ``$RQE_ZOO_TIMEOUT`` (30 s). Offline mode still reads a
+    ``file://`` zoo (no network). ``progressbar`` defaults to on when tqdm is installed.
     """
 
     def __init__(
@@ -94,8 +95,13 @@ class ZooClient:
         return self.cache.directory
 
     # -- remote --
+    @property
+    def uses_network(self) -> bool:
+        """Whether reaching the remote needs the network (a ``file://`` zoo, e.g. the bundled one, does not)."""
+        return not is_local_url(self.url)
+
     def remote(self) -> Remote:
-        if self.offline:
+        if self.offline and self.uses_network:
             raise PopulationError(f"offline mode is on ({ENV_OFFLINE} or offline=True): the remote zoo is not used")
         if self.url is None:
             raise PopulationError(
@@ -129,7 +135,7 @@ class ZooClient:
         if version is None:
             version = self._choose_version(pid)
         elif not self.cache.has(pid, version):
-            if self.offline:
+            if self.offline and self.uses_network:
                 raise PopulationError(
                     f"{format_ref(pid, version)} is not in the cache ({self.cache_dir}) and offline mode is on; "
                     f"cached: {self.cache.describe()}"
@@ -139,7 +145,7 @@ class ZooClient:
 
     def _choose_version(self, pid: str) -> int:
         cached = self.cache.versions(pid)
-        if self.offline:
+        if self.offline and self.uses_network:
             if not cached:
                 raise PopulationError(
                     f"population {pid!r} is not in the cache ({self.cache_dir}) and offline mode is on; "
@@ -170,7 +176,7 @@ class ZooClient:
         try:
             return read_manifest(mpath.parent)
         except PopulationError as e:
-            if self.offline:
+            if self.offline and self.uses_network:
                 raise
             warnings.warn(
                 f"cached manifest of {ref} is unusable ({e}); re-fetching it", PopulationWarning, stacklevel=4
@@ -234,7 +240,11 @@ class ZooClient:
         if target is None:
             found = self.cache.entries()
         else:
-            pid, version = parse_ref(target)
+            if target.startswith(HUB_SCHEME):
+                repo_id, version = parse_hub_ref(target)
+                pid = format_hub_ref(repo_id)
+            else:
+                pid, version = parse_ref(target)
             versions = [version] if version is not None else self.cache.versions(pid)
             found = [(pid, v, self.cache.path_of(pid, v)) for v in versions if self.cache.has(pid, v)]
             if not found:
@@ -251,7 +261,8 @@ def load_population(
     offline: bool | None = None,
     progressbar: bool | None = None,
 ) -> Population:
-    """Load a population by id (``"tag/runners"``, ``"tag/runners@2"``) or from a local directory.
+    """Load a population by id (``"tag/runners"``, ``"tag/runners@2"``), from a local directory, or from
+    the Hugging Face Hub (``"hf://org/name@1"``: :func:`rqe_wrappers.zoo.hub_client.load_hub_population`).
 
     Downloads once into the user cache, verifies every file's sha256 on every load, and never
     unpickles anything. See the module docstring for the resolution order and
@@ -266,6 +277,12 @@ def load_population(
         raise ConfigError(f"load_population needs an id or a path, got {type(id_or_path).__name__}")
     if version is not None:
         version = check_version(version)
+    if isinstance(id_or_path, str) and id_or_path.startswith(HUB_SCHEME):
+        if url is not None:
+            raise ConfigError(f"{id_or_path!r} is on the Hugging Face Hub: url= does not apply (set HF_ENDPOINT)")
+        from rqe_wrappers.zoo.hub_client import load_hub_population
+
+        return load_hub_population(id_or_path, version, cache_dir=cache_dir, offline=offline)
     path = Path(id_or_path).expanduser()
     if isinstance(id_or_path, os.PathLike) or path.exists():
         if not path.exists():

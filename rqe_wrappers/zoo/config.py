@@ -19,12 +19,30 @@ ENV_CONFIG = "RQE_ZOO_CONFIG"
 DEFAULT_TIMEOUT = 30.0
 
 
+ENV_MAX_FILE_MB = "RQE_ZOO_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 2048.0
+#: the directory name, inside this package, of the populations the wheel ships (docs/zoo.md, "The bundled zoo")
+BUNDLED_DIR = "_populations"
+
+
 def checkout_populations() -> Path | None:
     """The ``populations/`` folder of the source checkout this package runs from, if there is one."""
     import rqe_wrappers
 
-    candidate = Path(rqe_wrappers.__file__).resolve().parent.parent / "populations"
-    return candidate if candidate.is_dir() else None
+    checkout = Path(rqe_wrappers.__file__).resolve().parent.parent
+    candidate = checkout / "populations"
+    is_checkout = (checkout / "pyproject.toml").is_file() and (candidate / "index.json").is_file()
+    return candidate if is_checkout else None
+
+
+def bundled_populations() -> Path | None:
+    """The populations shipped inside the installed wheel (``rqe_wrappers/zoo/_populations/``), if any.
+
+    The wheel build copies the checkout's ``populations/`` there (pyproject.toml's package data), so
+    an installed package has the published populations without a network or a checkout.
+    """
+    candidate = Path(__file__).resolve().parent / BUNDLED_DIR
+    return candidate if (candidate / "index.json").is_file() else None
 
 
 def config_path() -> Path:
@@ -57,12 +75,18 @@ def config_url() -> str | None:
 
 
 def default_url() -> str | None:
-    """``$RQE_ZOO_URL``, else the config file's ``url``, else the checkout's ``populations/``, else ``None``."""
+    """``$RQE_ZOO_URL``, else the config file's ``url``, else the checkout's ``populations/``, else the
+    populations bundled in the wheel, else ``None``."""
     url = os.environ.get(ENV_URL, "").strip() or config_url()
     if url:
         return normalize_url(url)
-    local = checkout_populations()
+    local = checkout_populations() or bundled_populations()
     return local.as_uri() if local else None
+
+
+def is_local_url(url: str | None) -> bool:
+    """Whether ``url`` is a ``file://`` zoo (reading it uses no network, so offline mode allows it)."""
+    return url is not None and urlparse(url).scheme == "file"
 
 
 def normalize_url(url: str | os.PathLike) -> str:
@@ -98,3 +122,15 @@ def timeout_from_env() -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"{ENV_TIMEOUT} must be a number of seconds, got {text!r}") from None
+
+
+def max_file_bytes_from_env() -> int:
+    """``$RQE_ZOO_MAX_FILE_MB`` (default 2048) in bytes: the largest file a Hub download accepts."""
+    text = os.environ.get(ENV_MAX_FILE_MB, "").strip() or str(DEFAULT_MAX_FILE_MB)
+    try:
+        mb = float(text)
+    except ValueError:
+        raise ConfigError(f"{ENV_MAX_FILE_MB} must be a number of megabytes, got {text!r}") from None
+    if not mb > 0:
+        raise ConfigError(f"{ENV_MAX_FILE_MB} must be > 0, got {text!r}")
+    return int(mb * 1024 * 1024)

@@ -66,7 +66,8 @@ class IPDSettings(PPOSettings):
     rounds`` episodes. ``gamma = 1``: the utility is the undiscounted 3-round return.
     Nature: ``nature_lr`` in units of 1/return (the paper's IPD code: 0.01 on returns up to 15),
     projected step, ``nature_eps`` uniform mixing; ``utility_ema`` is the callback's per-episode
-    weight of the utility estimates.
+    weight of the utility estimates. Fictitious play keeps ``fp_capacity`` past snapshots and, with
+    ``fp_focal`` (the paper's definition), seats them as focal players paid per capita.
     """
 
     rounds: int = setting(DEFAULT_ROUNDS, "rounds of the iterated game")
@@ -85,6 +86,9 @@ class IPDSettings(PPOSettings):
     nature_step: str = setting("projected", "nature's update rule", choices=STEPS)
     utility_ema: float = setting(0.1, "per-episode weight of the AHT callback's utility estimates")
     fp_capacity: int = setting(16, "fictitious play: snapshots kept in the reservoir")
+    fp_focal: bool = setting(
+        True, "fictitious play: past snapshots as focal players, paid per capita (no: background, own return)"
+    )
 
     def __post_init__(self):
         super().__post_init__()

@@ -41,6 +41,7 @@ def make_env_fn(prior: str, settings: IPDSettings) -> Callable[[], Any]:
         kwargs["best_responses"] = train_best_responses(rounds)
     if prior == "fictitious-play":
         kwargs["fp_capacity"] = settings.fp_capacity
+        kwargs["fp_focal"] = settings.fp_focal
     return lambda: aht_wrap(ipd_env(rounds), population, prior, **kwargs)
 
 

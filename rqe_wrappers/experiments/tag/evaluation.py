@@ -53,8 +53,8 @@ def as_tag_policy(agent: Agent, seat: str) -> Policy:
         agent = SB3Policy.from_model(agent)
     if agent.action_space != act_space:
         raise SpaceMismatchError(f"seat {seat!r}: the policy acts in {agent.action_space}, Tag needs {act_space}")
-    try:
-        return as_partner(agent, obs_space)
+    try:  # a chaser's index among the learning seats: its seat one-hot, if trained with seat identity
+        return as_partner(agent, obs_space, seat=CHASERS.index(seat) if seat in CHASERS else None)
     except SpaceMismatchError as e:
         raise SpaceMismatchError(f"seat {seat!r}: {e}") from None
 
@@ -80,7 +80,10 @@ def play_tag(
         agent = policies[s]
         key = ("name", agent, s == RUNNER) if isinstance(agent, str) else ("object", id(agent))
         if key not in built:
-            built[key] = as_tag_policy(policies[s], s)
+            policy = as_tag_policy(policies[s], s)
+            if getattr(policy, "seat", None) is not None:  # trained with seat identity: one per seat
+                key = (*key, s)
+            built[key] = policy
         per_seat[s] = built[key]
     groups: dict[int, list[str]] = {}
     for s in seats:
@@ -147,7 +150,10 @@ def evaluate_chasers(
     if not runner_policies:
         raise ConfigError("evaluate_chasers needs at least one runner: runner_policies={name: policy}")
     chaser = as_tag_policy(model, CHASERS[0])
-    second = chaser if partner is None else as_tag_policy(partner, CHASERS[1])
+    if partner is None:  # the same model; with seat identity it plays the second seat as that seat
+        second = chaser if getattr(chaser, "seat", None) is None else as_tag_policy(model, CHASERS[1])
+    else:
+        second = as_tag_policy(partner, CHASERS[1])
     per, std = {}, {}
     for name, runner in runner_policies.items():
         rets = play_tag({CHASERS[0]: chaser, CHASERS[1]: second, RUNNER: runner}, episodes, seed)

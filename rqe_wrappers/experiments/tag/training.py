@@ -128,11 +128,13 @@ def train_chasers(
     eval_episodes: int = EVAL_EPISODES,
     eval_seed: int = EVAL_SEED,
     verbose: int = 0,
+    seat_id: bool = True,
 ):
     """Train both chasers (one shared PPO policy) with SRPO (``tau > 0``) or IPPO (``tau = 0``).
 
     The runner is fixed (``runner_policy``: a Policy, SB3 model or scripted name). The env is
-    ``srpo_wrap(tag_env(), tau, fixed={"agent_0": runner})``, PPO runs with
+    ``srpo_wrap(tag_env(), tau, fixed={"agent_0": runner}, seat_id=seat_id)`` (seat identity: the
+    shared policy knows which chaser it plays, so IPPO may split the work), PPO runs with
     ``normalize_advantage=False`` and :class:`~rqe_wrappers.sb3.SRPOCallback` (a no-op at tau 0).
     Returns ``(model, metrics)``; ``metrics``: ``tau``, ``seed``, ``steps``, ``device``,
     ``seconds``, ``cpu_seconds``, ``agent_steps_per_s``, ``eval_episodes``, ``eval_seed``,
@@ -145,7 +147,7 @@ def train_chasers(
     steps = _check_steps(steps)
     runner = as_tag_policy(runner_policy, RUNNER)
     model, timing = _train(
-        lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}),
+        lambda: srpo_wrap(tag_env(), tau=tau, fixed={RUNNER: runner}, seat_id=seat_id),
         steps,
         settings,
         seed,

@@ -1,4 +1,5 @@
-"""The zoo's write side: make members, write populations, index a zoo root, build recipes (docs/zoo.md).
+"""The zoo's write side: make members, write populations and their model cards, index a zoo root, build
+recipes, push to the Hugging Face Hub (docs/zoo.md).
 
 Example:
     >>> from rqe_wrappers.zoo.publish import member_from_sb3, write_population   # doctest: +SKIP
@@ -9,6 +10,8 @@ The read side (:mod:`rqe_wrappers.zoo`) never imports this package.
 """
 
 from rqe_wrappers._compat import moved_names
+from rqe_wrappers.zoo.publish.card import model_card, write_model_card, write_model_cards
+from rqe_wrappers.zoo.publish.hub import PushResult, hub_files, push_population
 from rqe_wrappers.zoo.publish.index import build_index, readme_table, scan_populations, write_index, write_readme
 from rqe_wrappers.zoo.publish.members import NewMember, encode_policy_kwargs, member_from_sb3, member_from_scripted
 from rqe_wrappers.zoo.publish.recipes import BuildResult, Recipe, build_recipe, builder_names, register_builder
@@ -17,17 +20,23 @@ from rqe_wrappers.zoo.publish.write import write_population
 __all__ = [
     "BuildResult",
     "NewMember",
+    "PushResult",
     "Recipe",
     "build_index",
     "build_recipe",
     "builder_names",
     "encode_policy_kwargs",
+    "hub_files",
     "member_from_sb3",
     "member_from_scripted",
+    "model_card",
+    "push_population",
     "readme_table",
     "register_builder",
     "scan_populations",
     "write_index",
+    "write_model_card",
+    "write_model_cards",
     "write_population",
     "write_readme",
 ]

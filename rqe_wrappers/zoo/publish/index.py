@@ -150,9 +150,11 @@ pop = load_population("tag/runners")       # or "tag/runners@1" to pin a version
 ```
 
 or `rqe zoo pull tag/runners`. The format, the client and the recipes are described in
-[docs/zoo.md](../docs/zoo.md); each population's recipe lives in [zoo/](../zoo/).
+[docs/zoo.md](../docs/zoo.md); each population's recipe lives in [zoo/](../zoo/). Each version has
+a model card, `<id>/<version>/README.md`.
 
-This table and `index.json` are generated from the manifests by `rqe zoo index populations/`.
+This table, `index.json` and the model cards are generated from the manifests by
+`rqe zoo index populations/`.
 
 """
 

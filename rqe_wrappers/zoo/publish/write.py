@@ -1,4 +1,4 @@
-"""Writing a population: ``<root>/<id>/<version>/`` (member files + ``manifest.json``), then the index.
+"""Writing a population: ``<root>/<id>/<version>/`` (member files + ``manifest.json`` + model card), then the index.
 
 ``write_population`` writes into a temporary directory and renames it into place, so a half-written
 population is never visible. Published versions are immutable: writing an existing version needs
@@ -23,6 +23,7 @@ from rqe_wrappers.errors import ConfigError, PopulationError, SpaceMismatchError
 from rqe_wrappers.zoo.files import sha256_file
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME, EnvInfo, Manifest, MemberEntry, RecipeRef
 from rqe_wrappers.zoo.members import build_scripted
+from rqe_wrappers.zoo.publish.card import CARD_NAME, model_card
 from rqe_wrappers.zoo.publish.index import write_index
 from rqe_wrappers.zoo.publish.members import NewMember
 from rqe_wrappers.zoo.refs import check_id, check_version
@@ -186,6 +187,7 @@ def write_population(
         text = manifest.dumps()
         Manifest.loads(text, f"{final / MANIFEST_NAME} (being written)")  # what we write, we can read
         (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
+        (tmp / CARD_NAME).write_text(model_card(manifest), encoding="utf-8")  # not in the manifest: docs only
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -1,0 +1,37 @@
+"""SB3's ``VecMonitor`` for SRPO slots: ``rollout/ep_rew_mean`` is the partner-role return.
+
+A shadow's reward is minus its partners' mean, so SB3's plain ``VecMonitor`` averages partner
+and shadow episodes to about 0. :class:`RoleVecMonitor` gives SB3 (``info["episode"]``, read by
+PPO's logger and ``evaluate_policy``) only the episodes a seat played as *partner* (or without a
+role: AHT and plain envs); a shadow's episode goes to ``info["shadow_episode"]``. Idle rows of a
+seat that finished before its copy (``info["inactive"]``) do not count in the next episode's
+length. See docs/adapter.md, "SB3's own tools".
+"""
+
+from __future__ import annotations
+
+from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from rqe_wrappers.srpo.roles import ROLES, SHADOW
+
+#: the ``info`` key a shadow's episode statistics go to (SB3 reads ``"episode"``)
+SHADOW_EPISODE = "shadow_episode"
+
+
+class RoleVecMonitor(VecMonitor):
+    """``VecMonitor`` whose ``info["episode"]`` holds partner-role episodes only (shadow ones: ``"shadow_episode"``).
+
+    Same arguments as SB3's ``VecMonitor(venv, filename=None, info_keywords=())``; the CSV file
+    (``filename``) still gets every episode.
+    """
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = super().step_wait()
+        for i, info in enumerate(infos):
+            if dones[i]:
+                if info.get("role") == ROLES[SHADOW] and "episode" in info:
+                    info[SHADOW_EPISODE] = info.pop("episode")
+            elif info.get("inactive"):  # an idle row between a seat's end and its copy's reset
+                self.episode_lengths[i] -= 1
+        return obs, rewards, dones, infos
