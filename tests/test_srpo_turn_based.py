@@ -164,3 +164,23 @@ def test_rewards_handed_out_on_dead_steps_are_kept():
     for seed in range(20):
         np.random.seed(seed)  # api_test samples with numpy's global generator
         api_test(wrapped(case, "srpo")(), num_cycles=50)
+
+
+def test_game_over_before_the_learner_moves_is_one_masked_step():
+    """Leduc: when the other seat ends the game first, the slot shows one all-false mask, then done."""
+    from pettingzoo.classic import leduc_holdem_v4
+
+    venv = PettingZooVecEnv(leduc_holdem_v4.env, n_copies=2)
+    venv.seed(0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    seen = 0
+    for _ in range(400):
+        masks = venv.action_masks()
+        empty = ~masks.any(axis=1)
+        actions = np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0 for m in masks])
+        _, _, dones, _ = venv.step(actions)
+        assert dones[empty].all()  # never more than one step without a legal move
+        seen += int(empty.sum())
+    assert seen > 0  # the case happens (about one slot-step in nine here)
+    venv.close()

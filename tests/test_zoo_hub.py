@@ -28,25 +28,18 @@ import pytest
 
 pytest.importorskip("huggingface_hub")
 
+from _tables import ensure_table
+
 from rqe_wrappers.cli import main as rqe_main
-from rqe_wrappers.core.policy import FunctionPolicy, batch_size
-from rqe_wrappers.core.registry import register_scripted, scripted_names
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
 from rqe_wrappers.zoo import PopulationWarning, ZooClient, ZooUnreachableError, load_population
 from rqe_wrappers.zoo.hub import SUMS_NAME, parse_hub_ref, parse_sums
 from rqe_wrappers.zoo.publish import member_from_scripted, push_population, write_population
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = "zoo-test/hub-table"
+TABLE = ensure_table("zoo-test/hub-table")
 OBS = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
 ACT = gym.spaces.Discrete(3)
-
-if TABLE not in scripted_names():
-
-    @register_scripted(TABLE)
-    def _table(observation_space, action_space, arrays=None):
-        probs = np.asarray(arrays["probs"], np.float64) if arrays else np.full(action_space.n, 1.0 / action_space.n)
-        return FunctionPolicy(observation_space, action_space, lambda obs: np.tile(probs, (batch_size(obs), 1)))
 
 
 # ---- a local Hub -------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ integrity and locking").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,16 @@ LOCK_TIMEOUT = 600.0
 #: ``hf://`` keys of the cache, and the cache folder that holds them
 HUB_PREFIX = "hf://"
 HUB_DIR = "_hf"
+
+
+def newest_cached(error: Exception, cached: list[int], ref: Callable[[int], str], stacklevel: int) -> int:
+    """The newest cached version when the zoo cannot be reached (warns naming it), else raise ``error``."""
+    if not cached:
+        raise error
+    warnings.warn(
+        f"{error} Using the newest cached version, {ref(max(cached))}.", PopulationWarning, stacklevel=stacklevel
+    )
+    return max(cached)
 
 
 class PopulationWarning(UserWarning):

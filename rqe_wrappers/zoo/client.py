@@ -28,7 +28,7 @@ from typing import cast
 
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache
+from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache, newest_cached
 from rqe_wrappers.zoo.config import (
     ENV_OFFLINE,
     ENV_URL,
@@ -155,11 +155,7 @@ class ZooClient:
         try:
             return self.remote().pick(pid, None)
         except ZooUnreachableError as e:
-            if not cached:
-                raise
-            newest = format_ref(pid, max(cached))
-            warnings.warn(f"{e} Using the newest cached version, {newest}.", PopulationWarning, stacklevel=3)
-            return max(cached)
+            return newest_cached(e, cached, lambda v: format_ref(pid, v), stacklevel=4)
 
     def _cached_manifest(self, pid: str, version: int, mpath: Path) -> Manifest | None:
         """The cached manifest, or ``None`` when absent or unusable (it is then re-fetched)."""

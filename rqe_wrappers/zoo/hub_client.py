@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache
+from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache, newest_cached
 from rqe_wrappers.zoo.config import ENV_MAX_FILE_MB, default_cache_dir, max_file_bytes_from_env
 from rqe_wrappers.zoo.files import check_safetensors_bytes, sha256_file
 from rqe_wrappers.zoo.hub import (
@@ -172,11 +172,7 @@ def _choose_version(cache: ZooCache, key: str, repo_id: str, offline: bool, endp
     try:
         versions = remote_versions(require_hub().HfApi(endpoint=endpoint, token=token), repo_id, endpoint)
     except ZooUnreachableError as e:
-        if not cached:
-            raise
-        newest = format_hub_ref(repo_id, max(cached))
-        warnings.warn(f"{e} Using the newest cached version, {newest}.", PopulationWarning, stacklevel=4)
-        return max(cached)
+        return newest_cached(e, cached, lambda v: format_hub_ref(repo_id, v), stacklevel=5)
     if not versions:
         raise PopulationError(f"{key} at {endpoint} has no version tags (v1, v2, ...): publish with `rqe zoo push`")
     return max(versions)
