@@ -48,7 +48,7 @@ def test_page_lists_every_case_and_no_failure():
 
 def test_a_broken_wrapper_fails_the_check(monkeypatch):
     """The check can fail: a wrapper that drops one seat's reward fails PettingZoo's API test."""
-    from rqe_wrappers import conformance
+    from rqe_wrappers.conformance import checks
 
     case = next(c for c in CASES if c.id == "classic/tictactoe_v3")
 
@@ -66,6 +66,6 @@ def test_a_broken_wrapper_fails_the_check(monkeypatch):
 
         return make
 
-    monkeypatch.setattr(conformance, "wrapped", broken)
-    row = conformance.check(case, "adapter")
+    monkeypatch.setattr(checks, "wrapped", broken)
+    row = checks.check(case, "adapter")
     assert row["api"] == "FAIL" and not passed(row, case)
