@@ -17,13 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from rqe_wrappers import _compat
 from rqe_wrappers.errors import (
+    ActionError,
     ChecksumError,
     ConfigError,
+    NonFiniteError,
     PopulationError,
     RQEError,
     SeatError,
     SpaceMismatchError,
     UnsupportedSpaceError,
+    VecEnvStateError,
+    WorkerError,
+    WorkerTimeoutError,
 )
 
 __version__ = "0.2.0"
@@ -60,11 +65,13 @@ _LAZY: dict[str, str] = {
 __all__ = [  # the errors, __version__ and every name of _LAZY
     "AHTCallback",
     "AHTConfig",
+    "ActionError",
     "ChecksumError",
     "ConfigError",
     "ConstantPolicy",
     "DiscretePolicy",
     "FunctionPolicy",
+    "NonFiniteError",
     "PettingZooVecEnv",
     "Policy",
     "PopulationError",
@@ -77,6 +84,9 @@ __all__ = [  # the errors, __version__ and every name of _LAZY
     "SpaceMismatchError",
     "StatefulCheckpointCallback",
     "UnsupportedSpaceError",
+    "VecEnvStateError",
+    "WorkerError",
+    "WorkerTimeoutError",
     "__version__",
     "aht_wrap",
     "background_seats",

@@ -37,3 +37,23 @@ class MissingCallbackError(RQEError, RuntimeError):
 
 class MissingCallbackWarning(UserWarning):
     """A wrapper ran without the SB3 callback it is meant to be trained with."""
+
+
+class NonFiniteError(RQEError, ValueError):
+    """An env emitted NaN or inf in a reward or an observation (the message names copy, seat and step)."""
+
+
+class ActionError(RQEError, ValueError):
+    """Actions handed to the VecEnv do not fit it: wrong count, or out of a Discrete space's range."""
+
+
+class VecEnvStateError(RQEError, RuntimeError):
+    """The VecEnv was used out of order: a step before ``reset()``, or a call after ``close()``."""
+
+
+class WorkerError(RQEError, RuntimeError):
+    """A subprocess worker of the VecEnv died (the message names the worker, its pid and exit code)."""
+
+
+class WorkerTimeoutError(WorkerError, TimeoutError):
+    """A subprocess worker did not answer within ``step_timeout`` seconds (the message names it)."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from rqe_wrappers.aht.nature import PRIORS, STEPS, Nature
 from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.core.checks import integer, is_real, real
 from rqe_wrappers.errors import ConfigError
 
 FICTITIOUS_PLAY = "fictitious-play"
@@ -21,9 +22,13 @@ SELF_PLAY = "self-play"
 ADAPTIVE = ("maximin-utility", "minimax-regret", FICTITIOUS_PLAY)
 
 
+#: most fictitious-play slots: each keeps a full copy of the policy and is one scenario of nature
+MAX_FP_CAPACITY = 1024
+
+
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not is_real(value):
+        raise ConfigError(f"{name} must be a number (int or float, not bool or str), got {value!r}")
     return float(value)
 
 
@@ -108,31 +113,33 @@ class AHTConfig:
         lr = _number("lr", self.lr)
         if not math.isfinite(lr) or lr <= 0:
             raise ConfigError(f"lr (nature's step size) must be a finite number > 0, got {lr}")
-        mix = _number("uniform_mix", self.uniform_mix)
-        if not 0.0 <= mix < 1.0:
-            raise ConfigError(
-                "uniform_mix should be in the interval [0, 1) (the probability of sampling a uniform scenario), "
-                f"got {mix}"
-            )
+        mix = real(
+            "uniform_mix", self.uniform_mix, low=0, high=1, high_open=True, hint="the probability of a uniform scenario"
+        )
         if self.nature_step not in STEPS:
             raise ConfigError(f"unknown nature_step {self.nature_step!r}; known: {', '.join(STEPS)}")
-        cap = self.fp_capacity
-        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-            raise ConfigError(f"fp_capacity must be an integer >= 1, got {cap!r}")
+        cap = integer(
+            "fp_capacity",
+            self.fp_capacity,
+            low=1,
+            high=MAX_FP_CAPACITY,
+            expected=f"must be an integer >= 1 and <= {MAX_FP_CAPACITY}",
+            hint="past snapshots kept, each a full policy copy and a scenario; MAX_FP_CAPACITY in aht/config.py",
+        )
         if not isinstance(self.fp_focal, (bool, np.bool_)):
             raise ConfigError(f"fp_focal must be True or False, got {self.fp_focal!r}")
         most = self.max_scenarios
-        if most is not None and (isinstance(most, bool) or not isinstance(most, (int, np.integer)) or most < 1):
-            raise ConfigError(f"max_scenarios must be an integer >= 1 or None (no limit), got {most!r}")
+        if most is not None:
+            most = integer("max_scenarios", most, low=1, hint="or None for no limit")
         for key, value in (
             ("lr", lr),
             ("uniform_mix", mix),
             ("best_responses", _best_responses(self.best_responses)),
             ("focal_name", _name("focal_name", self.focal_name)),
             ("snapshot_name", _name("snapshot_name", self.snapshot_name)),
-            ("fp_capacity", int(cap)),
+            ("fp_capacity", cap),
             ("fp_focal", bool(self.fp_focal)),
-            ("max_scenarios", None if most is None else int(most)),
+            ("max_scenarios", most),
         ):
             object.__setattr__(self, key, value)
 

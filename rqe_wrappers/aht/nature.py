@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from rqe_wrappers._compat import renamed_argument
+from rqe_wrappers.core.checks import integer, is_real
 from rqe_wrappers.core.seeding import categorical
 from rqe_wrappers.errors import ConfigError
 
@@ -89,8 +90,7 @@ class Nature:
         eps: float | None = None,
     ):
         uniform_mix = renamed_argument("eps", eps, "uniform_mix", uniform_mix, default=DEFAULT_UNIFORM_MIX)
-        if isinstance(n_scenarios, bool) or not isinstance(n_scenarios, (int, np.integer)) or n_scenarios < 1:
-            raise ConfigError(f"n_scenarios must be an int >= 1, got {n_scenarios!r}")
+        integer("n_scenarios", n_scenarios, low=1)
         if prior not in PRIORS:
             raise ConfigError(f"unknown prior {prior!r}; known priors: {', '.join(PRIORS)}")
         if step not in STEPS:
@@ -310,4 +310,4 @@ def _current(state: Any) -> dict[str, Any]:
 
 
 def _is_real(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+    return is_real(x)

@@ -57,6 +57,7 @@ from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.population import population_policies
 from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet
 from rqe_wrappers.aht.seating import make_seating
+from rqe_wrappers.core.checks import integer
 from rqe_wrappers.core.dispatch import check_api
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
 from rqe_wrappers.core.seeding import categorical, stream
@@ -245,7 +246,8 @@ class AHTWrapper(BaseParallelWrapper):
         self._copy_policy: Policy = learner_snapshot(*spaces, self.snapshot_name)  # one object: copies batch together
         beta = nature.beta
         if config.prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
-            beta = np.eye(len(scenarios))[0]
+            beta = np.zeros(len(scenarios))
+            beta[0] = 1.0
         self._beta = np.asarray(beta, dtype=np.float64)
         self._seating = make_seating(env)
         self._rng = stream(None, "scenario")
@@ -312,7 +314,16 @@ class AHTWrapper(BaseParallelWrapper):
     def _pick(self, options) -> int:
         forced = (options or {}).get("scenario")
         if forced is not None:  # evaluation: play a given scenario (id or index)
-            return self.scenarios.index(forced)
+            if isinstance(forced, (str, Scenario)):
+                return self.scenarios.index(forced)
+            # no negative indices: -1 would silently play the last scenario
+            return integer(
+                "reset option 'scenario'",
+                forced,
+                low=0,
+                high=len(self.scenarios) - 1,
+                hint=f"a scenario index, or an id such as {self.scenarios.ids[0]!r}",
+            )
         return int(categorical(self._beta, self._rng))
 
     def _info(self, info: dict) -> dict:

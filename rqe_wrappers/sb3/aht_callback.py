@@ -33,7 +33,8 @@ afterwards the ``t``-th snapshot replaces a random slot with probability ``capac
 reservoir is thus always a uniform sample of the whole history, and the prior is uniform over the
 filled slots (the paper: "partners sampled uniformly from the history").
 
-Save and resume (no pickle anywhere; the files are described in :mod:`rqe_wrappers.sb3.aht_state`)::
+Save and resume (the callback's files hold no pickle, see :mod:`rqe_wrappers.sb3.aht_state`; SB3's
+``model.zip`` does, so ``PPO.load`` only files you wrote, never one from the network)::
 
     model.save("run/model")                       # SB3 writes run/model.zip
     callback.save("run/model")                    # run/model.aht.json (+ run/model.aht.npz)
@@ -59,6 +60,7 @@ from stable_baselines3.common.logger import CSVOutputFormat
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
 from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError
@@ -246,12 +248,35 @@ class AHTCallback(BaseCallback):
         infos = self.locals.get("infos")
         if infos is None:
             raise ConfigError("AHTCallback reads 'infos' from the algorithm's locals; use an SB3 on-policy algorithm")
-        for info in infos:
+        for slot, info in enumerate(infos):
             if "focal_return" in info:
-                if "scenario_index" not in info:
-                    raise ConfigError("an episode ended with 'focal_return' but no 'scenario_index' in its info")
-                self._batch.append((int(info["scenario_index"]), float(info["focal_return"])))
+                self._batch.append(self._episode(slot, info))
         return True
+
+    def _episode(self, slot: int, info: dict[str, Any]) -> tuple[int, float]:
+        """``(scenario index, focal return)`` of a finished episode; a non-finite return is refused.
+
+        A NaN or inf return would make the scenario's utility NaN, which nature then treats as
+        "not seen yet": the worst scenario would silently drop out of the minimax. So it stops
+        training, naming the scenario, instead.
+        """
+        if "scenario_index" not in info:
+            raise ConfigError("an episode ended with 'focal_return' but no 'scenario_index' in its info")
+        scenarios = _started(self.scenarios, "scenarios")
+        index, ret = info["scenario_index"], info["focal_return"]
+        if not is_integer(index) or not 0 <= index < len(scenarios):
+            raise ConfigError(
+                f"slot {slot}: an episode ended with scenario_index {index!r}, not an index in [0, {len(scenarios)}); "
+                "the env is not the aht_wrap env this callback was started with"
+            )
+        sid = scenarios.ids[int(index)]
+        if not is_real(ret) or not math.isfinite(ret):
+            raise ConfigError(
+                f"slot {slot}: an episode of scenario {sid!r} (index {int(index)}) ended with focal_return {ret!r}; "
+                "AHTCallback needs finite returns (a NaN would read as an unseen scenario). Find the step whose "
+                "reward was not finite (the VecEnv's finite-value check names it) and fix the env or its partners"
+            )
+        return int(index), float(ret)
 
     def _on_rollout_end(self) -> None:
         batch, self._batch = self._batch, []

@@ -10,17 +10,17 @@ the real partner is added by :class:`rqe_wrappers.sb3.SRPOCallback` on the rollo
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
+from rqe_wrappers.core.checks import real
 from rqe_wrappers.core.dispatch import by_api, check_api
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
-from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
+from rqe_wrappers.errors import MissingCallbackWarning, SeatError
 from rqe_wrappers.srpo.features import PARTNER, SHADOW, ObsFeatures
 from rqe_wrappers.srpo.roles import ROLES
 from rqe_wrappers.srpo.teams import check_learning, group_learning, plan_teams
@@ -38,12 +38,7 @@ class _ShadowLogic:
         teams: Mapping[str, Sequence[str]] | None = None,
         seat_id: bool = False,
     ) -> None:
-        try:
-            tau = float(tau)
-        except (TypeError, ValueError):
-            raise ConfigError(f"tau must be a number >= 0, got {tau!r}") from None
-        if not math.isfinite(tau) or tau < 0:
-            raise ConfigError(f"tau must be finite and >= 0 (0 = plain IPPO), got {tau}")
+        tau = real("tau", tau, low=0, hint="risk aversion; 0 = plain IPPO")
         seats = list(env.possible_agents)
         if len(seats) < 2:
             raise SeatError(
@@ -285,6 +280,7 @@ def srpo_wrap(
     from rqe_wrappers.seats.background import background_seats
 
     check_api(env, "srpo_wrap")
+    real("tau", tau, low=0, hint="risk aversion; 0 = plain IPPO")  # before any wrapper is built
     fixed = dict(fixed or {})
     unknown = [s for s in fixed if s not in env.possible_agents]
     if unknown:

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from rqe_wrappers.core.checks import integer
 from rqe_wrappers.core.policy import Policy, RandomPolicy
 from rqe_wrappers.errors import ConfigError, SeatError
 
@@ -210,10 +211,4 @@ def check_learning(plan: TeamPlan, n_shadows: int, env) -> int:
             f"(teams: {plan.teams}); {_fix_hint(env)}"
         )
     top = min(sizes.values()) - 1
-    try:
-        n = int(n_shadows)
-    except (TypeError, ValueError):
-        raise ConfigError(f"n_shadows must be an integer, got {n_shadows!r}") from None
-    if not 1 <= n <= top:
-        raise ConfigError(f"n_shadows must be in [1, {top}] (per team of learning seats {sizes}), got {n_shadows}")
-    return n
+    return integer("n_shadows", n_shadows, low=1, high=top, hint=f"per team of learning seats {sizes}")

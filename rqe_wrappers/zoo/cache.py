@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rqe_wrappers.errors import PopulationError
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME
-from rqe_wrappers.zoo.refs import format_ref
+from rqe_wrappers.zoo.refs import format_ref, is_version_text
 
 #: seconds to wait for another process's pull of the same population version
 LOCK_TIMEOUT = 600.0
@@ -66,7 +66,7 @@ class ZooCache:
         base = self.directory.joinpath(*_parts(pid))
         if not base.is_dir():
             return []
-        return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / MANIFEST_NAME).is_file())
+        return sorted(int(p.name) for p in base.iterdir() if is_version_text(p.name) and (p / MANIFEST_NAME).is_file())
 
     def entries(self) -> list[tuple[str, int, Path]]:
         """Every cached ``(id, version, directory)``."""
@@ -75,7 +75,7 @@ class ZooCache:
             return out
         for manifest in sorted(self.directory.rglob(MANIFEST_NAME)):
             rel = manifest.parent.relative_to(self.directory).parts
-            if len(rel) >= 2 and rel[-1].isdigit() and not any(p.startswith(".") for p in rel):
+            if len(rel) >= 2 and is_version_text(rel[-1]) and not any(p.startswith(".") for p in rel):
                 key = "/".join(rel[:-1])
                 if rel[0] == HUB_DIR:
                     key = HUB_PREFIX + "/".join(rel[1:-1])

@@ -51,7 +51,7 @@ from rqe_wrappers.zoo.population import (
     verify_directory,
 )
 from rqe_wrappers.zoo.refs import check_version, format_ref, parse_ref
-from rqe_wrappers.zoo.remotes import Remote, ZooUnreachableError
+from rqe_wrappers.zoo.remotes import Remote, ZooUnreachableError, check_timeout
 
 
 class ZooClient:
@@ -85,9 +85,7 @@ class ZooClient:
                 progressbar = False
         self.progressbar = progressbar
         timeout = timeout_from_env() if timeout is None else timeout
-        if not timeout > 0:
-            raise ConfigError(f"the download timeout must be > 0 seconds, got {timeout}")
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self._remote: Remote | None = None
 
     @property

@@ -5,11 +5,13 @@ docs/zoo.md ("The client") lists the variables and their defaults.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.zoo.limits import DOWNLOAD_MB, MB
 
 ENV_URL = "RQE_ZOO_URL"
 ENV_CACHE = "RQE_ZOO_CACHE"
@@ -18,9 +20,8 @@ ENV_TIMEOUT = "RQE_ZOO_TIMEOUT"
 ENV_CONFIG = "RQE_ZOO_CONFIG"
 DEFAULT_TIMEOUT = 30.0
 
-
-ENV_MAX_FILE_MB = "RQE_ZOO_MAX_FILE_MB"
-DEFAULT_MAX_FILE_MB = 2048.0
+ENV_MAX_FILE_MB = DOWNLOAD_MB.env
+DEFAULT_MAX_FILE_MB = float(DOWNLOAD_MB.default)
 #: the directory name, inside this package, of the populations the wheel ships (docs/zoo.md, "The bundled zoo")
 BUNDLED_DIR = "_populations"
 
@@ -116,21 +117,19 @@ def offline_from_env() -> bool:
 
 
 def timeout_from_env() -> float:
-    """``$RQE_ZOO_TIMEOUT`` in seconds, else :data:`DEFAULT_TIMEOUT`."""
+    """``$RQE_ZOO_TIMEOUT`` in seconds (a finite number > 0), else :data:`DEFAULT_TIMEOUT`."""
     text = os.environ.get(ENV_TIMEOUT, "").strip() or str(DEFAULT_TIMEOUT)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ConfigError(f"{ENV_TIMEOUT} must be a number of seconds, got {text!r}") from None
+        raise ConfigError(f"{ENV_TIMEOUT} must be a number of seconds, got {text[:40]!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"{ENV_TIMEOUT} must be a finite number of seconds > 0 (the total per request), got {text[:40]!r}"
+        )
+    return value
 
 
 def max_file_bytes_from_env() -> int:
-    """``$RQE_ZOO_MAX_FILE_MB`` (default 2048) in bytes: the largest file a Hub download accepts."""
-    text = os.environ.get(ENV_MAX_FILE_MB, "").strip() or str(DEFAULT_MAX_FILE_MB)
-    try:
-        mb = float(text)
-    except ValueError:
-        raise ConfigError(f"{ENV_MAX_FILE_MB} must be a number of megabytes, got {text!r}") from None
-    if not mb > 0:
-        raise ConfigError(f"{ENV_MAX_FILE_MB} must be > 0, got {text!r}")
-    return int(mb * 1024 * 1024)
+    """``$RQE_ZOO_MAX_FILE_MB`` (default 2048) in bytes: the largest member file a download accepts."""
+    return int(DOWNLOAD_MB.value() * MB)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from rqe_wrappers.errors import ChecksumError, PopulationError
 
@@ -50,3 +54,31 @@ def read_verified(path: Path, sha256: str) -> bytes:
     if got != sha256:
         raise ChecksumError(f"{path}: sha256 is {got}, the manifest says {sha256}; the file is corrupt or was changed")
     return data
+
+
+#: numpy dtype kinds a member's tensors may have: floats for SB3 weights; scripted arrays may also be
+#: bool / int / uint (tables of counts or actions)
+FLOAT_KINDS = frozenset("f")
+NUMERIC_KINDS = frozenset("fiub")
+
+
+def check_tensors(
+    tensors: Mapping[str, Any], source: str, *, kinds: frozenset[str], error: type[Exception] = PopulationError
+) -> None:
+    """Refuse tensors of a dtype outside ``kinds`` or with NaN / infinite values (numpy or torch)."""
+    for name, t in tensors.items():
+        arr = t.detach().cpu().float().numpy() if _is_torch(t) and str(t.dtype) == "torch.bfloat16" else t
+        arr = arr.detach().cpu().numpy() if _is_torch(arr) else np.asarray(arr)
+        if arr.dtype.kind not in kinds:
+            wanted = "floating-point" if kinds == FLOAT_KINDS else "numeric (float, int, uint or bool)"
+            raise error(f"{source}: tensor {name!r} has dtype {arr.dtype}; member tensors must be {wanted}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise error(
+                f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s); a member's weights must be "
+                "finite (the policy was likely saved after training diverged)"
+            )
+
+
+def _is_torch(t: Any) -> bool:
+    return type(t).__module__.startswith("torch")

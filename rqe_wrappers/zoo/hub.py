@@ -33,7 +33,7 @@ MAX_MANIFEST_BYTES = 64 << 20
 REPO_RE = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$"
 )
-TAG_RE = re.compile(r"^v([1-9][0-9]*)$")
+TAG_RE = re.compile(r"^v([1-9][0-9]{0,8})$")
 _SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *]([A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
 _NETWORK_ERRORS = ("ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "TimeoutException", "NetworkError")
 

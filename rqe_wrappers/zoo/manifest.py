@@ -20,7 +20,7 @@ import gymnasium as gym
 
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.zoo.refs import check_id, check_version, format_ref
-from rqe_wrappers.zoo.sb3_spec import check_sb3_spec
+from rqe_wrappers.zoo.sb3_spec import check_sb3_meaning, check_sb3_spec
 from rqe_wrappers.zoo.schema import (
     INT,
     INT_OR_NULL,
@@ -302,6 +302,11 @@ class Manifest:
             library_version=r.get("library_version", STR_OR_NULL, None),
         )
         r.done()
+        for i, m in enumerate(members):
+            if m.sb3 is not None:
+                obs = m.sb3.get("observation_space", manifest.observation_space)
+                act = m.sb3.get("action_space", manifest.action_space)
+                check_sb3_meaning(m.sb3, obs, act, f"members[{i}].sb3", source)
         return manifest
 
     @classmethod

@@ -25,7 +25,7 @@ import numpy as np
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, PopulationError
-from rqe_wrappers.zoo.files import check_safetensors_bytes, read_verified
+from rqe_wrappers.zoo.files import FLOAT_KINDS, NUMERIC_KINDS, check_safetensors_bytes, check_tensors, read_verified
 from rqe_wrappers.zoo.manifest import MemberEntry
 from rqe_wrappers.zoo.sb3_spec import accepted_kwargs, algo_class, decode_policy_kwargs
 
@@ -127,18 +127,22 @@ class Member:
         from safetensors.numpy import load
 
         try:
-            return load(self._bytes())
+            arrays = load(self._bytes())
         except SafetensorError as e:
             raise PopulationError(f"{self.file}: unreadable safetensors file ({e})") from None
+        check_tensors(arrays, f"{self._who()} ({self.file})", kinds=NUMERIC_KINDS)
+        return arrays
 
     def _state_dict(self) -> Any:
         from safetensors import SafetensorError
         from safetensors.torch import load
 
         try:
-            return load(self._bytes())
+            state = load(self._bytes())
         except SafetensorError as e:
             raise PopulationError(f"{self.file}: unreadable safetensors file ({e})") from None
+        check_tensors(state, f"{self._who()} ({self.file})", kinds=FLOAT_KINDS)
+        return state
 
     def _load_weights(self, module: Any) -> None:
         try:

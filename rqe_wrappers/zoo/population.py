@@ -19,6 +19,8 @@ from rqe_wrappers.zoo.files import check_safetensors_bytes, sha256_file
 from rqe_wrappers.zoo.index import INDEX_NAME
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME, EnvInfo, Manifest, MemberEntry
 from rqe_wrappers.zoo.members import Member
+from rqe_wrappers.zoo.refs import is_version_text
+from rqe_wrappers.zoo.schema import read_json_file
 
 if TYPE_CHECKING:
     from rqe_wrappers.core.policy import Policy
@@ -94,10 +96,10 @@ def read_manifest(directory: str | Path) -> Manifest:
     """Parse ``<directory>/manifest.json`` (schema errors name the file and field)."""
     path = Path(directory) / MANIFEST_NAME
     try:
-        text = path.read_bytes()
+        data = read_json_file(path)
     except FileNotFoundError:
         raise PopulationError(f"{directory} has no {MANIFEST_NAME}: not a population directory") from None
-    return Manifest.loads(text, str(path))
+    return Manifest.from_json(data, str(path))
 
 
 def find_bad_files(manifest: Manifest, directory: str | Path) -> list[tuple[MemberEntry, str]]:
@@ -133,7 +135,9 @@ def find_population_dir(path: Path, version: int | None = None) -> Path:
         return path
     versions = []
     if path.is_dir():
-        versions = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / MANIFEST_NAME).is_file())
+        versions = sorted(
+            int(p.name) for p in path.iterdir() if is_version_text(p.name) and (p / MANIFEST_NAME).is_file()
+        )
     if versions:
         if version is None:
             return path / str(max(versions))

@@ -8,20 +8,24 @@ failures become one :class:`ZooUnreachableError` that says how to work offline. 
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import shutil
+import stat
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 from urllib.request import url2pathname
 
 from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo.config import DEFAULT_TIMEOUT, ENV_OFFLINE, ENV_URL, normalize_url
+from rqe_wrappers.zoo import limits
+from rqe_wrappers.zoo.config import DEFAULT_TIMEOUT, ENV_OFFLINE, ENV_TIMEOUT, ENV_URL, normalize_url
 from rqe_wrappers.zoo.files import sha256_file
 from rqe_wrappers.zoo.index import INDEX_NAME, Index
 
@@ -40,8 +44,32 @@ def _short_reason(exc: BaseException) -> str:
     return text if len(text) < 160 else f"{type(exc).__name__}"
 
 
+_CHUNK = 1 << 16
+
+
+def _too_large(url: str, cap: int, what: str) -> PopulationError:
+    return PopulationError(
+        f"{url}: {what} is larger than {cap} bytes; nothing was written to the cache. "
+        f"The cap is {limits.DOWNLOAD_MB.env} (MiB) for member files and {limits.JSON_MB.env} (MiB) for JSON; "
+        "raise it if you trust the zoo"
+    )
+
+
+@contextmanager
+def _sink(output_file: Any) -> Iterator[Any]:
+    if isinstance(output_file, (str, os.PathLike)):
+        with open(output_file, "wb") as f:
+            yield f
+    else:
+        yield output_file
+
+
 class FileDownloader:
-    """A pooch downloader for file:// URLs (pooch itself speaks http, ftp, sftp and doi)."""
+    """A pooch downloader for file:// URLs (pooch itself speaks http, ftp, sftp and doi): regular
+    files only (a symlink to ``/dev/zero`` or a FIFO is refused), at most ``max_bytes``."""
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_bytes
 
     def __call__(self, url: str, output_file: Any, pooch: Any, check_only: bool = False) -> bool | None:
         parsed = urlparse(url)
@@ -50,12 +78,156 @@ class FileDownloader:
         src = Path(url2pathname(parsed.path))
         if check_only:
             return src.is_file()
-        if isinstance(output_file, (str, os.PathLike)):
-            shutil.copyfile(src, output_file)
-        else:
-            with open(src, "rb") as f:
-                shutil.copyfileobj(f, output_file)
+        cap = self.max_bytes if self.max_bytes is not None else limits.DOWNLOAD_MB.int_value() * limits.MB
+        st = src.stat()  # FileNotFoundError is reported by Remote._errors
+        if not stat.S_ISREG(st.st_mode):
+            raise PopulationError(
+                f"{url}: not a regular file (a device, FIFO or directory, perhaps through a symlink); refusing to "
+                "copy it. Nothing was written to the cache."
+            )
+        if st.st_size > cap:
+            raise _too_large(url, cap, f"the file ({st.st_size} bytes)")
+        total = 0
+        with open(src, "rb") as f, _sink(output_file) as out:
+            while chunk := f.read(_CHUNK):
+                total += len(chunk)
+                if total > cap:  # the file grew while being copied
+                    raise _too_large(url, cap, "the file")
+                out.write(chunk)
         return None
+
+
+class GuardedHTTPDownloader:
+    """A pooch downloader for http(s) with a total deadline per request (``timeout`` seconds from the
+    first byte sent to the last received, not per read: a server dripping a byte a second is cut off),
+    a cap on the bytes written after gzip/deflate decoding, and no redirect to another host.
+
+    A single read waits at most ``timeout`` too, so a request ends within twice ``timeout``.
+    """
+
+    def __init__(self, timeout: float, max_bytes: int, progressbar: bool = False):
+        self.timeout = check_timeout(timeout)
+        self.max_bytes = max_bytes
+        self.progressbar = progressbar
+
+    def __call__(self, url: str, output_file: Any, pooch: Any, check_only: bool = False) -> bool | None:
+        import requests
+        import urllib3.exceptions as u3
+
+        deadline = time.monotonic() + self.timeout
+        with self._open_by(url, "HEAD" if check_only else "GET", deadline) as resp:
+            resp.raise_for_status()
+            if check_only:
+                return True
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isascii() and declared.isdigit() and int(declared[:20]) > self.max_bytes:
+                raise _too_large(url, self.max_bytes, f"the response ({declared} bytes declared)")
+            bar = self._bar(declared)
+            total = 0
+            try:
+                with _sink(output_file) as out:
+                    while True:
+                        if time.monotonic() > deadline:
+                            raise self._too_slow(url)
+                        try:
+                            chunk = resp.raw.read1(_CHUNK, decode_content=True)
+                        except u3.DecodeError as e:
+                            raise requests.exceptions.ContentDecodingError(e) from None
+                        except u3.ReadTimeoutError as e:
+                            raise requests.exceptions.ConnectionError(e) from None
+                        except (u3.ProtocolError, u3.SSLError) as e:
+                            raise requests.exceptions.ChunkedEncodingError(e) from None
+                        if not chunk:
+                            break
+                        total += len(chunk)
+                        if total > self.max_bytes:
+                            raise _too_large(url, self.max_bytes, "the decoded response")
+                        out.write(chunk)
+                        if bar is not None:
+                            bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+        return None
+
+    def _too_slow(self, url: str) -> PopulationError:
+        return PopulationError(
+            f"the download of {url} took longer than {self.timeout:g} s in all and was cut off; nothing was "
+            f"written to the cache. Raise {ENV_TIMEOUT} (seconds per request) on a slow network, or check the server."
+        )
+
+    def _open_by(self, url: str, method: str, deadline: float) -> Any:
+        """:meth:`_open` (connect, redirects, status line and headers) within the deadline: a server that
+        drips its headers is abandoned at the deadline (its thread ends at the server's next pause
+        longer than ``timeout``, or when it finishes; the late response is closed unread)."""
+        box: dict[str, Any] = {}
+        lock = threading.Lock()
+
+        def work() -> None:
+            try:
+                resp = self._open(url, method)
+            except BaseException as e:  # handed to the caller below
+                with lock:
+                    box["error"] = e
+                return
+            with lock:
+                if box.get("abandoned"):
+                    resp.close()
+                else:
+                    box["resp"] = resp
+
+        worker = threading.Thread(target=work, name=f"rqe-zoo-open {url}", daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        with lock:
+            if "resp" in box:
+                return box["resp"]
+            if "error" in box:
+                raise box["error"]
+            box["abandoned"] = True
+        raise self._too_slow(url)
+
+    def _open(self, url: str, method: str) -> Any:
+        """The response, following at most 5 redirects, all on the URL's own host."""
+        import requests
+
+        target = url
+        for _ in range(6):
+            resp = requests.request(
+                method, target, stream=True, timeout=(self.timeout, self.timeout), allow_redirects=False
+            )
+            if not resp.is_redirect:
+                return resp
+            resp.close()
+            new = urljoin(target, resp.headers.get("Location", ""))
+            if urlparse(new).netloc != urlparse(url).netloc or urlparse(new).scheme != urlparse(url).scheme:
+                raise PopulationError(
+                    f"{url} redirected to another host ({urlparse(new).scheme}://{urlparse(new).netloc}); the zoo "
+                    f"does not follow redirects off its own host. Point {ENV_URL} at that address if you trust it."
+                )
+            target = new
+        raise PopulationError(f"{url}: more than 5 redirects; the server is misconfigured")
+
+    def _bar(self, declared: str) -> Any:
+        if not self.progressbar:
+            return None
+        from tqdm import tqdm
+
+        total = int(declared[:20]) if declared.isascii() and declared.isdigit() else None
+        return tqdm(total=total, unit="B", unit_scale=True, leave=True)
+
+
+def check_timeout(timeout: Any) -> float:
+    """A download timeout: a finite number of seconds > 0 (``inf``, ``nan`` and ``0`` are refused)."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not (math.isfinite(timeout) and timeout > 0)
+    ):
+        raise ConfigError(
+            f"the download timeout ({ENV_TIMEOUT}) must be a finite number of seconds > 0, got {timeout!r}"
+        )
+    return float(timeout)
 
 
 class _Hashing:
@@ -84,6 +256,7 @@ class Remote:
 
     def __post_init__(self) -> None:
         self.url = normalize_url(self.url)
+        self.timeout = check_timeout(self.timeout)
         self._index: Index | None = None
 
     def url_of(self, rel: str) -> str:
@@ -97,12 +270,11 @@ class Remote:
             f"the network when pinned ('ID@VERSION') or with {ENV_OFFLINE}=1."
         )
 
-    def _downloader(self, progressbar: bool) -> Any:
+    def _downloader(self, progressbar: bool, max_bytes: int | None = None) -> Any:
+        cap = limits.DOWNLOAD_MB.int_value() * limits.MB if max_bytes is None else max_bytes
         if urlparse(self.url).scheme == "file":
-            return FileDownloader()
-        import pooch
-
-        return pooch.HTTPDownloader(progressbar=progressbar, timeout=self.timeout)
+            return FileDownloader(cap)
+        return GuardedHTTPDownloader(self.timeout, cap, progressbar=progressbar)
 
     @contextmanager
     def _errors(self, url: str, sha256: str | None, downloader: _Hashing) -> Iterator[None]:
@@ -158,9 +330,9 @@ class Remote:
         return dest
 
     def read(self, rel: str) -> bytes:
-        """The bytes of ``<url>/<rel>`` (small files such as the index), through the same downloader."""
+        """The bytes of ``<url>/<rel>`` (small JSON files such as the index: at most the JSON cap)."""
         url = self.url_of(rel)
-        downloader = _Hashing(self._downloader(False))
+        downloader = _Hashing(self._downloader(False, int(limits.JSON_MB.value() * limits.MB)))
         with tempfile.TemporaryDirectory(prefix="rqe-zoo-") as tmp:
             out = Path(tmp) / "download"
             with self._errors(url, None, downloader):

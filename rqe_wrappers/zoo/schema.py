@@ -10,12 +10,15 @@ import dataclasses
 import json
 import math
 import re
+import stat
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from rqe_wrappers.errors import ConfigError, PopulationError, UnsupportedSpaceError
+from rqe_wrappers.zoo import limits
 from rqe_wrappers.zoo.spaces import space_from_json
 
 #: manifest / index / recipe schema this library writes and reads
@@ -151,11 +154,93 @@ class ObjectReader:
             raise field_error(self.source, self.path(extra[0]), f"unknown field (known here: {sorted(self.seen)})")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (the zoo writes no NaN or infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} overflows to infinity (the zoo writes finite numbers only)")
+    return value
+
+
+def json_depth(data: Any) -> int:
+    """How deeply lists and objects nest in ``data`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, dict):
+            children: Any = x.values()
+        elif isinstance(x, list):
+            children = x
+        else:
+            continue
+        deepest = max(deepest, d)
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def load_json(text: str | bytes, source: str) -> Any:
+    """The one reader of zoo JSON (manifest, index, recipe): size, nesting and duplicate keys are
+    checked, NaN/Infinity refused; every problem is a :class:`PopulationError` naming ``source``."""
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > limits.JSON_MB.value() * limits.MB:
+        raise PopulationError(f"{source}: {size} bytes is too large for a zoo JSON file; {limits.JSON_MB.hint()}")
     try:
-        return json.loads(text)
+        data = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except _DuplicateKey as e:
+        raise PopulationError(
+            f"{source}: the key {short(str(e))} appears twice in one object; a zoo file names each field once "
+            "(a second value could hide the first from review)"
+        ) from None
+    except RecursionError:
+        raise PopulationError(f"{source}: JSON nested too deeply to read; {limits.JSON_DEPTH.hint()}") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise PopulationError(f"{source}: not valid JSON ({e}); the file may be truncated or corrupt") from None
+    depth = json_depth(data)
+    if depth > limits.JSON_DEPTH.value():
+        raise PopulationError(f"{source}: JSON nests {depth} levels deep; {limits.JSON_DEPTH.hint()}")
+    return data
+
+
+def read_json_file(path: Path, source: str | None = None) -> Any:
+    """:func:`load_json` of a local file, refusing before reading anything that is not a regular
+    file or is above the size cap (a symlink to ``/dev/zero`` or a 300 MB index is never read whole)."""
+    source = source or str(path)
+    cap = int(limits.JSON_MB.value() * limits.MB)
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise PopulationError(f"{source}: not a regular file (a device, pipe or directory); refusing to read it")
+        if st.st_size > cap:
+            raise PopulationError(
+                f"{source}: {st.st_size} bytes is too large for a zoo JSON file; {limits.JSON_MB.hint()}"
+            )
+        with open(path, "rb") as f:
+            data = f.read(cap + 1)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise PopulationError(f"{source}: a directory, not a JSON file") from None
+    except OSError as e:
+        raise PopulationError(f"{source}: cannot be read ({e.strerror or e})") from None
+    return load_json(data, source)
 
 
 def dumps(data: Any) -> str:

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from rqe_wrappers.errors import ConfigError, UnsupportedSpaceError
+from rqe_wrappers.zoo.limits import DISCRETE_N, SPACE_DEPTH, SPACE_ELEMENTS
 
 #: dtypes a ``Box`` / ``MultiDiscrete`` may declare in a manifest
 BOX_DTYPES = (
@@ -71,6 +72,11 @@ def space_from_json(data: Any, where: str = "space") -> gym.Space:
     Raises :class:`~rqe_wrappers.errors.ConfigError` naming ``where`` (e.g.
     ``"observation_space.spaces.pos"``) when the description is malformed.
     """
+    check_space_caps(data, where)
+    return _from_json(data, where)
+
+
+def _from_json(data: Any, where: str) -> gym.Space:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ConfigError(f"{where}: expected an object with a 'type' field, got {_short(data)}")
     kind = data["type"]
@@ -88,7 +94,7 @@ def space_from_json(data: Any, where: str = "space") -> gym.Space:
         return _BUILDERS[kind](data, where)
     except (ConfigError, UnsupportedSpaceError):
         raise
-    except (TypeError, ValueError, AssertionError) as e:  # gymnasium's own checks
+    except (TypeError, ValueError, AssertionError, OverflowError) as e:  # gymnasium's / numpy's own checks
         raise ConfigError(f"{where}: invalid {kind} space: {e}") from None
 
 
@@ -127,14 +133,14 @@ def _dict(data: dict[str, Any], where: str) -> gym.Space:
     subs = data["spaces"]
     if not isinstance(subs, dict):
         raise ConfigError(f"{where}.spaces: expected an object of spaces, got {_short(subs)}")
-    return gym.spaces.Dict({k: space_from_json(v, f"{where}.spaces.{k}") for k, v in subs.items()})
+    return gym.spaces.Dict({k: _from_json(v, f"{where}.spaces.{k}") for k, v in subs.items()})
 
 
 def _tuple(data: dict[str, Any], where: str) -> gym.Space:
     subs = data["spaces"]
     if not isinstance(subs, list):
         raise ConfigError(f"{where}.spaces: expected a list of spaces, got {_short(subs)}")
-    return gym.spaces.Tuple([space_from_json(v, f"{where}.spaces[{i}]") for i, v in enumerate(subs)])
+    return gym.spaces.Tuple([_from_json(v, f"{where}.spaces[{i}]") for i, v in enumerate(subs)])
 
 
 _BUILDERS = {
@@ -145,6 +151,76 @@ _BUILDERS = {
     "Dict": _dict,
     "Tuple": _tuple,
 }
+
+
+# ---- caps (rqe_wrappers.zoo.limits; docs/security.md) --------------------------------------------
+def check_space_caps(data: Any, where: str = "space") -> None:
+    """Refuse a declared space above the caps before anything is allocated: total elements of its
+    Box / MultiDiscrete / MultiBinary parts, Discrete ``n`` (and ``start``), Dict/Tuple nesting.
+
+    Malformed parts are left for the builders to report; only sizes are judged here.
+    """
+    max_elements, max_n, max_depth = SPACE_ELEMENTS.value(), DISCRETE_N.value(), SPACE_DEPTH.value()
+    total = 0
+    stack: list[tuple[Any, str, int]] = [(data, where, 0)]
+    while stack:
+        node, at, depth = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind in ("Dict", "Tuple"):
+            if depth + 1 > max_depth:
+                raise ConfigError(f"{at}: Dict/Tuple spaces nest more than {SPACE_DEPTH.text()}; {SPACE_DEPTH.hint()}")
+            subs = node.get("spaces")
+            items = subs.items() if isinstance(subs, dict) else enumerate(subs) if isinstance(subs, list) else ()
+            for k, v in items:
+                stack.append((v, f"{at}.spaces.{k}" if isinstance(subs, dict) else f"{at}.spaces[{k}]", depth + 1))
+            continue
+        total += _elements(node, at, max_n, max_elements)
+        if total > max_elements:
+            raise ConfigError(
+                f"{at}: the declared space has more than {SPACE_ELEMENTS.text()}; {SPACE_ELEMENTS.hint()}"
+            )
+
+
+def _elements(node: dict[str, Any], at: str, max_n: float, max_elements: float) -> int:
+    """The elements a leaf space declares (stops counting once above ``max_elements``)."""
+    kind = node.get("type")
+    if kind == "Discrete":
+        for key in ("n", "start"):
+            v = node.get(key, 0)
+            if _is_int(v) and abs(v) > max_n:
+                raise ConfigError(f"{at}.{key}: {_short(v)} is above the cap; {DISCRETE_N.hint()}")
+        return 1
+    if kind == "MultiDiscrete":
+        for key in ("nvec", "start"):
+            big = next((v for v in _flat_ints(node.get(key)) if abs(v) > max_n), None)
+            if big is not None:
+                raise ConfigError(f"{at}.{key}: {_short(big)} is above the cap; {DISCRETE_N.hint()}")
+        return len(_flat_ints(node.get("nvec")))
+    dims = node.get("shape") if kind == "Box" else node.get("n") if kind == "MultiBinary" else None
+    size = 1
+    for d in dims if isinstance(dims, list) else [dims] if dims is not None else []:
+        if _is_int(d) and d > 0:
+            size *= d
+            if size > max_elements:
+                break
+    return size if dims is not None else 0
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _flat_ints(x: Any) -> list[int]:
+    out, stack = [], [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif _is_int(v):
+            out.append(v)
+    return out
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -222,6 +298,8 @@ def _bound_from_json(x: Any, shape: tuple[int, ...], dtype: np.dtype, where: str
             return float(v)
         if isinstance(v, bool):
             return v
+        if isinstance(v, int) and abs(v) >= 2**64:
+            raise ConfigError(f"{where}: {_short(v)} is out of range for any {dtype} bound")
         if isinstance(v, (int, float)):
             return v
         raise ConfigError(f"{where}: expected numbers (or 'inf'/'-inf'), got {_short(v)}")

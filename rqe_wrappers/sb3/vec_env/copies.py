@@ -18,7 +18,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from rqe_wrappers.core.dispatch import by_api
 from rqe_wrappers.core.spaces import describe_pair, first_mismatch
 from rqe_wrappers.core.view import MASK_KEY, TrainerView, learner_snapshot, zero_observation
-from rqe_wrappers.errors import ConfigError, SeatError, SpaceMismatchError
+from rqe_wrappers.errors import ConfigError, NonFiniteError, SeatError, SpaceMismatchError
 from rqe_wrappers.seats.single_seat import single_seat
 
 EnvFn = Callable[[], "ParallelEnv | AECEnv"]
@@ -77,6 +77,15 @@ def stack(items: list, space: gym.Space):
     return np.stack(items)
 
 
+def _no_duplicates(env, seats: list[str]) -> None:
+    dup = sorted({str(s) for s in seats if seats.count(s) > 1})
+    if dup:
+        raise SeatError(
+            f"{env} lists seats {dup} more than once in possible_agents {seats}; each learning seat needs its "
+            "own slot, so make the names unique"
+        )
+
+
 class _DictSink:
     """``list``-like ``__setitem__`` that records into a dict (reset infos of autoreset slots)."""
 
@@ -90,8 +99,16 @@ class _DictSink:
 class CopyGroup:
     """Env copies ``copy_ids`` in one process: steps them, resets finished ones, stacks the slots."""
 
-    def __init__(self, env_fn: EnvFn, copy_ids: Sequence[int], snapshot_name: str, reseed_episodes: bool):
+    def __init__(
+        self,
+        env_fn: EnvFn,
+        copy_ids: Sequence[int],
+        snapshot_name: str,
+        reseed_episodes: bool,
+        check_finite: bool = True,
+    ):
         self.copy_ids = list(copy_ids)
+        self.check_finite = check_finite
         self.reseed_episodes = reseed_episodes
         self.snapshot_name = snapshot_name
         self.targets: list[Any] = []  # what env_fn returned: get_attr / env_method reach these
@@ -132,6 +149,9 @@ class CopyGroup:
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         self.act_shape = self.action_space.shape
         self.live: list[list[bool]] = [[False] * len(s) for s in self.seats]
+        self.seat_sets = [frozenset(s) for s in self.seats]
+        self.slot_copy = [c for c, s in enumerate(self.seats) for _ in s]
+        self.ep_steps = [0] * len(self.envs)  # steps of each copy's current episode
         self.ep_rngs: list[np.random.Generator | None] = [None] * len(self.envs)
 
     @staticmethod
@@ -139,6 +159,7 @@ class CopyGroup:
         seats = list(env.possible_agents)
         if not seats:
             raise SeatError(f"{env} has no learning seats (possible_agents is empty)")
+        _no_duplicates(env, seats)
         return env, seats
 
     def _aec_copy(self, env: AECEnv, cid: int) -> tuple[ParallelEnv, list[str]]:
@@ -146,6 +167,7 @@ class CopyGroup:
         every = list(env.possible_agents)
         if not every:
             raise SeatError(f"{env} has no learning seats (possible_agents is empty)")
+        _no_duplicates(env, every)
         problem = space_problem(every, [env.observation_space(s) for s in every], [env.action_space(s) for s in every])
         if problem:  # the snapshot of the one learner plays every other seat
             raise SpaceMismatchError(problem)
@@ -185,6 +207,7 @@ class CopyGroup:
         if seed is None and self.reseed_episodes and ep_rng is not None:
             seed = int(ep_rng.integers(2**31))
         obs, infos = env.reset(seed=seed, options=options or None)
+        self.ep_steps[c] = 0
         agents = env.agents
         unknown = [a for a in agents if a not in seats]
         if unknown:
@@ -217,7 +240,10 @@ class CopyGroup:
             if seed is not None:
                 self.ep_rngs[c] = np.random.default_rng(int(seed))
             self._reset_copy(c, seed, opt, obs_out, masks, reset_infos)
-        return stack(obs_out, self.observation_space), masks, reset_infos
+        batch = stack(obs_out, self.observation_space)
+        if self.check_finite:
+            self._check_obs(batch, None, range(self.n_slots))
+        return batch, masks, reset_infos
 
     def step(self, actions: np.ndarray):
         n = self.n_slots
@@ -231,10 +257,15 @@ class CopyGroup:
         masks = self._new_masks()
         check_masks = masks is not None
         resets: dict[int, dict] = {}
+        stepped = [k + 1 for k in self.ep_steps]  # each copy's step number, kept for copies that reset
         for c, env in enumerate(self.envs):
             seats, off, live = self.seats[c], self.offsets[c], self.live[c]
             obs, rew, term, trunc, info = env.step({s: acts[off + i] for i, s in enumerate(seats) if live[i]})
+            self.ep_steps[c] += 1
             agents = env.agents
+            seat_set = self.seat_sets[c]
+            if not (seat_set.issuperset(agents) and seat_set.issuperset(obs)):
+                self._unknown_agents(c, [*agents, *obs])
             new_live = []
             for i, s in enumerate(seats):
                 slot = off + i
@@ -274,7 +305,63 @@ class CopyGroup:
                 reset_infos: dict[int, dict] = {}
                 self._reset_copy(c, None, None, obs_out, masks, _DictSink(reset_infos))
                 resets.update(reset_infos)
-        return stack(obs_out, self.observation_space), rews, dones, infos, masks, resets
+        batch = stack(obs_out, self.observation_space)
+        if self.check_finite:
+            self._check_step(batch, rews, dones, infos, stepped, resets)
+        return batch, rews, dones, infos, masks, resets
+
+    # -- faults --
+    def _unknown_agents(self, c: int, names: list) -> None:
+        unknown = sorted({str(a) for a in names if a not in self.seat_sets[c]})
+        raise SeatError(
+            f"copy {self.copy_ids[c]} at step {self.ep_steps[c]} of its episode has agents {unknown} that are not "
+            f"among its learning seats {self.seats[c]} (possible_agents when PettingZooVecEnv was built). Agents "
+            "may leave and rejoin, but every one must be in possible_agents from the start: list it there "
+            "(SB3 needs a fixed number of slots)"
+        )
+
+    def _where(self, slot: int, stepped: Sequence[int] | None, reset_slots) -> str:
+        c = self.slot_copy[slot]
+        seat = self.slot_seats[slot]
+        if stepped is None:
+            when = "at reset"
+        elif slot in reset_slots:
+            when = f"at the reset after step {stepped[c]} of its episode"
+        else:
+            when = f"at step {stepped[c]} of its episode"
+        return f"copy {self.copy_ids[c]}, seat {seat!r}, {when}"
+
+    def _non_finite(self, what: str, where: str) -> NonFiniteError:
+        return NonFiniteError(
+            f"{what} is not finite ({where}). PPO would train on it and fail on NaN logits rollouts later. "
+            "Fix the env (or the wrapper computing it) so it emits finite values, e.g. guard a division or "
+            "clip; or pass PettingZooVecEnv(..., check_finite=False) to let such values through"
+        )
+
+    def _check_obs(self, batch, stepped, reset_slots) -> None:
+        for key, x in batch.items() if isinstance(batch, dict) else [(None, batch)]:
+            if x.dtype.kind not in "fc" or np.isfinite(x).all():
+                continue
+            rows = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            slot = int(np.flatnonzero(rows)[0])
+            bad = x[slot].reshape(-1)[~np.isfinite(x[slot].reshape(-1))][:3].tolist()
+            part = "the observation" if key is None else f"observation[{key!r}]"
+            raise self._non_finite(f"{part} (values {bad})", self._where(slot, stepped, reset_slots))
+
+    def _check_step(self, batch, rews: np.ndarray, dones: np.ndarray, infos: list, stepped, resets) -> None:
+        if not np.isfinite(rews).all():
+            slot = int(np.flatnonzero(~np.isfinite(rews))[0])
+            raise self._non_finite(f"the reward {rews[slot]}", self._where(slot, stepped, ()))
+        self._check_obs(batch, stepped, resets)
+        for done in np.flatnonzero(dones).tolist():
+            term = infos[done].get("terminal_observation")
+            if term is None:
+                continue
+            for key, x in term.items() if isinstance(term, dict) else [(None, term)]:
+                x = np.asarray(x)
+                if x.dtype.kind in "fc" and not np.isfinite(x).all():
+                    part = "the terminal observation" if key is None else f"terminal observation[{key!r}]"
+                    raise self._non_finite(part, self._where(done, stepped, ()))
 
     def get_attr(self, name: str, copies: Sequence[int]) -> list:
         return [find_attr(self.targets[c], name) for c in copies]

@@ -19,7 +19,15 @@ from rqe_wrappers._compat import renamed_argument
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.snapshot import share, shared
 from rqe_wrappers.core.view import mask_width
-from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SpaceMismatchError, UnsupportedSpaceError
+from rqe_wrappers.errors import (
+    ActionError,
+    ConfigError,
+    MissingCallbackWarning,
+    SpaceMismatchError,
+    UnsupportedSpaceError,
+    VecEnvStateError,
+    WorkerError,
+)
 from rqe_wrappers.sb3.vec_env import worker
 from rqe_wrappers.sb3.vec_env.copies import CopyGroup, EnvFn, space_problem
 from rqe_wrappers.sb3.vec_env.worker import default_start_method
@@ -31,6 +39,17 @@ def _concat(parts: list, space: gym.Space):
     if isinstance(space, gym.spaces.Dict):
         return {k: np.concatenate([p[k] for p in parts]) for k in space.spaces}
     return np.concatenate(parts)
+
+
+def _check_fault_options(check_finite, step_timeout) -> None:
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise ConfigError(f"check_finite must be True or False, got {check_finite!r}")
+    if step_timeout is not None and (
+        isinstance(step_timeout, bool)
+        or not isinstance(step_timeout, (int, float, np.integer, np.floating))
+        or not 0 < step_timeout < float("inf")
+    ):
+        raise ConfigError(f"step_timeout must be a number of seconds > 0 (or None: wait forever), got {step_timeout!r}")
 
 
 class PettingZooVecEnv(VecEnv):
@@ -56,6 +75,13 @@ class PettingZooVecEnv(VecEnv):
             seeded with ``seed + j``, so runs reproduce even with envs that draw fresh entropy on
             ``reset(seed=None)``; it costs a seeded reset per episode (about 0.2 ms on Tag, far
             more on envs that rebuild themselves when seeded).
+        check_finite: ``True`` (default) raises :class:`~rqe_wrappers.errors.NonFiniteError`, naming
+            copy, seat and step, when a reward or a float observation is NaN or inf (instead of PPO
+            failing on NaN logits rollouts later); ``False`` skips the check (cost: docs/security.md).
+        step_timeout: seconds a subprocess worker may take to answer a step or reset; past it,
+            :class:`~rqe_wrappers.errors.WorkerTimeoutError` names the hung worker. ``None`` (default)
+            waits forever. A worker that dies raises :class:`~rqe_wrappers.errors.WorkerError`
+            (index, pid, exit code); after either, the workers are stopped and the VecEnv is closed.
 
     Episode ends. When a seat's episode ends (terminated, truncated, or removed from ``agents``)
     its slot reports ``done`` once, with ``infos[i]["terminal_observation"]`` and
@@ -96,6 +122,8 @@ class PettingZooVecEnv(VecEnv):
         start_method: str | None = None,
         snapshot_name: str = "learner",
         reseed_episodes: bool = False,
+        check_finite: bool = True,
+        step_timeout: float | None = None,
         n_envs: int | None = None,
     ):
         n_copies = renamed_argument("n_envs", n_envs, "n_copies", n_copies, default=1)
@@ -110,15 +138,17 @@ class PettingZooVecEnv(VecEnv):
             raise ConfigError(f"n_workers must be an integer >= 0 (0 = in this process), got {n_workers!r}")
         if start_method is not None and start_method not in mp.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {mp.get_all_start_methods()}, got {start_method!r}")
+        _check_fault_options(check_finite, step_timeout)
         self.n_copies = int(n_copies)
         self.n_workers = min(int(n_workers), self.n_copies)
         self.closed = False
         self.waiting = False
         self._local: CopyGroup | None = None
-        self.remotes: list = []
-        self.processes: list = []
+        self._workers: worker.Workers | None = None
+        self._needs_reset = True  # a step before the first reset() is refused
+        self.step_timeout = None if step_timeout is None else float(step_timeout)
         self.start_method: str | None = None  # of the workers, if any
-        args = (snapshot_name, bool(reseed_episodes))
+        args = (snapshot_name, bool(reseed_episodes), bool(check_finite))
         if self.n_workers == 0:
             self._local = CopyGroup(env_fn, range(self.n_copies), *args)
             self._groups = [list(range(self.n_copies))]
@@ -126,11 +156,12 @@ class PettingZooVecEnv(VecEnv):
         else:
             self._groups = [[int(c) for c in a] for a in np.array_split(np.arange(self.n_copies), self.n_workers)]
             self.start_method = start_method or default_start_method()
-            self.remotes, self.processes = worker.start(
+            remotes, processes = worker.start(
                 self.start_method, [CloudpickleWrapper((env_fn, copies, *args)) for copies in self._groups]
             )
+            self._workers = worker.Workers(remotes, processes, self._groups, self.step_timeout)
             try:
-                descriptions = worker.recv_all(self.remotes)
+                descriptions = self._workers.recv(range(self.n_workers), "start", timed=False)
             except BaseException:
                 self._shutdown()
                 raise
@@ -167,6 +198,13 @@ class PettingZooVecEnv(VecEnv):
         self._masks: np.ndarray | None = None
         super().__init__(start, first["observation_space"], first["action_space"])
         self._mask_width = mask_width(self.action_space)
+        self._action_size = self.num_envs * int(np.prod(self.action_space.shape or (), dtype=np.int64))
+        space = self.action_space
+        self._action_range: tuple[Any, Any] | None = None  # [low, high) of Discrete / MultiDiscrete actions
+        if isinstance(space, gym.spaces.Discrete):
+            self._action_range = (int(space.start), int(space.start) + int(space.n))
+        elif isinstance(space, gym.spaces.MultiDiscrete):
+            self._action_range = (space.start, space.start + space.nvec)
 
     # ---- SB3 VecEnv API ----
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -184,15 +222,43 @@ class PettingZooVecEnv(VecEnv):
                 opts[c] = self._options[slot]
         return opts
 
+    @property
+    def remotes(self) -> list:
+        """The pipes to the subprocess workers (empty with ``n_workers=0`` or once closed)."""
+        return [] if self._workers is None else self._workers.remotes
+
+    @property
+    def processes(self) -> list:
+        """The subprocess workers (empty with ``n_workers=0`` or once closed)."""
+        return [] if self._workers is None else self._workers.processes
+
+    def _ask(self, which: Sequence[int], messages: Sequence[Any], what: str, timed: bool = True) -> list:
+        """Send to workers ``which`` and read their replies; a dead or hung worker closes this VecEnv."""
+        if self._workers is None:
+            raise self._closed_error(what)
+        try:
+            return self._workers.ask(which, messages, what, timed)
+        except WorkerError:
+            self._workers.stop_now()
+            self._workers = None
+            self.waiting = False
+            self.closed = True
+            raise
+
+    def _closed_error(self, what: str) -> VecEnvStateError:
+        return VecEnvStateError(f"{what}() on a closed PettingZooVecEnv; build a new one")
+
     def reset(self):
+        if self.closed:
+            raise self._closed_error("reset")
         seeds, opts = self._copy_seeds, self._copy_options()
         if self._local is not None:
             obs, masks, infos = self._local.reset(seeds, opts)
             parts = [(obs, masks, infos)]
         else:
-            for r, copies in zip(self.remotes, self._groups, strict=True):
-                r.send(("reset", ([seeds[c] for c in copies], [opts[c] for c in copies])))
-            parts = worker.recv_all(self.remotes)
+            msgs = [("reset", ([seeds[c] for c in copies], [opts[c] for c in copies])) for copies in self._groups]
+            parts = self._ask(range(len(self._groups)), msgs, "reset")
+        self._needs_reset = False
         self.reset_infos = [i for p in parts for i in p[2]]
         self._masks = self._join_masks([p[1] for p in parts])
         self._copy_seeds = [None] * self.n_copies
@@ -211,13 +277,62 @@ class PettingZooVecEnv(VecEnv):
                     MissingCallbackWarning,
                     stacklevel=2,
                 )
-        actions = np.asarray(actions)
+        if self.closed:
+            raise self._closed_error("step")
+        if self._needs_reset:
+            raise VecEnvStateError(
+                "step() before reset(): call venv.reset() first (SB3's model.learn() does it for you)"
+            )
+        actions = self._check_actions(actions)
         if self._local is not None:
             self._actions = actions
         else:
-            for r, (a, b) in zip(self.remotes, self._group_slots, strict=True):
-                r.send(("step", actions[a:b]))
+            if self._workers is None:  # pragma: no cover - closed is checked above
+                raise self._closed_error("step")
             self.waiting = True
+            try:
+                self._workers.send(
+                    range(len(self._groups)), [("step", actions[a:b]) for a, b in self._group_slots], "step"
+                )
+            except WorkerError:
+                self._workers.stop_now()
+                self._workers, self.waiting, self.closed = None, False, True
+                raise
+
+    def _check_actions(self, actions) -> np.ndarray:
+        """``actions`` as an array of ``num_envs`` actions, each in the action space's range."""
+        try:
+            a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
+        except (TypeError, ValueError) as e:
+            raise ActionError(
+                f"actions must be an array of {self.num_envs} actions, got {type(actions).__name__}"
+            ) from e
+        space, shape = self.action_space, self.action_space.shape or ()
+        if a.size != self._action_size or (a.ndim and a.shape[0] != self.num_envs):
+            raise ActionError(
+                f"step() got actions of shape {a.shape}, but this PettingZooVecEnv has {self.num_envs} slots "
+                f"(one per learning seat of each copy) of action space {space}: pass one action per slot, "
+                f"shape ({self.num_envs}, *{shape})"
+            )
+        if self._action_range is None:  # Box and others: SB3 clips, the env decides
+            return a
+        low, high = self._action_range
+        if a.dtype.kind not in "iub":
+            whole = a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (a == np.round(a))))
+            if not whole:
+                raise ActionError(
+                    f"step() got actions {a.reshape(-1)[:8].tolist()} of dtype {a.dtype}; {space} needs whole numbers"
+                )
+            a = a.astype(np.int64)  # whole floats (1.0) reach the env as the integers they stand for
+        flat = a.reshape(self.num_envs, *shape)
+        if (flat < low).any() or (flat >= high).any():
+            slot = int(np.argwhere((flat < low) | (flat >= high))[0][0])
+            raise ActionError(
+                f"action {flat[slot].tolist()} of slot {slot} (copy {self._slot_copy[slot]}, seat "
+                f"{self.slot_seats[slot]!r}) is outside {space} (valid: {np.asarray(low).tolist()} to "
+                f"{(np.asarray(high) - 1).tolist()}); pass actions the model's action space allows"
+            )
+        return a
 
     def step_wait(self):
         if self._local is not None:
@@ -226,8 +341,16 @@ class PettingZooVecEnv(VecEnv):
                 self.reset_infos[slot] = info
             self._masks = masks
             return obs, rews, dones, infos
-        self.waiting = False
-        parts = worker.recv_all(self.remotes)
+        if self._workers is None:
+            raise self._closed_error("step")
+        try:
+            parts = self._workers.recv(range(len(self._groups)), "step")
+        except WorkerError:
+            self._workers.stop_now()
+            self._workers, self.closed = None, True
+            raise
+        finally:
+            self.waiting = False
         all_infos: list = []
         for (a, _), p in zip(self._group_slots, parts, strict=True):
             all_infos.extend(p[3])
@@ -267,11 +390,9 @@ class PettingZooVecEnv(VecEnv):
         """
         share(name, policy)
         self._snapshot_shared = True
-        if self.remotes:
+        if self._workers is not None:
             blob = cloudpickle.dumps((name, policy))
-            for r in self.remotes:
-                r.send(("share", blob))
-            worker.recv_all(self.remotes)
+            self._ask(range(len(self._groups)), [("share", blob)] * len(self._groups), "share", timed=False)
 
     def publish_snapshot(self, name: str, policy: Policy) -> None:
         """Deprecated name of :meth:`share_snapshot`."""
@@ -301,10 +422,8 @@ class PettingZooVecEnv(VecEnv):
                 res = getattr(self._local, cmd)(*make_args(local))
                 out.update(zip(copies, res or [None] * len(copies), strict=True))
             return out
-        for g, copies in per_group.items():
-            local = [self._groups[g].index(c) for c in copies]
-            self.remotes[g].send((cmd, make_args(local)))
-        replies = worker.recv_all([self.remotes[g] for g in per_group])
+        msgs = [(cmd, make_args([self._groups[g].index(c) for c in copies])) for g, copies in per_group.items()]
+        replies = self._ask(list(per_group), msgs, cmd, timed=False)
         for copies, res in zip(per_group.values(), replies, strict=True):
             out.update(zip(copies, res or [None] * len(copies), strict=True))
         return out
@@ -353,6 +472,7 @@ class PettingZooVecEnv(VecEnv):
         self.closed = True
 
     def _shutdown(self) -> None:
-        worker.shutdown(self.remotes, self.processes, self.waiting)
+        if self._workers is not None:
+            self._workers.shutdown(self.waiting)
+        self._workers = None
         self.waiting = False
-        self.remotes, self.processes = [], []

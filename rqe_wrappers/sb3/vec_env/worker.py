@@ -1,12 +1,14 @@
 """The adapter's subprocess protocol: each worker runs a :class:`~.copies.CopyGroup` behind a pipe.
 
 Like SB3's ``SubprocVecEnv._worker``: the parent sends ``(command, data)``, the worker answers
-``("ok", result)`` or ``("error", exception, traceback)``. Start methods: docs/adapter.md.
+``("ok", result)`` or ``("error", exception, traceback)``; :class:`Workers` is the parent's side and
+turns a dead or hung worker into a typed error. Start methods: docs/adapter.md; failures: docs/security.md.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 import traceback
 from collections.abc import Sequence
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from rqe_wrappers.core.snapshot import share
+from rqe_wrappers.errors import WorkerError, WorkerTimeoutError
 from rqe_wrappers.sb3.vec_env.copies import CopyGroup
 
 if TYPE_CHECKING:
@@ -81,15 +84,129 @@ def send_error(remote, e: BaseException) -> None:
         remote.send(("error", RuntimeError(f"{type(e).__name__}: {e}"), tb))
 
 
-def recv_all(remotes) -> list:
-    """One reply from each worker (all of them, so none is left unread), then the first error raised."""
-    replies = [r.recv() for r in remotes]
-    for status, *payload in replies:
-        if status == "error":
-            exc, tb = payload
-            exc.add_note(f"raised in a PettingZooVecEnv worker:\n{tb}")
-            raise exc
-    return [payload[0] for _, *payload in replies]
+def describe_exit(code: int | None) -> str:
+    """``exit code -9 (killed by SIGKILL)`` and friends, for a worker's ``Process.exitcode``."""
+    if code is None:
+        return "no exit code yet (its pipe closed but the process is still running)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (often the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+        return f"exit code {code} (killed by {name}{hint})"
+    return f"exit code {code} (the env or a library it uses called os._exit / sys.exit, or Python itself failed)"
+
+
+class Workers:
+    """The parent's side of the subprocess workers: one pipe and one process per group of copies.
+
+    Every send and receive is guarded: a worker that died raises :class:`WorkerError` naming its
+    index, pid and exit code; one that does not answer within ``timeout`` seconds (when set) raises
+    :class:`WorkerTimeoutError`. After either, every worker is stopped (see :meth:`shutdown`).
+    """
+
+    def __init__(self, remotes: list, processes: list, groups: Sequence[Sequence[int]], timeout: float | None):
+        self.remotes = remotes
+        self.processes = processes
+        self.groups = [list(g) for g in groups]
+        self.timeout = timeout
+
+    def _name(self, i: int) -> str:
+        p = self.processes[i]
+        return f"PettingZooVecEnv worker {i} (pid {p.pid}, copies {self.groups[i]})"
+
+    def _died(self, i: int, what: str) -> WorkerError:
+        p = self.processes[i]
+        p.join(timeout=2.0)
+        return WorkerError(
+            f"{self._name(i)} died during {what!r} with {describe_exit(p.exitcode)}. The other workers were "
+            "stopped and this PettingZooVecEnv is closed: find the cause (the env's own logs, memory use, a "
+            "native crash), then build a new PettingZooVecEnv (and model.set_env(...)) to go on"
+        )
+
+    def send(self, which: Sequence[int], messages: Sequence[Any], what: str) -> None:
+        """``messages[k]`` to worker ``which[k]``."""
+        for i, msg in zip(which, messages, strict=True):
+            try:
+                self.remotes[i].send(msg)
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as e:
+                raise self._died(i, what) from e
+
+    def recv(self, which: Sequence[int], what: str, timed: bool = True) -> list:
+        """One reply from each of ``which`` (all read before any error is raised), then the first error.
+
+        ``timed``: wait at most ``self.timeout`` seconds in all (steps and resets; not the start).
+        """
+        limit = self.timeout if timed else None
+        deadline = None if limit is None else time.monotonic() + limit
+        replies = []
+        for i in which:
+            r = self.remotes[i]
+            if deadline is not None and not r.poll(max(0.0, deadline - time.monotonic())):
+                raise WorkerTimeoutError(
+                    f"{self._name(i)} did not answer {what!r} within step_timeout={limit} s. It was stopped and "
+                    "this PettingZooVecEnv is closed: find where the env hangs (py-spy dump --pid on a hung "
+                    "worker shows it), or raise step_timeout if a step can legitimately take that long; then "
+                    "build a new PettingZooVecEnv"
+                )
+            try:
+                replies.append(r.recv())
+            except (EOFError, ConnectionResetError, OSError) as e:
+                raise self._died(i, what) from e
+        for i, (status, *payload) in zip(which, replies, strict=True):
+            if status == "error":
+                exc, tb = payload
+                exc.add_note(f"raised in {self._name(i)}:\n{tb}")
+                raise exc
+        return [payload[0] for _, *payload in replies]
+
+    def ask(self, which: Sequence[int], messages: Sequence[Any], what: str, timed: bool = True) -> list:
+        self.send(which, messages, what)
+        return self.recv(which, what, timed)
+
+    def shutdown(self, waiting: bool) -> None:
+        """Drain a pending reply (if ``waiting``), ask every worker to close, join; never hangs.
+
+        A worker that does not close within 10 s in all is terminated (then killed).
+        """
+        deadline = time.monotonic() + 10
+        for r in self.remotes:
+            try:
+                if waiting and r.poll(max(0.0, deadline - time.monotonic())):
+                    r.recv()
+                r.send(("close", None))
+            except (EOFError, OSError):
+                pass
+        for r, p in zip(self.remotes, self.processes, strict=True):
+            try:
+                if p.is_alive() and r.poll(max(0.0, deadline - time.monotonic())):
+                    r.recv()
+            except (EOFError, OSError):
+                pass
+            p.join(timeout=max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2.0)
+            if p.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+                p.kill()
+                p.join()
+            r.close()
+        self.remotes, self.processes = [], []
+
+    def stop_now(self) -> None:
+        """Terminate every worker at once (after one died or hung: the others may be mid-command)."""
+        for p in self.processes:
+            if p.is_alive():
+                p.terminate()
+        for p in self.processes:
+            p.join(timeout=2.0)
+            if p.is_alive():  # pragma: no cover
+                p.kill()
+                p.join()
+        for r in self.remotes:
+            r.close()
+        self.remotes, self.processes = [], []
 
 
 def default_start_method() -> str:
@@ -128,33 +245,6 @@ def start(method: str, payloads: Sequence[CloudpickleWrapper]) -> tuple[list, li
             remotes.append(remote)
             processes.append(proc)
     except BaseException:
-        shutdown(remotes, processes, waiting=False)
+        Workers(remotes, processes, [[] for _ in remotes], None).shutdown(waiting=False)
         raise
     return remotes, processes
-
-
-def shutdown(remotes: Sequence[Any], processes: Sequence[Any], waiting: bool) -> None:
-    """Drain a pending reply (if ``waiting``), ask every worker to close, join (terminate after 10 s)."""
-    if waiting:
-        for r in remotes:
-            try:
-                r.recv()
-            except (EOFError, OSError):
-                pass
-    for r in remotes:
-        try:
-            r.send(("close", None))
-        except (BrokenPipeError, OSError):
-            pass
-    deadline = time.monotonic() + 10
-    for r, p in zip(remotes, processes, strict=True):
-        try:
-            if r.poll(max(0.0, deadline - time.monotonic())):
-                r.recv()
-        except (EOFError, OSError):
-            pass
-        p.join(timeout=max(0.1, deadline - time.monotonic()))
-        if p.is_alive():
-            p.terminate()
-            p.join()
-        r.close()

@@ -26,7 +26,7 @@ from rqe_wrappers.errors import ConfigError, PopulationError
 from rqe_wrappers.zoo.manifest import EnvInfo, RecipeRef
 from rqe_wrappers.zoo.publish.members import NewMember
 from rqe_wrappers.zoo.refs import check_id, check_version
-from rqe_wrappers.zoo.schema import SCHEMA_VERSION, ObjectReader, expect, load_json
+from rqe_wrappers.zoo.schema import SCHEMA_VERSION, ObjectReader, expect, read_json_file
 
 RECIPE_NAME = "recipe.json"
 
@@ -65,7 +65,7 @@ class Recipe:
         if not path.is_file():
             raise ConfigError(f"{directory} is not a recipe: it has no {RECIPE_NAME}")
         source = str(path)
-        r = ObjectReader(load_json(path.read_bytes(), source), "", source)
+        r = ObjectReader(read_json_file(path, source), "", source)
         r.get("schema_version", expect(lambda x: x == SCHEMA_VERSION, f"schema version {SCHEMA_VERSION}"))
         pid = check_id(r.get("id"), f"{source}: field 'id'")
         version = check_version(r.get("version"), f"{source}: field 'version'")

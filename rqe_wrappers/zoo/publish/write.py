@@ -20,7 +20,7 @@ import numpy as np
 from rqe_wrappers.core.registry import accepts_spaces
 from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, PopulationError, SpaceMismatchError
-from rqe_wrappers.zoo.files import sha256_file
+from rqe_wrappers.zoo.files import FLOAT_KINDS, NUMERIC_KINDS, check_tensors, sha256_file
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME, EnvInfo, Manifest, MemberEntry, RecipeRef
 from rqe_wrappers.zoo.members import build_scripted
 from rqe_wrappers.zoo.publish.card import CARD_NAME, model_card
@@ -160,6 +160,10 @@ def write_population(
         raise ConfigError(f"duplicate member names {dupes}")
     best = None if best_responses is None else check_json_value(dict(best_responses), "best_responses")
     observation_space, action_space = _resolve_spaces(members, observation_space, action_space)
+    for m in members:  # before anything is written
+        if m.tensors is not None:
+            kinds = FLOAT_KINDS if m.kind == "sb3" else NUMERIC_KINDS
+            check_tensors(m.tensors, f"member {m.name!r}", kinds=kinds, error=ConfigError)
 
     root = Path(root)
     final = root / pid / str(version)
