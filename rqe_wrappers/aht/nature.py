@@ -95,9 +95,9 @@ class Nature:
             raise ConfigError(f"unknown prior {prior!r}; known priors: {', '.join(PRIORS)}")
         if step not in STEPS:
             raise ConfigError(f"unknown step {step!r}; known steps: {', '.join(STEPS)}")
-        if not _is_real(lr) or not math.isfinite(lr) or lr <= 0:
+        if not is_real(lr) or not math.isfinite(lr) or lr <= 0:
             raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-        if not _is_real(uniform_mix) or not 0.0 <= uniform_mix < 1.0:
+        if not is_real(uniform_mix) or not 0.0 <= uniform_mix < 1.0:
             raise ConfigError(
                 "uniform_mix should be in the interval [0, 1) (the probability of sampling a uniform scenario), "
                 f"got {uniform_mix!r}"
@@ -307,7 +307,3 @@ def _current(state: Any) -> dict[str, Any]:
     if state["format"] in _OLD_FORMATS:
         state = {k: v for k, v in state.items() if k != "eps"} | {"format": _STATE_FORMAT, "uniform_mix": state["eps"]}
     return state
-
-
-def _is_real(x) -> bool:
-    return is_real(x)

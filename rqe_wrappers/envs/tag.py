@@ -31,6 +31,7 @@ import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
+from rqe_wrappers.core.checks import is_integer
 from rqe_wrappers.core.dispatch import by_api
 from rqe_wrappers.errors import ConfigError
 
@@ -143,7 +144,7 @@ def tag_env(parallel: bool = True, max_cycles: int = MAX_CYCLES, reward_scale: f
         >>> env.observation_space(RUNNER).shape, env.action_space(RUNNER)
         ((12,), Discrete(5))
     """
-    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1:
+    if not is_integer(max_cycles) or max_cycles < 1:
         raise ConfigError(f"max_cycles must be an integer >= 1 (the paper uses {MAX_CYCLES}), got {max_cycles!r}")
     fixed = {**PAPER_SETTINGS, "continuous_actions": False}
     clash = {k: kw[k] for k in fixed if k in kw and kw[k] != fixed[k]}

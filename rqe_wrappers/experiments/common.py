@@ -11,8 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from rqe_wrappers.core.checks import is_integer
 from rqe_wrappers.errors import ConfigError
 
 
@@ -79,7 +78,7 @@ def machine_info() -> dict[str, Any]:
 
 def check_count(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum`` (ConfigError otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -87,7 +86,7 @@ def check_count(value: Any, name: str, minimum: int = 1) -> int:
 def check_seeds(seeds: Iterable[Any]) -> list[int]:
     """Distinct integer seeds, at least one (ConfigError otherwise)."""
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+    if not seeds or any(not is_integer(s) for s in seeds):
         raise ConfigError(f"seeds must be integers, at least one; got {seeds}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {seeds}")

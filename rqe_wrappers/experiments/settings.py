@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
+from rqe_wrappers.core.checks import is_integer
 from rqe_wrappers.errors import ConfigError
 
 
@@ -52,7 +51,7 @@ class PPOSettings:
         if self.ent_coef < 0:
             raise ConfigError(f"{who}.ent_coef must be >= 0, got {self.ent_coef}")
         arch = tuple(self.net_arch)
-        if not arch or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in arch):
+        if not arch or any(not is_integer(h) or h < 1 for h in arch):
             raise ConfigError(f"{who}.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
         object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
 
@@ -82,6 +81,6 @@ class PPOSettings:
 
 def _check_int(obj, name: str, minimum: int, note: str = "") -> None:
     v = getattr(obj, name)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+    if not is_integer(v) or v < minimum:
         note = f" {note}" if note else ""
         raise ConfigError(f"{type(obj).__name__}.{name} must be an integer >= {minimum}{note}, got {v!r}")

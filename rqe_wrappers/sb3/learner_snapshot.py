@@ -13,20 +13,19 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecNormalize
 
 from rqe_wrappers.core import snapshot
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.sb3.normalize import normalizers
+from rqe_wrappers.sb3.normalize import normalizers, vec_env_layers
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 
 
 def base_venv(env: VecEnv) -> VecEnv:
     """``env`` without its ``VecEnvWrapper`` layers (VecNormalize, VecMonitor, ...)."""
-    while isinstance(env, VecEnvWrapper):
-        env = env.venv
-    return env
+    *_, base = vec_env_layers(env)
+    return base
 
 
 def check_snapshots_reach(env: VecEnv, who: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnv, VecEnvIndices
 
 from rqe_wrappers._compat import renamed_argument
+from rqe_wrappers.core.checks import is_integer
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.snapshot import share, shared
 from rqe_wrappers.core.view import mask_width
@@ -132,9 +133,9 @@ class PettingZooVecEnv(VecEnv):
                 f"env_fn must be a function that builds a new env, got {type(env_fn).__name__}; "
                 "write PettingZooVecEnv(lambda: my_env(), n_copies)"
             )
-        if isinstance(n_copies, bool) or not isinstance(n_copies, (int, np.integer)) or n_copies < 1:
+        if not is_integer(n_copies) or n_copies < 1:
             raise ConfigError(f"n_copies must be an integer >= 1, got {n_copies!r}")
-        if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 0:
+        if not is_integer(n_workers) or n_workers < 0:
             raise ConfigError(f"n_workers must be an integer >= 0 (0 = in this process), got {n_workers!r}")
         if start_method is not None and start_method not in mp.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {mp.get_all_start_methods()}, got {start_method!r}")
