@@ -1,0 +1,1 @@
+"""Evaluation: cross-play, held-out populations and the robustness audit (docs/evaluation.md)."""
