@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rqe_wrappers import _compat
 from rqe_wrappers.errors import (
     ActionError,
+    CacheError,
     ChecksumError,
     ConfigError,
     NonFiniteError,
@@ -66,6 +67,7 @@ __all__ = [  # the errors, __version__ and every name of _LAZY
     "AHTCallback",
     "AHTConfig",
     "ActionError",
+    "CacheError",
     "ChecksumError",
     "ConfigError",
     "ConstantPolicy",

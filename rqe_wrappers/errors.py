@@ -31,6 +31,10 @@ class ChecksumError(PopulationError):
     """A file's sha256 does not match its manifest."""
 
 
+class CacheError(PopulationError):
+    """The population cache cannot be used safely: not writable, full, or laid out through a symlink."""
+
+
 class MissingCallbackError(RQEError, RuntimeError):
     """A wrapper that needs an SB3 callback was trained without it."""
 

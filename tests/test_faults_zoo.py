@@ -93,7 +93,7 @@ def _no_leftovers(cache: Path, member: str | None = None) -> None:
     (members that arrived whole and verified may stay, as the cache keeps them)."""
     if not cache.exists():
         return
-    kept = (".json", ".lock", ".safetensors")
+    kept = (".json", ".lock", ".safetensors", ".complete", ".manifest.sha256")
     junk = [p.name for p in cache.rglob("*") if p.is_file() and not p.name.endswith(kept)]
     assert junk == [], junk
     if member is not None:
@@ -254,6 +254,7 @@ def test_version_directories_and_index_keys_with_odd_digits(tmp_path):
     for name in ("²", "\u0661", "9" * 200, "1"):
         (tmp_path / "zt" / "pop" / name).mkdir(parents=True)
         (tmp_path / "zt" / "pop" / name / "manifest.json").write_text("{}")
+        (tmp_path / "zt" / "pop" / name / ".complete").write_text("")
     assert cache.versions("zt/pop") == [1]
     assert [v for _, v, _ in cache.entries()] == [1]
     index = {"schema_version": 1, "populations": {"zt/pop": {"latest": 1, "versions": {"²": {}}}}}

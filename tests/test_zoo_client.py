@@ -67,7 +67,7 @@ def _leftovers(directory: Path) -> list[str]:
     """Files in the cache other than finished manifests/members and locks (i.e. temporaries)."""
     if not directory.exists():
         return []
-    kept = (".json", ".safetensors", ".lock")
+    kept = (".json", ".safetensors", ".lock", ".complete", ".manifest.sha256")
     return sorted(p.name for p in directory.rglob("*") if p.is_file() and not p.name.endswith(kept))
 
 
@@ -77,7 +77,15 @@ def test_download_then_cache_then_offline(remote_root, cache):
         assert pop.ref == "zt/pop@2" and pop.names == ["m0", "m1", "m2"]
         assert pop.path == cache / "zt" / "pop" / "2"
         files = sorted(p.name for p in pop.path.iterdir())
-        assert files == ["m0.safetensors", "m1.safetensors", "m2.safetensors", "manifest.json"]
+        # the members, the manifest, the index's hash of the manifest, the "pulled whole" marker
+        assert files == [
+            ".complete",
+            ".manifest.sha256",
+            "m0.safetensors",
+            "m1.safetensors",
+            "m2.safetensors",
+            "manifest.json",
+        ]
         first = list(server.requests)
         assert first[0] == "/index.json" and len(first) == 5
         pinned = load_population("zt/pop@2", url=server.url)  # pinned + cached: no request at all

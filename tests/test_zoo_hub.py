@@ -295,6 +295,7 @@ def test_push_then_pull_round_trip(hub, tmp_path):
     assert pop.ref == "zt/hub@1" and pop.names == ["m0", "m1"]
     assert pop.path == tmp_path / "cache" / "_hf" / "org" / "hub-pop" / "1"
     assert sorted(p.name for p in pop.path.iterdir()) == [
+        ".complete",
         SUMS_NAME,
         "m0.safetensors",
         "m1.safetensors",

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import cast
 
 from rqe_wrappers._compat import moved_names
-from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
-from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache, newest_cached
+from rqe_wrappers.errors import CacheError, ChecksumError, ConfigError, PopulationError
+from rqe_wrappers.zoo.cache import MANIFEST_HASH, PopulationWarning, ZooCache, cache_os_error, newest_cached
 from rqe_wrappers.zoo.config import (
+    ENV_CACHE,
     ENV_OFFLINE,
     ENV_URL,
     default_cache_dir,
@@ -122,17 +123,17 @@ class ZooClient:
         return self.cache.entries()
 
     @contextmanager
-    def lock(self, pid: str, version: int) -> Iterator[None]:
-        """The per-population-version lock every cache write and check happens under."""
-        with self.cache.lock(pid, version):
-            yield
+    def lock(self, pid: str, version: int) -> Iterator[bool]:
+        """The per-population-version lock every cache write and check happens under (yields: writable)."""
+        with self.cache.lock(pid, version) as writable:
+            yield writable
 
     # -- loading --
     def load(self, pid: str, version: int | None = None) -> Population:
         """Load ``pid`` (at ``version``, else the newest) from the cache, fetching what is missing."""
         if version is None:
             version = self._choose_version(pid)
-        elif not self.cache.has(pid, version):
+        elif not self.cache.has_manifest(pid, version):  # partly pulled: repaired under the lock
             if self.offline and self.uses_network:
                 raise PopulationError(
                     f"{format_ref(pid, version)} is not in the cache ({self.cache_dir}) and offline mode is on; "
@@ -156,71 +157,135 @@ class ZooClient:
             return newest_cached(e, cached, lambda v: format_ref(pid, v), stacklevel=4)
 
     def _cached_manifest(self, pid: str, version: int, mpath: Path) -> Manifest | None:
-        """The cached manifest, or ``None`` when absent or unusable (it is then re-fetched)."""
+        """The cached manifest if it is the one the index named, else ``None`` (it is then re-fetched).
+
+        The index's hash recorded at fetch time is checked on every load (a pinned load never asks
+        the index); an index fetched in this session is checked too. Offline, an unusable cached
+        manifest is an error.
+        """
         if not mpath.is_file():
             return None
         ref = format_ref(pid, version)
+        got = sha256_file(mpath)
         index = self._remote.fetched_index if self._remote is not None else None  # no extra request
         entry = index.populations.get(pid, {}).get(version) if index is not None else None
-        if entry is not None and sha256_file(mpath) != entry.manifest_sha256:
-            warnings.warn(
-                f"cached manifest of {ref} differs from the remote's; re-fetching it", PopulationWarning, stacklevel=4
+        recorded = self.cache.manifest_sha256(pid, version)
+        problem = None
+        if entry is not None and got != entry.manifest_sha256:
+            problem = f"its sha256 is {got}, the index says {entry.manifest_sha256}"
+        elif recorded is None and entry is None:
+            problem = f"no index hash is recorded beside it ({MANIFEST_HASH})"
+        elif recorded is not None and got != recorded:
+            problem = f"its sha256 is {got}, the index said {recorded} when it was fetched (edited since?)"
+        if problem is None:
+            try:
+                return read_manifest(mpath.parent)
+            except PopulationError as e:
+                problem = str(e)
+        if self.offline and self.uses_network:
+            raise ChecksumError(
+                f"cached manifest {mpath} is not the one the index named ({problem}) and offline mode is on"
             )
-            return None
+        warnings.warn(
+            f"cached manifest of {ref} is unusable ({problem}); re-fetching it", PopulationWarning, stacklevel=5
+        )
+        return None
+
+    def _fetch(self, rel: str, target: Path, sha256: str) -> None:
+        """One file from the remote into the cache; a failed write is a :class:`CacheError`."""
         try:
-            return read_manifest(mpath.parent)
-        except PopulationError as e:
-            if self.offline and self.uses_network:
-                raise
-            warnings.warn(
-                f"cached manifest of {ref} is unusable ({e}); re-fetching it", PopulationWarning, stacklevel=4
-            )
-            return None
+            self.remote().fetch(rel, target, sha256)
+        except OSError as e:
+            raise cache_os_error(e, f"writing {target}") from None
 
     def _materialise(self, pid: str, version: int) -> Population:
+        with self.cache.lock(pid, version) as writable:
+            if not writable:
+                return self._read_only(pid, version)
+            return self._pull(pid, version)
+
+    def _read_only(self, pid: str, version: int) -> Population:
+        """A version in a cache the user cannot write: loads only if whole and verified."""
+        dest = self.cache.path_of(pid, version)
         ref = format_ref(pid, version)
+        fix = f"ask its owner to run `rqe zoo pull {ref}`, or set {ENV_CACHE} to a directory you can write"
+        manifest = self._cached_manifest(pid, version, dest / MANIFEST_NAME) if self.cache.has(pid, version) else None
+        if manifest is None:
+            raise CacheError(f"{ref} is not whole in the read-only cache {self.cache_dir}; {fix}")
+        bad = find_bad_files(manifest, dest, symlinks=False)
+        if bad:
+            raise ChecksumError(f"{dest / cast(str, bad[0][0].file)} in the read-only cache is {bad[0][1]}; {fix}")
+        return Population(manifest, dest)
+
+    def _pull(self, pid: str, version: int) -> Population:
+        """Under the lock: check what is cached, fetch what is missing or wrong, mark the version whole."""
         dest = self.cache.path_of(pid, version)
         mpath = dest / MANIFEST_NAME
-        with self.cache.lock(pid, version):
-            had_manifest = mpath.is_file()
-            manifest = self._cached_manifest(pid, version, mpath)
-            if manifest is None:
-                try:
-                    remote = self.remote()
-                    remote.pick(pid, version)
-                    sha = remote.index().populations[pid][version].manifest_sha256
-                    remote.fetch(f"{pid}/{version}/{MANIFEST_NAME}", mpath, sha)
-                except PopulationError as e:
-                    if not had_manifest:
-                        raise
-                    raise PopulationError(
-                        f"cached manifest {mpath} is unusable and re-fetching it failed: {e}"
-                    ) from None
-                manifest = read_manifest(dest)
-                from_cache = False
-            else:
-                from_cache = True
-            if (manifest.id, manifest.version) != (pid, version):
-                raise PopulationError(f"{mpath} declares {manifest.ref}, but it was fetched as {ref}")
-            for entry, problem in find_bad_files(manifest, dest):
-                target = dest / cast(str, entry.file)
-                if problem != "missing":
-                    warnings.warn(
-                        f"cached file {target} is corrupt ({problem}); re-fetching it", PopulationWarning, stacklevel=3
-                    )
-                try:
-                    self.remote().fetch(f"{pid}/{version}/{entry.file}", target, entry.sha256)
-                except PopulationError as e:
-                    if problem == "missing" and not from_cache:
-                        raise
-                    if problem == "missing":
-                        raise PopulationError(
-                            f"{ref} is only partly cached ({target} is missing) and fetching it failed: {e}"
-                        ) from None
-                    raise ChecksumError(
-                        f"cached file {target} is corrupt ({problem}) and re-fetching it failed: {e}"
-                    ) from None
-            return Population(manifest, dest)
+        manifest = None if mpath.is_symlink() else self._cached_manifest(pid, version, mpath)
+        self.cache.sweep(pid, version, keep={e.file for e in manifest.members if e.file} if manifest else set())
+        from_cache = manifest is not None
+        if manifest is not None and self.cache.manifest_sha256(pid, version) is None:
+            self.cache.record_manifest_sha256(pid, version, sha256_file(mpath))  # it matched the index
+        if manifest is None:
+            manifest = self._fetch_manifest(pid, version, mpath)
+        bad = find_bad_files(manifest, dest, symlinks=False)
+        if bad:
+            self.cache.mark_incomplete(pid, version)
+        for entry, problem in bad:
+            self._repair(pid, version, dest / cast(str, entry.file), cast(str, entry.sha256), problem, from_cache)
+        if bad or not self.cache.has(pid, version):
+            self.cache.mark_complete(pid, version)
+        return Population(manifest, dest)
+
+    def _fetch_manifest(self, pid: str, version: int, mpath: Path) -> Manifest:
+        """The manifest from the remote, checked against the index's hash, with that hash kept beside it."""
+        ref = format_ref(pid, version)
+        had_manifest = mpath.exists() or mpath.is_symlink()
+        self.cache.mark_incomplete(pid, version)
+        try:
+            remote = self.remote()
+            remote.pick(pid, version)
+            sha = remote.index().populations[pid][version].manifest_sha256
+            if mpath.is_symlink():
+                mpath.unlink()  # the link only, never what it points to
+            self._fetch(f"{pid}/{version}/{MANIFEST_NAME}", mpath, sha)
+        except CacheError:
+            raise
+        except PopulationError as e:
+            if not had_manifest:
+                raise
+            raise PopulationError(f"cached manifest {mpath} is unusable and re-fetching it failed: {e}") from None
+        self.cache.record_manifest_sha256(pid, version, sha)
+        manifest = read_manifest(mpath.parent)
+        if (manifest.id, manifest.version) != (pid, version):
+            for name in (MANIFEST_NAME, MANIFEST_HASH):
+                (mpath.parent / name).unlink(missing_ok=True)
+            raise PopulationError(
+                f"{mpath} declares {manifest.ref}, but it was fetched as {ref}; it was removed from the cache"
+            )
+        return manifest
+
+    def _repair(self, pid: str, version: int, target: Path, sha256: str, problem: str, from_cache: bool) -> None:
+        """Fetch one missing or corrupt member file; errors say what was cached and why the repair failed."""
+        if problem != "missing":
+            warnings.warn(
+                f"cached file {target} is corrupt ({problem}); re-fetching it", PopulationWarning, stacklevel=5
+            )
+        try:
+            if target.is_symlink():
+                target.unlink()  # the link only, never what it points to
+            self._fetch(f"{pid}/{version}/{target.name}", target, sha256)
+        except CacheError:
+            raise
+        except PopulationError as e:
+            if problem == "missing" and not from_cache:
+                raise
+            if problem == "missing":
+                raise PopulationError(
+                    f"{format_ref(pid, version)} is only partly cached ({target} is missing) and fetching it "
+                    f"failed: {e}"
+                ) from None
+            raise ChecksumError(f"cached file {target} is corrupt ({problem}) and re-fetching it failed: {e}") from None
 
     # -- verification --
     def verify(self, target: str | None = None, *, load: bool = False) -> list[tuple[str, str | None]]:

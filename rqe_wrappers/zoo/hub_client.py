@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rqe_wrappers.errors import ChecksumError, ConfigError, PopulationError
+from rqe_wrappers.errors import CacheError, ChecksumError, ConfigError, PopulationError
 from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache, newest_cached
 from rqe_wrappers.zoo.config import ENV_MAX_FILE_MB, default_cache_dir, max_file_bytes_from_env
 from rqe_wrappers.zoo.files import check_safetensors_bytes, sha256_file
@@ -212,12 +212,16 @@ def load_hub_population(
     if version is None:
         version = _choose_version(cache, key, repo_id, offline, endpoint, token)
     label = format_hub_ref(repo_id, version)
-    with cache.lock(key, version):
+    with cache.lock(key, version) as writable:
         dest = cache.path_of(key, version)
         if (dest / MANIFEST_NAME).is_file():
             problem = check_cached(dest, version)
             if problem is None:
+                if writable and not cache.has(key, version):
+                    cache.mark_complete(key, version)  # pulled whole before the marker existed
                 return Population(read_manifest(dest), dest.resolve())
+            if not writable:
+                raise CacheError(f"cached {label} ({dest}) is unusable ({problem}) and the cache is read-only")
             if offline:
                 raise ChecksumError(f"cached {label} ({dest}) is unusable ({problem}) and offline mode is on")
             warnings.warn(f"cached {label} is unusable ({problem}); re-fetching it", PopulationWarning, stacklevel=2)
@@ -225,5 +229,12 @@ def load_hub_population(
             raise PopulationError(
                 f"{label} is not in the cache ({cache.directory}) and offline mode is on; cached: {cache.describe()}"
             )
+        if not writable:
+            raise CacheError(
+                f"{label} is not in the read-only cache {cache.directory}; "
+                "set RQE_ZOO_CACHE to a directory you can write"
+            )
+        cache.sweep(key, version, keep=set())
         fetch_hub_population(repo_id, version, dest, endpoint=endpoint, token=token, max_file_bytes=cap)
+        cache.mark_complete(key, version)
         return open_population(dest)

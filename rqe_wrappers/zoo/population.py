@@ -102,13 +102,21 @@ def read_manifest(directory: str | Path) -> Manifest:
     return Manifest.from_json(data, str(path))
 
 
-def find_bad_files(manifest: Manifest, directory: str | Path) -> list[tuple[MemberEntry, str]]:
-    """Members whose file is missing or whose sha256 differs from the manifest, with the reason."""
+def find_bad_files(
+    manifest: Manifest, directory: str | Path, *, symlinks: bool = True
+) -> list[tuple[MemberEntry, str]]:
+    """Members whose file is missing or whose sha256 differs from the manifest, with the reason.
+
+    ``symlinks=False`` (the cache) counts a symbolic link as a bad file, unread.
+    """
     bad = []
     for entry in manifest.members:
         if entry.file is None:
             continue
         path = Path(directory) / entry.file
+        if not symlinks and path.is_symlink():
+            bad.append((entry, "a symbolic link, not a file"))
+            continue
         if not path.is_file():
             bad.append((entry, "missing"))
             continue

@@ -8,11 +8,11 @@ failures become one :class:`ZooUnreachableError` that says how to work offline. 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -333,11 +333,10 @@ class Remote:
         """The bytes of ``<url>/<rel>`` (small JSON files such as the index: at most the JSON cap)."""
         url = self.url_of(rel)
         downloader = _Hashing(self._downloader(False, int(limits.JSON_MB.value() * limits.MB)))
-        with tempfile.TemporaryDirectory(prefix="rqe-zoo-") as tmp:
-            out = Path(tmp) / "download"
-            with self._errors(url, None, downloader):
-                downloader(url, str(out), None)
-            return out.read_bytes()
+        out = io.BytesIO()  # in memory, capped: nothing is written to disk
+        with self._errors(url, None, downloader):
+            downloader(url, out, None)
+        return out.getvalue()
 
     def index(self) -> Index:
         """The remote's ``index.json`` (fetched once per :class:`Remote`)."""
