@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rqe_wrappers import ConfigError, ConstantPolicy
+from rqe_wrappers import ConfigError, ConstantPolicy, NonFiniteError
 from rqe_wrappers.aht.config import MAX_FP_CAPACITY, AHTConfig
 from rqe_wrappers.aht.nature import Nature
 from rqe_wrappers.aht.wrapper import aht_wrap
@@ -153,11 +153,20 @@ def callback():
     return cb
 
 
-@pytest.mark.parametrize("ret", [math.nan, math.inf, -math.inf, "1.0", None])
-def test_a_non_finite_focal_return_stops_training_naming_the_scenario(ret):
+@pytest.mark.parametrize(
+    ("ret", "error"),
+    [
+        (math.nan, NonFiniteError),
+        (math.inf, NonFiniteError),
+        (-math.inf, NonFiniteError),
+        ("1.0", ConfigError),
+        (None, ConfigError),
+    ],
+)
+def test_a_non_finite_focal_return_stops_training_naming_the_scenario(ret, error):
     cb = callback()
     cb.locals = {"infos": [{}, {"focal_return": ret, "scenario_index": 1}]}
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(error) as err:
         cb._on_step()
     for word in ("slot 1", "'c1:helper'", "focal_return", "finite"):
         assert word in str(err.value)

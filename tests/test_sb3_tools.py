@@ -281,10 +281,12 @@ class Episodes(BaseCallback):
 
     def __init__(self, aht, at=()):
         super().__init__()
-        self.aht, self.at, self.batch, self.states = aht, set(at), [], {}
+        self.aht, self.at, self.batch, self.states, self.calls = aht, set(at), [], {}, []
 
     def _on_step(self):
-        self.batch += [(i["scenario_index"], i["focal_return"]) for i in self.locals["infos"] if "focal_return" in i]
+        ended = [(i["scenario_index"], i["focal_return"]) for i in self.locals["infos"] if "focal_return" in i]
+        self.batch += ended
+        self.calls += [self.n_calls] * len(ended)
         if self.n_calls in self.at:
             self.states[self.n_calls] = json.loads(json.dumps(self.aht.state_dict()))
         return True
@@ -315,9 +317,14 @@ def test_checkpoint_saves_ahts_state_and_a_resume_continues_it_exactly(tmp_path)
     spy3 = Episodes(aht3)
     resumed.learn(32 * venv3.num_envs, callback=[aht3, spy3], reset_num_timesteps=False)
     assert resumed.num_timesteps == (48 + 32) * venv.num_envs
-    # utilities and counts continue from the checkpoint with the new rollout's episodes ...
+    # the episodes that finished before the checkpoint in its rollout were saved, not dropped ...
+    in_rollout = [list(e) for e, c in zip(spy.batch, spy.calls, strict=True) if 32 < c <= 48]
+    assert saved["pending_episodes"] == in_rollout and len(in_rollout) > 0
+    # ... utilities and counts continue from the checkpoint with them and the new rollout's episodes ...
     u, n = np.array(saved["utilities"], dtype=float), np.array(saved["counts"])
-    idx, ret = np.array([s for s, _ in spy3.batch]), np.array([r for _, r in spy3.batch])
+    pending = [(int(i), float(r)) for i, r in saved["pending_episodes"]]
+    batch = pending + spy3.batch
+    idx, ret = np.array([s for s, _ in batch]), np.array([r for _, r in batch])
     for s in range(len(u)):
         got = ret[idx == s]
         if len(got):

@@ -63,7 +63,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
-from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.errors import ConfigError, NonFiniteError
 from rqe_wrappers.sb3.aht_state import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -271,7 +271,8 @@ class AHTCallback(BaseCallback):
             )
         sid = scenarios.ids[int(index)]
         if not is_real(ret) or not math.isfinite(ret):
-            raise ConfigError(
+            error = NonFiniteError if is_real(ret) else ConfigError
+            raise error(
                 f"slot {slot}: an episode of scenario {sid!r} (index {int(index)}) ended with focal_return {ret!r}; "
                 "AHTCallback needs finite returns (a NaN would read as an unseen scenario). Find the step whose "
                 "reward was not finite (the VecEnv's finite-value check names it) and fix the env or its partners"
@@ -387,6 +388,7 @@ class AHTCallback(BaseCallback):
             "beta": None if self.beta is None else self.beta.tolist(),
             "utilities": [None if np.isnan(u) else float(u) for u in _started(self.utilities, "utilities")],
             "counts": [int(c) for c in _started(self.counts, "counts")],
+            "pending_episodes": [[i, r] for i, r in self._batch],  # finished this rollout, not yet counted
             "fictitious_play": fp,
         }
 
@@ -412,6 +414,9 @@ class AHTCallback(BaseCallback):
         cb.utilities = np.array([math.nan if u is None else u for u in state["utilities"]], dtype=np.float64)
         cb.counts = np.array(state["counts"], dtype=np.int64)
         cb.beta = None if state["beta"] is None else np.array(state["beta"], dtype=np.float64)
+        cb._batch = [
+            (int(i), float(r)) for i, r in state.get("pending_episodes", [])
+        ]  # counted at the next rollout end
         fp = state["fictitious_play"]
         if fp is not None:
             cb.fp_seen = int(fp["seen"])

@@ -166,6 +166,15 @@ def _check_state(json_path: Path, state: dict[str, Any], scenarios: ScenarioSet)
     _list(json_path, state, "counts", n, lambda v: is_integer(v) and v >= 0, "integers >= 0")
     if state.get("beta") is not None:
         _list(json_path, state, "beta", n, lambda v: _finite(v) and v >= 0, "finite numbers >= 0")
+    pending = state.get("pending_episodes", [])
+    if not isinstance(pending, list) or not all(
+        isinstance(e, list) and len(e) == 2 and is_integer(e[0]) and 0 <= e[0] < n and _finite(e[1]) for e in pending
+    ):
+        raise _bad(
+            json_path,
+            "pending_episodes",
+            f"must be a list of [scenario index < {n}, finite return], got {_short(pending)}",
+        )
     _check_nature(json_path, state.get("nature"), n, prior)
     _check_fictitious_play(json_path, state.get("fictitious_play"), n, prior)
 
