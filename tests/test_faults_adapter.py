@@ -38,6 +38,8 @@ class FaultEnv(ParallelEnv):
     metadata = {"name": "fault_v0"}
 
     def __init__(self, fault: str | None = None, at: int = 3, seats: tuple[str, ...] = ("a", "b")):
+        if fault == "hang_init":
+            time.sleep(3600)
         self.fault, self.at = fault, at
         self.possible_agents = list(seats)
         self.agents: list[str] = []
@@ -46,6 +48,17 @@ class FaultEnv(ParallelEnv):
 
     def observation_space(self, agent):
         return Box(-10.0, 10.0, (3,), np.float32)
+
+    @property
+    def stall(self) -> int:
+        """An attribute that hangs in copy 1 (for ``get_attr``)."""
+        if self.faulty:
+            time.sleep(3600)
+        return 0
+
+    def stall_method(self) -> int:
+        """A method that hangs in copy 1 (for ``env_method``)."""
+        return self.stall
 
     def action_space(self, agent):
         return Discrete(3)
@@ -257,6 +270,35 @@ def test_hung_worker_raises_after_step_timeout_and_is_stopped():
         assert w in msg, (w, msg)
     assert isinstance(info.value, WorkerError) and isinstance(info.value, TimeoutError)
     assert_closed_cleanly(venv, procs)
+
+
+@pytest.mark.parametrize("call", ["get_attr", "env_method"])
+def test_a_worker_hung_in_get_attr_or_env_method_times_out(call):
+    venv = make(n_workers=2, step_timeout=1.0)
+    procs = list(venv.processes)
+    venv.reset()
+    start = time.monotonic()
+    with pytest.raises(WorkerTimeoutError) as info:
+        venv.get_attr("stall") if call == "get_attr" else venv.env_method("stall_method")
+    assert time.monotonic() - start < 10
+    for w in ["worker 1", f"pid {procs[1].pid}", f"{call!r}", "step_timeout=1.0"]:
+        assert w in str(info.value), (w, str(info.value))
+    assert_closed_cleanly(venv, procs)
+
+
+def test_a_worker_hung_at_start_up_times_out(monkeypatch):
+    from rqe_wrappers.sb3.vec_env import worker
+
+    monkeypatch.setattr(worker, "START_TIMEOUT", 1.0)
+    start = time.monotonic()
+    with pytest.raises(WorkerTimeoutError, match=r"worker 0 .*did not answer 'start' within 1\.0 s"):
+        make("hang_init", n_workers=2, step_timeout=0.5)
+    assert time.monotonic() - start < 15
+    import multiprocessing
+
+    for child in multiprocessing.active_children():  # the hung workers were stopped, not left running
+        child.join(timeout=5)
+    assert multiprocessing.active_children() == []
 
 
 def test_close_while_a_worker_hangs_does_not_hang():

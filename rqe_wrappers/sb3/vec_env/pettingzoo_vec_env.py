@@ -79,7 +79,8 @@ class PettingZooVecEnv(VecEnv):
         check_finite: ``True`` (default) raises :class:`~rqe_wrappers.errors.NonFiniteError`, naming
             copy, seat and step, when a reward or a float observation is NaN or inf (instead of PPO
             failing on NaN logits rollouts later); ``False`` skips the check (cost: docs/security.md).
-        step_timeout: seconds a subprocess worker may take to answer a step or reset; past it,
+        step_timeout: seconds a subprocess worker may take to answer any command (step, reset,
+            ``get_attr``, ``env_method``, ``share_snapshot``; start-up at least 120 s); past it,
             :class:`~rqe_wrappers.errors.WorkerTimeoutError` names the hung worker. ``None`` (default)
             waits forever. A worker that dies raises :class:`~rqe_wrappers.errors.WorkerError`
             (index, pid, exit code); after either, the workers are stopped and the VecEnv is closed.
@@ -162,7 +163,11 @@ class PettingZooVecEnv(VecEnv):
             )
             self._workers = worker.Workers(remotes, processes, self._groups, self.step_timeout)
             try:
-                descriptions = self._workers.recv(range(self.n_workers), "start", timed=False)
+                descriptions = self._workers.recv(range(self.n_workers), "start")
+            except WorkerError:  # dead or hung: stop the rest at once
+                self._workers.stop_now()
+                self._workers = None
+                raise
             except BaseException:
                 self._shutdown()
                 raise
@@ -233,12 +238,12 @@ class PettingZooVecEnv(VecEnv):
         """The subprocess workers (empty with ``n_workers=0`` or once closed)."""
         return [] if self._workers is None else self._workers.processes
 
-    def _ask(self, which: Sequence[int], messages: Sequence[Any], what: str, timed: bool = True) -> list:
+    def _ask(self, which: Sequence[int], messages: Sequence[Any], what: str) -> list:
         """Send to workers ``which`` and read their replies; a dead or hung worker closes this VecEnv."""
         if self._workers is None:
             raise self._closed_error(what)
         try:
-            return self._workers.ask(which, messages, what, timed)
+            return self._workers.ask(which, messages, what)
         except WorkerError:
             self._workers.stop_now()
             self._workers = None
@@ -393,7 +398,7 @@ class PettingZooVecEnv(VecEnv):
         self._snapshot_shared = True
         if self._workers is not None:
             blob = cloudpickle.dumps((name, policy))
-            self._ask(range(len(self._groups)), [("share", blob)] * len(self._groups), "share", timed=False)
+            self._ask(range(len(self._groups)), [("share", blob)] * len(self._groups), "share")
 
     def publish_snapshot(self, name: str, policy: Policy) -> None:
         """Deprecated name of :meth:`share_snapshot`."""
@@ -424,7 +429,7 @@ class PettingZooVecEnv(VecEnv):
                 out.update(zip(copies, res or [None] * len(copies), strict=True))
             return out
         msgs = [(cmd, make_args([self._groups[g].index(c) for c in copies])) for g, copies in per_group.items()]
-        replies = self._ask(list(per_group), msgs, cmd, timed=False)
+        replies = self._ask(list(per_group), msgs, cmd)
         for copies, res in zip(per_group.values(), replies, strict=True):
             out.update(zip(copies, res or [None] * len(copies), strict=True))
         return out

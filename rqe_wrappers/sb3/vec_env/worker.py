@@ -98,6 +98,10 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code} (the env or a library it uses called os._exit / sys.exit, or Python itself failed)"
 
 
+#: seconds a worker may take to start (import, build its envs) when ``step_timeout`` is shorter
+START_TIMEOUT = 120.0
+
+
 class Workers:
     """The parent's side of the subprocess workers: one pipe and one process per group of copies.
 
@@ -133,19 +137,23 @@ class Workers:
             except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as e:
                 raise self._died(i, what) from e
 
-    def recv(self, which: Sequence[int], what: str, timed: bool = True) -> list:
+    def recv(self, which: Sequence[int], what: str) -> list:
         """One reply from each of ``which`` (all read before any error is raised), then the first error.
 
-        ``timed``: wait at most ``self.timeout`` seconds in all (steps and resets; not the start).
+        Waits at most ``self.timeout`` seconds in all for every command (``"start"``, building the
+        envs: at least :data:`START_TIMEOUT` seconds).
         """
-        limit = self.timeout if timed else None
+        limit = self.timeout
+        if limit is not None and what == "start":
+            limit = max(limit, START_TIMEOUT)
         deadline = None if limit is None else time.monotonic() + limit
         replies = []
         for i in which:
             r = self.remotes[i]
             if deadline is not None and not r.poll(max(0.0, deadline - time.monotonic())):
                 raise WorkerTimeoutError(
-                    f"{self._name(i)} did not answer {what!r} within step_timeout={limit} s. It was stopped and "
+                    f"{self._name(i)} did not answer {what!r} within {limit} s (step_timeout={self.timeout}). "
+                    "It was stopped and "
                     "this PettingZooVecEnv is closed: find where the env hangs (py-spy dump --pid on a hung "
                     "worker shows it), or raise step_timeout if a step can legitimately take that long; then "
                     "build a new PettingZooVecEnv"
@@ -161,9 +169,9 @@ class Workers:
                 raise exc
         return [payload[0] for _, *payload in replies]
 
-    def ask(self, which: Sequence[int], messages: Sequence[Any], what: str, timed: bool = True) -> list:
+    def ask(self, which: Sequence[int], messages: Sequence[Any], what: str) -> list:
         self.send(which, messages, what)
-        return self.recv(which, what, timed)
+        return self.recv(which, what)
 
     def shutdown(self, waiting: bool) -> None:
         """Drain a pending reply (if ``waiting``), ask every worker to close, join; never hangs.
