@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from rqe_wrappers.envs.batched import BatchedBase, BatchStep, Seeds, batch_actions
 from rqe_wrappers.errors import ConfigError
 
 COOPERATE = 0
@@ -195,8 +196,72 @@ def _check_one(obs: np.ndarray, rounds: int) -> int:
     return length
 
 
+class BatchedIPD(BatchedBase):
+    """The iterated prisoner's dilemma over ``n_copies`` copies at once (numpy, deterministic).
+
+    Observations ``(n_copies, 2, 5 * rounds + 1)``, each seat's from its own side (as
+    :func:`encode_history`); a copy terminates after ``rounds`` rounds and must be reset
+    (``reset(copies=...)``) before it is stepped again. The same rules as :class:`IPDEnv`, checked
+    step for step against it in tests/test_batched_envs.py.
+
+    Example:
+        >>> core = BatchedIPD(n_copies=2, rounds=3)
+        >>> obs = core.reset()
+        >>> core.step(np.array([[COOPERATE, DEFECT], [DEFECT, DEFECT]])).rewards.tolist()
+        [[0.0, 5.0], [1.0, 1.0]]
+    """
+
+    possible_agents = ["player_0", "player_1"]
+
+    def __init__(self, n_copies: int = 1, rounds: int = DEFAULT_ROUNDS):
+        self.rounds = check_rounds(rounds)
+        super().__init__(
+            n_copies, {a: (observation_space(self.rounds), gym.spaces.Discrete(2)) for a in self.possible_agents}
+        )
+        self.joint = np.zeros((self.n_copies, self.rounds), np.int64)  # 2 * action of player_0 + action of player_1
+        self.t = np.zeros(self.n_copies, np.int64)
+
+    def reset(self, seeds: Seeds = None, copies: np.ndarray | None = None) -> np.ndarray:
+        """Reset ``copies`` (all for ``None``; the game has no randomness, ``seeds`` is only checked)."""
+        idx, _ = self._reset_copies(seeds, copies)
+        self.joint[idx] = 0
+        self.t[idx] = 0
+        return self.observe()
+
+    def observe(self) -> np.ndarray:
+        """Observations ``(n_copies, 2, 5 * rounds + 1)`` float32."""
+        rounds = self.rounds
+        out = np.zeros((self.n_copies, 2, obs_size(rounds)), np.float32)
+        copy, t = np.nonzero(np.arange(rounds) < self.t[:, None])
+        joint = self.joint[copy, t]
+        out[copy, 0, 4 * t + joint] = 1.0
+        out[copy, 1, 4 * t + _SWAP[joint]] = 1.0
+        out[np.arange(self.n_copies), :, 4 * rounds + self.t] = 1.0
+        return out
+
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """Play one round in every copy; ``actions`` ``(n_copies, 2)`` of 0 (cooperate) / 1 (defect)."""
+        acts = batch_actions(actions, self.n_copies, (2, 2), "0 cooperate, 1 defect")
+        if not self._started or (self.t >= self.rounds).any():
+            raise ConfigError("step() on a finished or never reset copy: reset() it first")
+        rows = np.arange(self.n_copies)
+        self.joint[rows, self.t] = 2 * acts[:, 0] + acts[:, 1]
+        self.t += 1
+        done = self.t >= self.rounds
+        return BatchStep(
+            obs=self.observe(),
+            rewards=np.stack([PAYOFFS[acts[:, 0], acts[:, 1]], PAYOFFS[acts[:, 1], acts[:, 0]]], axis=1),
+            terminated=done,
+            truncated=np.zeros(self.n_copies, bool),
+            costs=None,
+        )
+
+
 class IPDEnv(ParallelEnv):
     """Iterated prisoner's dilemma, parallel API, deterministic (``reset(seed)`` has nothing to seed).
+
+    Pure Python for speed in a per-copy loop; :class:`BatchedIPD` is its array twin (the two are
+    checked step for step in tests/test_batched_envs.py).
 
     Example:
         >>> env = IPDEnv(rounds=3)

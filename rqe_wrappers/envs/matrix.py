@@ -9,7 +9,77 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from rqe_wrappers.core.checks import integer
+from rqe_wrappers.envs.batched import BatchedBase, BatchStep, Seeds, action_index, batch_actions
 from rqe_wrappers.errors import ConfigError
+
+
+def check_payoffs(payoffs: Any) -> np.ndarray:
+    """``payoffs`` as a finite float array of shape ``(n0, n1, 2)``, or :class:`ConfigError`."""
+    p = np.asarray(payoffs, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 2 or min(p.shape[:2]) < 1:
+        raise ConfigError(f"payoffs must have shape (n0, n1, 2), got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ConfigError("payoffs must be finite")
+    return p
+
+
+class BatchedMatrixGame(BatchedBase):
+    """A bimatrix game repeated ``rounds`` times over ``n_copies`` copies at once (numpy, deterministic).
+
+    Same rules as :class:`MatrixGameEnv` (checked step for step in tests/test_batched_envs.py): observations
+    ``[t / rounds]`` per seat, ``(n_copies, 2, 1)``; after ``rounds`` steps a copy is truncated
+    (``time_limit=True``) or terminated, and must be reset (``reset(copies=...)``) before it is
+    stepped again.
+
+    Example:
+        >>> core = BatchedMatrixGame(coordination_payoffs(0.5), n_copies=2)
+        >>> obs = core.reset()
+        >>> core.step(np.array([[1, 0], [0, 0]])).rewards.tolist()
+        [[0.5, 1.0], [0.0, 0.0]]
+    """
+
+    possible_agents = ["player_0", "player_1"]
+
+    def __init__(self, payoffs: Any, n_copies: int = 1, rounds: int = 1, time_limit: bool = True):
+        self.payoffs = check_payoffs(payoffs)
+        box = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        super().__init__(
+            n_copies,
+            {
+                a: (box, gym.spaces.Discrete(n))
+                for a, n in zip(self.possible_agents, self.payoffs.shape[:2], strict=True)
+            },
+        )
+        self.rounds = integer("rounds", rounds, low=1)
+        self.time_limit = bool(time_limit)
+        self.t = np.zeros(self.n_copies, np.int64)
+
+    def reset(self, seeds: Seeds = None, copies: np.ndarray | None = None) -> np.ndarray:
+        """Reset ``copies`` (all for ``None``; the game has no randomness, ``seeds`` is only checked)."""
+        idx, _ = self._reset_copies(seeds, copies)
+        self.t[idx] = 0
+        return self.observe()
+
+    def observe(self) -> np.ndarray:
+        """Observations ``(n_copies, 2, 1)`` float32: ``t / rounds`` for both seats."""
+        frac = (self.t / self.rounds).astype(np.float32)
+        return np.repeat(frac[:, None, None], 2, axis=1)
+
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """Play one round in every copy; ``actions`` ``(n_copies, 2)`` ints."""
+        acts = batch_actions(actions, self.n_copies, self.payoffs.shape[:2])
+        if not self._started or (self.t >= self.rounds).any():
+            raise ConfigError("step() on a finished or never reset copy: reset() it first")
+        self.t += 1
+        done = self.t >= self.rounds
+        return BatchStep(
+            obs=self.observe(),
+            rewards=self.payoffs[acts[:, 0], acts[:, 1]],
+            terminated=done & (not self.time_limit),
+            truncated=done & self.time_limit,
+            costs=None,
+        )
 
 
 class MatrixGameEnv(ParallelEnv):
@@ -19,20 +89,15 @@ class MatrixGameEnv(ParallelEnv):
     ``[t / rounds]``. With ``time_limit=True`` the episode is *truncated* after ``rounds`` steps
     (a time limit: PPO must bootstrap the last value, a good truncation test); with
     ``time_limit=False`` the game *terminates* there (the game is over, nothing to bootstrap).
+    Pure Python for speed in a per-copy loop; :class:`BatchedMatrixGame` is its array twin (the two
+    are checked step for step in tests/test_batched_envs.py).
     """
 
     metadata = {"name": "matrix_game_v0", "render_modes": []}
 
     def __init__(self, payoffs, rounds: int = 1, name: str = "matrix_game_v0", time_limit: bool = True):
-        payoffs = np.asarray(payoffs, dtype=np.float64)
-        if payoffs.ndim != 3 or payoffs.shape[2] != 2 or min(payoffs.shape[:2]) < 1:
-            raise ConfigError(f"payoffs must have shape (n0, n1, 2), got {payoffs.shape}")
-        if not np.all(np.isfinite(payoffs)):
-            raise ConfigError("payoffs must be finite")
-        if int(rounds) < 1:
-            raise ConfigError(f"rounds must be >= 1, got {rounds}")
-        self.payoffs = payoffs
-        self.rounds = int(rounds)
+        self.payoffs = check_payoffs(payoffs)
+        self.rounds = integer("rounds", rounds, low=1)
         self.time_limit = bool(time_limit)
         self.metadata = {**self.metadata, "name": name}
         self.possible_agents = ["player_0", "player_1"]
@@ -56,7 +121,10 @@ class MatrixGameEnv(ParallelEnv):
         return self._obs(), {a: {} for a in self.agents}
 
     def step(self, actions):
-        a0, a1 = int(actions["player_0"]), int(actions["player_1"])
+        if not self.agents:
+            raise ConfigError("step() called after the game ended; call reset() first")
+        n0, n1 = self.payoffs.shape[:2]
+        a0, a1 = action_index("player_0", actions["player_0"], n0), action_index("player_1", actions["player_1"], n1)
         r = self.payoffs[a0, a1]
         self._t += 1
         rewards = {"player_0": float(r[0]), "player_1": float(r[1])}
