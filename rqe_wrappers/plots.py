@@ -168,3 +168,180 @@ def plot_bifurcation(
     fig.text(0.01, 0.01, "each free-riding RQE comes with its mirror image (players swapped)", fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     return _save(fig, out_png, 120)
+
+
+def _save_png_svg(fig: Any, out: str | os.PathLike, dpi: int) -> Path:
+    """Save ``fig`` as ``<out>.png`` and ``<out>.svg`` (any suffix of ``out`` is replaced); returns the PNG."""
+    png = _save(fig, Path(out).with_suffix(".png"), dpi)
+    fig.savefig(png.with_suffix(".svg"))
+    return png
+
+
+def plot_crossplay(
+    matrix: Any,
+    agents: Sequence[str],
+    methods: Mapping[str, str],
+    out: str | os.PathLike,
+    *,
+    title: str = "cross-play",
+    label: str = "mean return of the row agent",
+    annotate: bool | None = None,
+) -> Any:
+    """Cross-play heatmap, rows and columns grouped by method: ``matrix[i, j]`` is row agent ``i`` with partner ``j``.
+
+    ``agents`` in matrix order (grouped by method, as :class:`~rqe_wrappers.eval.CrossPlayResult` keeps
+    them); method blocks are separated by lines and labelled, so a checkerboard (agents that only
+    work with their own kind) shows as bright diagonal blocks. Cells are annotated when there are at
+    most 12 agents (``annotate`` overrides). Writes ``<out>.png`` and ``<out>.svg``; returns the Figure.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    n = len(agents)
+    if m.shape != (n, n):
+        raise ConfigError(f"plot_crossplay: the matrix is {m.shape}, expected ({n}, {n}) for {n} agents")
+    Figure = _figure("plot_crossplay")
+    side = max(4.0, 0.45 * n + 2.5)
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(m, cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label=label, shrink=0.8)
+    ax.set_xticks(range(n), list(agents), rotation=90, fontsize="small")
+    ax.set_yticks(range(n), list(agents), fontsize="small")
+    ax.set_xlabel("partner")
+    ax.set_ylabel("agent")
+    groups = [methods.get(a, a) for a in agents]
+    grouped = 1 < len(set(groups)) < n  # else one method, or every agent its own: nothing to separate
+    bounds = [i for i in range(1, n) if groups[i] != groups[i - 1]] if grouped else []
+    for b in bounds:
+        ax.axhline(b - 0.5, color="white", lw=2)
+        ax.axvline(b - 0.5, color="white", lw=2)
+    starts = [0, *bounds]
+    ends = [*bounds, n]
+    if grouped:
+        for s, e in zip(starts, ends, strict=True):
+            ax.text((s + e - 1) / 2, -0.7, groups[s], ha="center", va="bottom", fontsize="small", weight="bold")
+            ax.text(
+                n - 0.3,
+                (s + e - 1) / 2,
+                groups[s],
+                ha="left",
+                va="center",
+                fontsize="small",
+                weight="bold",
+                rotation=-90,
+            )
+    if annotate if annotate is not None else n <= 12:
+        finite = m[np.isfinite(m)]
+        mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(m[i, j]):
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        color="black" if m[i, j] > mid else "white",
+                    )
+    fig.suptitle(title)
+    _save_png_svg(fig, out, 120)
+    return fig
+
+
+def plot_population(
+    utilities: Mapping[str, float],
+    out: str | os.PathLike,
+    *,
+    errors: Mapping[str, float] | None = None,
+    best_responses: Mapping[str, float | None] | None = None,
+    title: str = "held-out population",
+    label: str = "utility (focal per-capita return)",
+) -> Any:
+    """One bar per member (or scenario) with the worst case marked; best responses as ticks where known.
+
+    ``errors``: half-widths of error bars (e.g. a std). Writes ``<out>.png`` and ``<out>.svg``;
+    returns the Figure.
+    """
+    if not utilities:
+        raise ConfigError("plot_population needs at least one member's utility")
+    names = list(utilities)
+    values = np.array([float(utilities[k]) for k in names])
+    worst = int(np.argmin(values))
+    Figure = _figure("plot_population")
+    fig = Figure(figsize=(min(16.0, max(4.0, 0.4 * len(names) + 2.0)), 3.8), layout="constrained")
+    ax = fig.subplots()
+    colors = ["tab:red" if i == worst else "tab:blue" for i in range(len(names))]
+    yerr = None if errors is None else [float(errors.get(k, 0.0)) for k in names]
+    ax.bar(range(len(names)), values, color=colors, yerr=yerr, capsize=2)
+    br = best_responses or {}
+    marks = [(i, float(v)) for i, k in enumerate(names) if (v := br.get(k)) is not None]
+    if marks:
+        ax.plot(*zip(*marks, strict=True), "_", color="black", ms=14, mew=2, label="best response")
+    ax.axhline(values.mean(), ls="--", color="gray", label=f"mean {values.mean():.3g}")
+    ax.annotate(
+        f"worst {values[worst]:.3g}",
+        (worst, values[worst]),
+        textcoords="offset points",
+        xytext=(0, 4),
+        ha="center",
+        fontsize="small",
+        color="tab:red",
+    )
+    if len(names) <= 40:
+        ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 6 else 0, fontsize="small")
+    else:  # too many to read: the worst one is named in its annotation
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(names)} members; worst: {names[worst]}")
+    ax.set_ylabel(label)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    _save_png_svg(fig, out, 120)
+    return fig
+
+
+def plot_robustness(curves: Sequence[Any], out: str | os.PathLike, *, title: str = "robustness audit") -> Any:
+    """Return-vs-tau curves, one line per agent, coloured by method (the robustness audit).
+
+    ``curves``: objects with ``agent``, ``method``, ``taus``, ``returns`` and ``summary`` (as
+    :class:`~rqe_wrappers.eval.robustness.RobustnessCurve`). tau is on a log axis; ``tau = 0`` (the
+    reference partner itself) and ``tau = inf`` (the worst case in its support) sit one decade
+    beyond the grid, on shaded columns. Writes ``<out>.png`` and ``<out>.svg``; returns the Figure.
+    """
+    if not curves:
+        raise ConfigError("plot_robustness needs at least one curve")
+    positive = [float(t) for c in curves for t in c.taus if 0 < float(t) < np.inf]
+    lo, hi = (np.log10(min(positive)), np.log10(max(positive))) if positive else (0.0, 0.0)
+
+    def x_of(t: float) -> float:
+        return lo - 1.0 if t == 0 else hi + 1.0 if np.isinf(t) else float(np.log10(t))
+
+    Figure = _figure("plot_robustness")
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    methods = list(dict.fromkeys(str(c.method) for c in curves))
+    palette = [f"C{i % 10}" for i in range(len(methods))]
+    styles = ["-", "--", ":", "-."]
+    seen: dict[str, int] = {}
+    for c in curves:
+        k = seen[str(c.method)] = seen.get(str(c.method), -1) + 1
+        label = f"{c.agent}" + (f" ({c.method})" if c.method else "") + f": {c.summary:.3g}"
+        xs = [x_of(float(t)) for t in c.taus]
+        color = palette[methods.index(str(c.method))]
+        ax.plot(xs, list(c.returns), styles[k % len(styles)], marker="o", ms=3, color=color, label=label)
+    ticks = [float(k) for k in range(int(np.floor(lo)), int(np.ceil(hi)) + 1)]
+    labels = [f"$10^{{{int(k)}}}$" for k in ticks]
+    if any(float(t) == 0 for c in curves for t in c.taus):
+        ax.axvspan(lo - 1.4, lo - 0.6, color="0.92")
+        ticks, labels = [lo - 1.0, *ticks], ["0", *labels]
+    if any(np.isinf(float(t)) for c in curves for t in c.taus):
+        ax.axvspan(hi + 0.6, hi + 1.4, color="0.92")
+        ticks, labels = [*ticks, hi + 1.0], [*labels, "inf"]
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel("tau (the partner's KL budget; log scale)")
+    ax.set_ylabel("agent's return under the deviation")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", title="agent: summary", title_fontsize="small")
+    _save_png_svg(fig, out, 120)
+    return fig

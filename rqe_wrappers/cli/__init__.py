@@ -22,6 +22,7 @@ COMMANDS = [
     "rqe_wrappers.cli.beta_plot",
     "rqe_wrappers.cli.tag",
     "rqe_wrappers.cli.zoo",
+    "rqe_wrappers.cli.eval",
 ]
 
 

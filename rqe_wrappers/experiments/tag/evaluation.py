@@ -8,55 +8,29 @@ from typing import Any
 import numpy as np
 
 from rqe_wrappers.core.policy import Policy
-from rqe_wrappers.core.registry import make_scripted
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.envs.tag import CHASERS, RUNNER, seat_spaces, tag_env
-from rqe_wrappers.errors import ConfigError, SpaceMismatchError
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.eval.agents import Agent, as_policy
 from rqe_wrappers.experiments.common import check_count
-from rqe_wrappers.srpo.roles import as_partner
 
 #: Evaluation episodes are reset with ``EVAL_SEED + i``: far from training seeds, shared by all runs.
 EVAL_SEED = 1_000_000
 EVAL_EPISODES = 64  # the paper's training-curve evaluation: 64 rollouts of length 100
 DEFAULT_CHASERS = "tag/greedy-chaser"
 
-Agent = Any  # a Policy, an SB3 model (BaseAlgorithm), or a registered scripted policy's name
-
-
-def _is_sb3_model(agent: Any) -> bool:
-    try:
-        from stable_baselines3.common.base_class import BaseAlgorithm
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(agent, BaseAlgorithm)
-
 
 def as_tag_policy(agent: Agent, seat: str) -> Policy:
     """``agent`` as a :class:`Policy` that plays ``seat`` of :func:`tag_env`.
 
-    ``agent`` may be a :class:`Policy`, an SB3 model (a detached CPU copy is taken), or the name of
-    a registered scripted policy (built with the seat's spaces). Policies trained with SRPO (whose
-    observations carry the role feature) play in the partner role
-    (:class:`~rqe_wrappers.srpo.roles.PartnerRole`).
+    ``agent`` may be a :class:`Policy`, an SB3 model (a detached CPU copy is taken), a zoo member or
+    the name of a registered scripted policy (built with the seat's spaces): see
+    :func:`rqe_wrappers.eval.as_policy`. Policies trained with SRPO (whose observations carry the
+    role feature) play in the partner role, with their chaser index as seat identity.
     """
     obs_space, act_space = seat_spaces(seat)
-    if isinstance(agent, str):
-        return make_scripted(agent, observation_space=obs_space, action_space=act_space)
-    if not isinstance(agent, Policy):
-        if not _is_sb3_model(agent):
-            raise TypeError(
-                f"seat {seat!r}: expected a rqe_wrappers Policy, an SB3 model or a scripted policy name, "
-                f"got {type(agent).__name__}"
-            )
-        from rqe_wrappers.sb3 import SB3Policy
-
-        agent = SB3Policy.from_model(agent)
-    if agent.action_space != act_space:
-        raise SpaceMismatchError(f"seat {seat!r}: the policy acts in {agent.action_space}, Tag needs {act_space}")
-    try:  # a chaser's index among the learning seats: its seat one-hot, if trained with seat identity
-        return as_partner(agent, obs_space, seat=CHASERS.index(seat) if seat in CHASERS else None)
-    except SpaceMismatchError as e:
-        raise SpaceMismatchError(f"seat {seat!r}: {e}") from None
+    index = CHASERS.index(seat) if seat in CHASERS else None
+    return as_policy(agent, obs_space, act_space, seat_index=index, who=f"seat {seat!r}")
 
 
 def play_tag(
