@@ -13,7 +13,7 @@ import numpy as np
 
 from rqe_wrappers.errors import ConfigError
 
-__all__ = ["integer", "is_integer", "is_real", "real"]
+__all__ = ["integer", "is_integer", "is_real", "payoffs", "real"]
 
 
 def is_real(value: Any) -> TypeGuard[int | float | np.integer | np.floating]:
@@ -90,3 +90,16 @@ def integer(
     if (low is not None and n < low) or (high is not None and n > high):
         raise ConfigError(f"{name} {expected or f'must be in {where}'}{extra}, got {n}")
     return n
+
+
+def payoffs(value: Any, name: str = "payoffs") -> np.ndarray:
+    """A bimatrix game's payoffs as a finite float array of shape ``(n0, n1, 2)``, or :class:`ConfigError`."""
+    try:
+        p = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a numeric array of shape (n0, n1, 2)") from None
+    if p.ndim != 3 or p.shape[2] != 2 or min(p.shape[:2]) < 1:
+        raise ConfigError(f"{name} must have shape (n0, n1, 2), got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ConfigError(f"{name} must be finite")
+    return p

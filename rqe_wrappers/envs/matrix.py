@@ -10,18 +10,9 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from rqe_wrappers.core.checks import integer
+from rqe_wrappers.core.checks import payoffs as check_payoffs
 from rqe_wrappers.envs.batched import BatchedBase, BatchStep, Seeds, action_index, batch_actions
 from rqe_wrappers.errors import ConfigError
-
-
-def check_payoffs(payoffs: Any) -> np.ndarray:
-    """``payoffs`` as a finite float array of shape ``(n0, n1, 2)``, or :class:`ConfigError`."""
-    p = np.asarray(payoffs, dtype=np.float64)
-    if p.ndim != 3 or p.shape[2] != 2 or min(p.shape[:2]) < 1:
-        raise ConfigError(f"payoffs must have shape (n0, n1, 2), got {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ConfigError("payoffs must be finite")
-    return p
 
 
 class BatchedMatrixGame(BatchedBase):

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from rqe_wrappers.core.checks import is_real, real
+from rqe_wrappers.core.checks import payoffs as check_payoffs
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.envs.ipd import (
     DEFAULT_ROUNDS,
@@ -26,7 +27,7 @@ from rqe_wrappers.envs.ipd import (
     swap_perspective,
 )
 from rqe_wrappers.partners.ipd import IPDTablePolicy
-from rqe_wrappers.srpo.rqe import _payoffs, _player, _strategy, _utility
+from rqe_wrappers.srpo.rqe import check_player, check_strategy, utility_matrix
 
 __all__ = ["Deviation", "ipd_deviation", "matrix_deviation", "softmin"]
 
@@ -100,12 +101,12 @@ def matrix_deviation(
     ``reference``: the opponent's strategy it deviates from. Closed form ``p ∝ reference
     exp(-tau U^T strategy)`` (the RQE's shadow, :mod:`rqe_wrappers.srpo.rqe`).
     """
-    p = _payoffs(payoffs)
-    i = _player(player)
-    pi = _strategy(strategy, p.shape[i], "strategy")
-    m = _strategy(reference, p.shape[1 - i], "reference")
+    p = check_payoffs(payoffs)
+    i = check_player(player)
+    pi = check_strategy(strategy, p.shape[i], "strategy")
+    m = check_strategy(reference, p.shape[1 - i], "reference")
     t = _tau(tau)
-    q = _utility(p, i).T @ pi
+    q = utility_matrix(p, i).T @ pi
     dev, value, kl = softmin(q[None], m[None], t)
     ret = float(dev[0] @ q)
     return Deviation(t, ret, float(kl[0]), float(value[0])), dev[0]

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar, root
 from scipy.special import entr, expit, log_softmax, logsumexp
 
+from rqe_wrappers.core.checks import payoffs as check_payoffs
 from rqe_wrappers.errors import ConfigError
 
 __all__ = ["RQE", "best_response", "fixed_point_residual", "rqe_objective", "solve_rqe"]
@@ -73,24 +74,13 @@ def _pair(value, name: str, *, positive: bool) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _payoffs(payoffs) -> np.ndarray:
-    try:
-        p = np.asarray(payoffs, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError("payoffs must be a numeric array of shape (n0, n1, 2)") from None
-    if p.ndim != 3 or p.shape[2] != 2 or min(p.shape[:2]) < 1:
-        raise ConfigError(f"payoffs must have shape (n0, n1, 2), got {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ConfigError("payoffs must be finite")
-    return p
-
-
-def _utility(p: np.ndarray, player: int) -> np.ndarray:
+def utility_matrix(p: np.ndarray, player: int) -> np.ndarray:
     """``U[a, b]`` = payoff of ``player`` playing ``a`` against the opponent's ``b``."""
     return p[:, :, 0] if player == 0 else p[:, :, 1].T
 
 
-def _strategy(s, n: int, name: str) -> np.ndarray:
+def check_strategy(s, n: int, name: str) -> np.ndarray:
+    """``s`` as a probability vector over ``n`` actions (normalised), or :class:`ConfigError` naming ``name``."""
     try:
         s = np.asarray(s, dtype=np.float64)
     except (TypeError, ValueError):
@@ -102,7 +92,8 @@ def _strategy(s, n: int, name: str) -> np.ndarray:
     return s / s.sum()
 
 
-def _player(player) -> int:
+def check_player(player) -> int:
+    """``0`` or ``1``, or :class:`ConfigError`."""
     if player not in (0, 1):
         raise ConfigError(f"player must be 0 or 1, got {player!r}")
     return int(player)
@@ -174,28 +165,28 @@ def _br_logits(U: np.ndarray, m: np.ndarray, tau: float, eps: float, max_iter: i
 
 
 def _br(p: np.ndarray, player: int, m: np.ndarray, tau: float, eps: float) -> np.ndarray:
-    return np.exp(_br_logits(_utility(p, player), m, tau, eps))
+    return np.exp(_br_logits(utility_matrix(p, player), m, tau, eps))
 
 
 def best_response(payoffs, player: int, opponent_strategy, tau: float, eps: float) -> np.ndarray:
     """The unique maximiser of ``player``'s RQE objective against ``opponent_strategy``."""
-    p = _payoffs(payoffs)
-    player = _player(player)
+    p = check_payoffs(payoffs)
+    player = check_player(player)
     tau_ = _pair(tau, "tau", positive=False)[player]  # a pair: this player's entry
     eps_ = _pair(eps, "eps", positive=True)[player]
-    m = _strategy(opponent_strategy, p.shape[1 - player], "opponent_strategy")
+    m = check_strategy(opponent_strategy, p.shape[1 - player], "opponent_strategy")
     return _br(p, player, m, tau_, eps_)
 
 
 def rqe_objective(payoffs, player: int, strategy, opponent_strategy, tau: float, eps: float) -> float:
     """``V_i(strategy; opponent_strategy)``, the objective that :func:`best_response` maximises."""
-    p = _payoffs(payoffs)
-    player = _player(player)
+    p = check_payoffs(payoffs)
+    player = check_player(player)
     tau_ = _pair(tau, "tau", positive=False)[player]  # a pair: this player's entry
     eps_ = _pair(eps, "eps", positive=True)[player]
-    pi = _strategy(strategy, p.shape[player], "strategy")
-    m = _strategy(opponent_strategy, p.shape[1 - player], "opponent_strategy")
-    return _value(_utility(p, player), pi, m, _log(m), tau_, eps_)
+    pi = check_strategy(strategy, p.shape[player], "strategy")
+    m = check_strategy(opponent_strategy, p.shape[1 - player], "opponent_strategy")
+    return _value(utility_matrix(p, player), pi, m, _log(m), tau_, eps_)
 
 
 def _residual(p, pi0, pi1, taus, epss) -> float:
@@ -206,10 +197,10 @@ def _residual(p, pi0, pi1, taus, epss) -> float:
 
 def fixed_point_residual(payoffs, pi0, pi1, tau, eps) -> float:
     """``max_i max_a |BR_i(pi_-i)(a) - pi_i(a)|``: 0 exactly at an RQE."""
-    p = _payoffs(payoffs)
+    p = check_payoffs(payoffs)
     taus, epss = _pair(tau, "tau", positive=False), _pair(eps, "eps", positive=True)
-    pi0 = _strategy(pi0, p.shape[0], "pi0")
-    pi1 = _strategy(pi1, p.shape[1], "pi1")
+    pi0 = check_strategy(pi0, p.shape[0], "pi0")
+    pi1 = check_strategy(pi1, p.shape[1], "pi1")
     return _residual(p, pi0, pi1, taus, epss)
 
 
@@ -268,7 +259,7 @@ def _bracketed_root(f, a: float, b: float) -> float:
 
 def _solve_2x2(p: np.ndarray, taus, epss, grid: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Candidate RQE from the roots of g(z0) = BR0(BR1(z0)) - z0 (z0 = logit P(player 0 plays 1))."""
-    U0, U1 = _utility(p, 0), _utility(p, 1)
+    U0, U1 = utility_matrix(p, 0), utility_matrix(p, 1)
 
     def g(z0):
         z1 = _binary_br_logit(U1, _two(z0), taus[1], epss[1])
@@ -317,7 +308,7 @@ def _solve_2x2(p: np.ndarray, taus, epss, grid: int) -> list[tuple[np.ndarray, n
 
 def _solve_general(p: np.ndarray, taus, epss, starts: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     n0, n1 = p.shape[:2]
-    U = (_utility(p, 0), _utility(p, 1))
+    U = (utility_matrix(p, 0), utility_matrix(p, 1))
 
     def split(y):
         return np.append(y[: n0 - 1], 0.0), np.append(y[n0 - 1 :], 0.0)
@@ -387,7 +378,7 @@ def solve_rqe(
     Every candidate is verified with :func:`best_response` (independent Newton solve): it is kept
     only if ``max |BR_i(pi_-i) - pi_i| <= tol``. Candidates closer than 1e-7 are merged.
     """
-    p = _payoffs(payoffs)
+    p = check_payoffs(payoffs)
     taus = _pair(tau, "tau", positive=False)
     epss = _pair(eps, "eps", positive=True)
     if int(grid) < 10 or int(starts) < 1:
