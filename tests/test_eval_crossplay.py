@@ -229,3 +229,11 @@ def test_heterogeneous_seats_take_one_agent_per_seat():
     assert row["agent_return"] == pytest.approx(rets[RUNNER][0])  # the hunter team's runner against still chasers
     with pytest.raises(SpaceMismatchError, match=r"pass \{seat: agent\}"):
         crossplay({"g": "tag/greedy-chaser"}, tag_env, seats=seats, background={CHASERS[1]: "tag/still"})
+
+
+def test_a_whole_population_as_one_agent_is_refused_naming_the_fix():
+    from rqe_wrappers.zoo import load_population
+
+    population = load_population("ipd/train")
+    with pytest.raises(ConfigError, match=r"is the population ipd/train@1 \(9 members\): pass its members"):
+        crossplay({"pop": population}, ipd_env)

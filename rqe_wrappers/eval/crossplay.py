@@ -167,6 +167,13 @@ def seat_policies(
     ``learning``: the seats a seat index refers to (the seats the agent was trained on), for agents
     trained with SRPO's seat identity.
     """
+    from rqe_wrappers.zoo.population import Population
+
+    if isinstance(agent, Population):  # a Mapping of members, not of seats
+        raise ConfigError(
+            f"{who} is the population {agent.ref} ({len(agent)} members): pass its members as agents, "
+            f"e.g. {{name: population[name] for name in population}} (rqe eval expands a population id itself)"
+        )
     kwargs = _scripted_kwargs(env)
     out: dict[str, Policy] = {}
     built: dict[tuple, Policy] = {}
