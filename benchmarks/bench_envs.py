@@ -1,8 +1,9 @@
 """Raw env throughput: each batched env (the rules over N copies as arrays) vs its PettingZoo env
 stepped in a Python loop, written as JSON.
 
-For the cooking gridworld (train layout), the IPD (3 rounds) and the coordination game (10 rounds),
-copy-steps/s (one copy-step = one joint step of both seats = 2 agent-steps) of
+For the cooking gridworld (train layout), the IPD (3 rounds), the coordination game (10 rounds) and
+the paper's Tag (``tag_env()`` vs ``BatchedTag``), copy-steps/s (one copy-step = one joint step of
+every seat = 2 agent-steps; 3 for Tag) of
 
 - the PettingZoo parallel env in a loop (``step`` with a dict of actions, ``reset`` at episode end);
 - the batched core at N = 1, 64, 1024, 4096 copies (``step`` with an ``(N, 2)`` array, finished
@@ -15,6 +16,7 @@ numbers are for the machine in ``machine``.
 
 Usage:
     python benchmarks/bench_envs.py --out benchmarks/results/envs-cpu.json
+    python benchmarks/bench_envs.py --envs tag  # re-measure some envs, keep the others' rows in --out
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def _envs() -> dict[str, tuple[Callable[[], Any], Callable[[int], Any], str]]:
     from rqe_wrappers.envs.cooking import BatchedCooking, cooking_env
     from rqe_wrappers.envs.ipd import BatchedIPD, IPDEnv
     from rqe_wrappers.envs.matrix import BatchedMatrixGame, MatrixGameEnv, coordination_payoffs
+    from rqe_wrappers.envs.tag import tag_env
+    from rqe_wrappers.envs.tag_batched import BatchedTag
 
     pay = coordination_payoffs(0.5)
     return {
@@ -47,6 +51,7 @@ def _envs() -> dict[str, tuple[Callable[[], Any], Callable[[int], Any], str]]:
             lambda n: BatchedMatrixGame(pay, n, rounds=10, time_limit=False),
             "cost 0.5, 10 rounds",
         ),
+        "tag": (tag_env, BatchedTag, "mpe2 simple_tag_v3, 1 runner, 2 chasers, 100 cycles; 3 seats"),
     }
 
 
@@ -93,6 +98,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/envs-cpu.json")
     parser.add_argument("--seconds", type=float, default=0.5, help="minimum length of one timed block")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timed blocks; the best is kept")
+    parser.add_argument("--envs", nargs="+", choices=sorted(_envs()), help="only these (other rows of --out are kept)")
     args = parser.parse_args()
 
     import gymnasium
@@ -100,7 +106,12 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {}
+    if args.envs and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            results = json.load(f)["results"]
     for name, (make, make_core, settings) in _envs().items():
+        if args.envs and name not in args.envs:
+            continue
         cores = {n: make_core(n) for n in COPIES}
         loop, batched = [], {n: [] for n in COPIES}
         for _ in range(args.repeats):
@@ -117,7 +128,7 @@ def main() -> None:
         print(name, json.dumps(results[name]))
     report = {
         "benchmark": "bench_envs",
-        "what": "raw env copy-steps/s (1 copy-step = both seats act = 2 agent-steps), random actions",
+        "what": "raw env copy-steps/s (1 copy-step = every seat acts = 2 agent-steps, 3 for tag), random actions",
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

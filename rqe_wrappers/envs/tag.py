@@ -19,7 +19,8 @@ Observation layouts (mpe2 1.1.1 ``Scenario.observation``, full observability, ch
 
 Actions, ``Discrete(5)``: 0 no-op, 1 move -x, 2 move +x, 3 move -y, 4 move +y.
 
-mpe2 is imported only when an env is built; the spaces are available without it.
+mpe2 is imported only when an env is built; the spaces are available without it. The same game
+over N copies as arrays (checked against mpe2 step for step): :mod:`rqe_wrappers.envs.tag_batched`.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def seat_spaces(seat: str) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
 
 
 # ---- reward scaling ----------------------------------------------------------------------------
-def _check_scale(scale: Any) -> float:
+def check_reward_scale(scale: Any) -> float:
+    """``scale`` as a finite float, or :class:`ConfigError`."""
     try:
         value = float(scale)
     except (TypeError, ValueError):
@@ -93,7 +95,7 @@ class ScaledRewardsParallel(BaseParallelWrapper):
 
     def __init__(self, env: ParallelEnv, scale: float):
         super().__init__(env)
-        self.scale = _check_scale(scale)
+        self.scale = check_reward_scale(scale)
 
     def step(self, actions):
         obs, rew, term, trunc, infos = self.env.step(actions)
@@ -105,7 +107,7 @@ class ScaledRewardsAEC(BaseWrapper):
 
     def __init__(self, env: AECEnv, scale: float):
         super().__init__(env)
-        self.scale = _check_scale(scale)
+        self.scale = check_reward_scale(scale)
 
     @property
     def rewards(self):
