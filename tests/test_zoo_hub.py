@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +50,9 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
-        self.faults: dict[str, str] = {}  # file name -> "corrupt" (same size, other bytes) | "huge" (listed size)
+        # file name -> "corrupt" (same size, other bytes) | "huge" (listed size) | "drip" (a byte every 0.2 s)
+        self.faults: dict[str, str] = {}
+        self.stopping = False
         self.lock = threading.Lock()
         hub = self
 
@@ -75,6 +78,7 @@ class FakeHub:
         self.thread.start()
 
     def stop(self) -> None:
+        self.stopping = True
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
@@ -168,7 +172,26 @@ class FakeHub:
         if self.faults.get(name) == "corrupt":
             data = bytes(b ^ 0xFF for b in data[:16]) + data[16:]
         headers = {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+        if self.faults.get(name) == "drip" and not head:
+            return self._drip(h, data, headers)
         self._send(h, 200, data, headers, head)
+
+    def _drip(self, h: BaseHTTPRequestHandler, data: bytes, headers: dict[str, str]) -> None:
+        """A byte every 0.2 s (never idle long enough for a per-read timeout), for at most 30 s."""
+        h.send_response(200)
+        for k, v in {**headers, "Content-Length": str(len(data))}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        stop = time.monotonic() + 30
+        for i in range(len(data)):
+            if time.monotonic() > stop or self.stopping:
+                return
+            try:
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
 
     def _post(self, h: BaseHTTPRequestHandler) -> None:
         path = unquote(urlparse(h.path).path)
@@ -351,6 +374,22 @@ def test_corrupt_or_oversized_downloads_leave_nothing(hub, tmp_path, monkeypatch
     monkeypatch.setenv("RQE_ZOO_MAX_FILE_MB", "0.0001")  # 104 bytes: smaller than the members
     with pytest.raises(PopulationError, match="over the 104-byte cap"):
         load_population("hf://org/p@1")
+
+
+def test_a_dripping_hub_is_cut_off_at_the_total_deadline(hub, tmp_path, monkeypatch):
+    push_population(_write(tmp_path / "zoo", 1, ["m0", "m1"]), "org/p")
+    monkeypatch.setenv("RQE_ZOO_TIMEOUT", "1")
+    hub.faults["m1.safetensors"] = "drip"
+    start = time.monotonic()
+    with pytest.raises(ZooUnreachableError, match=r"m1\.safetensors did not arrive within 1 s \(RQE_ZOO_TIMEOUT"):
+        load_population("hf://org/p@1")
+    assert time.monotonic() - start < 10
+    family = tmp_path / "cache" / "_hf" / "org" / "p"
+    assert not (family / "1").exists()  # nothing half-pulled is left as the version
+    hub.faults.clear()
+    monkeypatch.setenv("RQE_ZOO_TIMEOUT", "30")
+    assert load_population("hf://org/p@1").names == ["m0", "m1"]  # the next pull sweeps and completes
+    assert [p.name for p in family.iterdir() if not p.name.endswith(".lock")] == ["1"]
 
 
 def test_manifest_is_checked_against_sha256sums(hub, tmp_path):

@@ -15,14 +15,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rqe_wrappers.errors import CacheError, ChecksumError, ConfigError, PopulationError
 from rqe_wrappers.zoo.cache import PopulationWarning, ZooCache, newest_cached
-from rqe_wrappers.zoo.config import ENV_MAX_FILE_MB, default_cache_dir, max_file_bytes_from_env
+from rqe_wrappers.zoo.config import (
+    ENV_MAX_FILE_MB,
+    ENV_TIMEOUT,
+    default_cache_dir,
+    max_file_bytes_from_env,
+    timeout_from_env,
+)
 from rqe_wrappers.zoo.files import check_safetensors_bytes, sha256_file
 from rqe_wrappers.zoo.hub import (
     MAX_MANIFEST_BYTES,
@@ -41,7 +48,7 @@ from rqe_wrappers.zoo.hub import (
 from rqe_wrappers.zoo.manifest import MANIFEST_NAME
 from rqe_wrappers.zoo.population import Population, find_bad_files, open_population, read_manifest
 from rqe_wrappers.zoo.refs import check_version
-from rqe_wrappers.zoo.remotes import ZooUnreachableError
+from rqe_wrappers.zoo.remotes import ZooUnreachableError, check_timeout
 
 
 def remote_versions(api: Any, repo_id: str, endpoint: str) -> list[int]:
@@ -66,8 +73,46 @@ def check_cached(directory: Path, version: int) -> str | None:
         return str(e)
 
 
+_T = TypeVar("_T")
+
+
+def within(timeout: float, what: str, fn: Callable[[], _T]) -> _T:
+    """``fn()`` (one Hub request), abandoned after ``timeout`` seconds in all.
+
+    huggingface_hub's own timeout is per read: a server that drips a byte a second never trips it.
+    The request runs in a daemon thread; past the deadline it is left to end on its own (it writes
+    only into the staging directory, which the caller removes) and ``ZooUnreachableError`` is raised.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="rqe-hub-request", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ZooUnreachableError(
+            f"{what} did not arrive within {timeout:g} s ({ENV_TIMEOUT} is the total time of one request); "
+            "nothing was written to the cache. Raise it for a slow link, or try again later"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _downloader(
-    hub: Any, repo_id: str, commit: str, sizes: dict[str, int | None], staging: Path, endpoint: str, token: Any
+    hub: Any,
+    repo_id: str,
+    commit: str,
+    sizes: dict[str, int | None],
+    staging: Path,
+    endpoint: str,
+    token: Any,
+    timeout: float,
 ) -> Callable[[str, int, str | None], Path]:
     """``get(name, cap, sha256)``: one file of the commit into ``staging/population``, capped and checked."""
     out = staging / "population"
@@ -85,14 +130,18 @@ def _downloader(
             )
         with hub_errors(repo_id, endpoint, commit, name):
             path = Path(
-                hub.hf_hub_download(
-                    repo_id,
-                    name,
-                    revision=commit,
-                    endpoint=endpoint,
-                    token=token,
-                    local_dir=staging / "download",
-                    cache_dir=staging / "hf-cache",
+                within(
+                    timeout,
+                    f"{label}: {name}",
+                    lambda: hub.hf_hub_download(
+                        repo_id,
+                        name,
+                        revision=commit,
+                        endpoint=endpoint,
+                        token=token,
+                        local_dir=staging / "download",
+                        cache_dir=staging / "hf-cache",
+                    ),
                 )
             )
         size = path.stat().st_size
@@ -115,15 +164,30 @@ def _downloader(
 
 
 def fetch_hub_population(
-    repo_id: str, version: int, dest: Path, *, endpoint: str, token: Any = None, max_file_bytes: int
+    repo_id: str,
+    version: int,
+    dest: Path,
+    *,
+    endpoint: str,
+    token: Any = None,
+    max_file_bytes: int,
+    timeout: float | None = None,
 ) -> None:
-    """Download tag ``v<version>`` of ``repo_id`` into ``dest`` (replacing it), verified; only whole."""
+    """Download tag ``v<version>`` of ``repo_id`` into ``dest`` (replacing it), verified; only whole.
+
+    ``timeout``: seconds for each request in all (default ``$RQE_ZOO_TIMEOUT``, 30 s).
+    """
     hub = require_hub()
+    timeout = check_timeout(timeout_from_env() if timeout is None else timeout)
     tag = version_tag(version)
     api = hub.HfApi(endpoint=endpoint, token=token)
     try:
         with hub_errors(repo_id, endpoint, tag):
-            info = api.model_info(repo_id, revision=tag, files_metadata=True)
+            info = within(
+                timeout,
+                f"{format_hub_ref(repo_id, version)}'s file list",
+                lambda: api.model_info(repo_id, revision=tag, files_metadata=True),
+            )
     except PopulationError as e:
         if f"no revision {tag!r}" not in str(e):
             raise
@@ -133,7 +197,7 @@ def fetch_hub_population(
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{version}.", suffix=".tmp"))
     try:
-        get = _downloader(hub, repo_id, commit, sizes, staging, endpoint, token)
+        get = _downloader(hub, repo_id, commit, sizes, staging, endpoint, token, timeout)
         sums_path = get(SUMS_NAME, MAX_SUMS_BYTES, None)
         sums = parse_sums(sums_path.read_text(encoding="utf-8"), f"{format_hub_ref(repo_id, version)}: {SUMS_NAME}")
         if MANIFEST_NAME not in sums:
