@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     # SB3 (loads torch and stable_baselines3)
     "PettingZooVecEnv": "rqe_wrappers.sb3.vec_env",
     "make_vec_env": "rqe_wrappers.sb3.env_util",
+    "batched_vec_env": "rqe_wrappers.batched.vec_env",
     "SRPOCallback": "rqe_wrappers.sb3.srpo_callback",
     "AHTCallback": "rqe_wrappers.sb3.aht_callback",
     "SB3Policy": "rqe_wrappers.sb3.sb3_policy",
@@ -92,6 +93,7 @@ __all__ = [  # the errors, __version__ and every name of _LAZY
     "__version__",
     "aht_wrap",
     "background_seats",
+    "batched_vec_env",
     "evaluate_partner",
     "load_population",
     "make_scripted",

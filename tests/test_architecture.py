@@ -201,6 +201,7 @@ ALLOWED = {
     "partners": {"core", "envs", "errors"},
     "plots": {"errors"},
     "conformance": {"aht", "core", "errors", "sb3", "seats", "srpo"},
+    "batched": {"aht", "core", "envs", "errors", "sb3", "seats", "srpo"},
     "eval": {"(top)", "aht", "core", "envs", "errors", "partners", "plots", "sb3", "seats", "srpo", "zoo"},
     "sb3": {"_compat", "aht", "core", "errors", "plots", "seats", "srpo"},
     "zoo": {"(top)", "core", "errors", "sb3"},

@@ -112,12 +112,10 @@ class SRPOCallback(BaseCallback):
         if rewards is None or dones is None or infos is None:
             raise RuntimeError("SRPOCallback expects SB3's rollout locals 'rewards', 'dones' and 'infos'")
         returns = self._returns
-        for i, info in enumerate(infos):
-            returns[i] += rewards[i]
-            if dones[i]:
-                role = info.get("role", "partner")
-                self._finished.setdefault(role, []).append(float(returns[i]))
-                returns[i] = 0.0
+        returns += rewards  # one array operation: this runs every step, on every slot
+        for i in np.flatnonzero(dones).tolist():
+            self._finished.setdefault(infos[i].get("role", "partner"), []).append(float(returns[i]))
+            returns[i] = 0.0
         return True
 
     def _on_rollout_end(self) -> None:

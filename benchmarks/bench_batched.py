@@ -1,0 +1,315 @@
+"""End-to-end PPO throughput on the batched path (IPPO, SRPO) beside SB3's own ceiling, and batched vs
+per-copy learning curves, written as JSON.
+
+``speed`` (default): for each env (``cooking``, ``ipd``; ``tag`` when ``rqe_wrappers.envs.tag_batched``
+exists) and each ``--copies`` N, stock PPO (+ ``SRPOCallback``) on ``batched_vec_env(<batched env of N
+copies>, tau, reward_infos=False)`` for IPPO (tau = 0) and SRPO (``--tau``), SRPO again with the default
+``reward_infos=True`` (``srpo_reward_infos``), and the same PPO on a *null* VecEnv with the same spaces
+and slot count (zero observations and rewards, no env, no infos): SB3's own ceiling at those settings.
+Agent-steps/s = slots x steps / wall seconds of ``--rollouts`` rollouts (collection and update), the
+best of ``--repeats`` timed blocks interleaved over the four set-ups, after one untimed warm-up rollout
+each; every row of one run is measured in that run, on the card in ``machine``.
+
+``curves``: PPO + SRPOCallback on the coordination game (the ``rqe coordination`` settings) through the
+batched path and through ``PettingZooVecEnv(srpo_wrap(...))`` for ``--seeds`` seeds; the partner role's
+P(collaborate) after every rollout, each path's mean and standard deviation over seeds, and the largest
+gap between the two means in units of the seed noise.
+
+Usage (offline, no network):
+    python benchmarks/bench_batched.py --device cpu --copies 256 1024 --out benchmarks/results/batched-cpu.json
+    python benchmarks/bench_batched.py --device cuda --copies 256 1024 4096 --out benchmarks/results/batched-cuda.json
+    python benchmarks/bench_batched.py curves --seeds 0 1 2 3 --out benchmarks/results/batched-curves-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+
+def batched_envs() -> dict[str, Callable[[int], Any]]:
+    """The batched envs to measure (Tag only where its batched twin exists)."""
+    from rqe_wrappers.envs.cooking import BatchedCooking
+    from rqe_wrappers.envs.ipd import BatchedIPD
+
+    envs: dict[str, Callable[[int], Any]] = {"cooking": lambda n: BatchedCooking(n, "train"), "ipd": BatchedIPD}
+    try:
+        from rqe_wrappers.envs.tag_batched import BatchedTag
+    except ImportError:
+        return envs
+    envs["tag"] = BatchedTag
+    return envs
+
+
+def null_vec_env(num_envs: int, observation_space: Any, action_space: Any) -> Any:
+    """A VecEnv that does nothing: SB3's ceiling for ``num_envs`` slots of these spaces."""
+    from stable_baselines3.common.vec_env import VecEnv
+
+    class NullVecEnv(VecEnv):
+        def __init__(self) -> None:
+            self.render_mode = None
+            super().__init__(num_envs, observation_space, action_space)
+            self._obs = np.zeros((num_envs, *observation_space.shape), observation_space.dtype)
+            self._rew = np.zeros(num_envs, np.float32)
+            self._done = np.zeros(num_envs, bool)
+            self._infos: list[dict] = [{} for _ in range(num_envs)]
+
+        def reset(self):
+            return self._obs.copy()
+
+        def step_async(self, actions):
+            pass
+
+        def step_wait(self):
+            return self._obs.copy(), self._rew.copy(), self._done.copy(), self._infos
+
+        def close(self):
+            pass
+
+        def get_attr(self, attr_name, indices=None):
+            return [getattr(self, attr_name, None)] * len(list(self._get_indices(indices)))
+
+        def set_attr(self, attr_name, value, indices=None):
+            setattr(self, attr_name, value)
+
+        def env_method(self, method_name, *args, indices=None, **kwargs):
+            raise AttributeError(method_name)
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * len(list(self._get_indices(indices)))
+
+    return NullVecEnv()
+
+
+def ppo_model(venv: Any, args: argparse.Namespace, callback: Any = None) -> Any:
+    """PPO on ``venv`` with the stated settings, after one untimed warm-up rollout (allocation, first kernels)."""
+    from stable_baselines3 import PPO
+
+    per_rollout = venv.num_envs * args.n_steps
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=args.n_steps,
+        batch_size=min(args.batch_size, per_rollout),
+        n_epochs=args.n_epochs,
+        normalize_advantage=False,
+        policy_kwargs=dict(net_arch=list(args.net_arch)),
+        device=args.device,
+        seed=0,
+    )
+    model.learn(per_rollout, callback=callback)
+    return model
+
+
+def ppo_rate(model: Any, args: argparse.Namespace, callback: Any = None) -> float:
+    """Agent-steps/s of ``args.rollouts`` more rollouts (collection and update) of ``model``."""
+    per_rollout = model.get_env().num_envs * args.n_steps
+    start = time.perf_counter()
+    model.learn(per_rollout * args.rollouts, callback=callback, reset_num_timesteps=False)
+    return per_rollout * args.rollouts / (time.perf_counter() - start)
+
+
+def machine(device: str) -> dict[str, Any]:
+    import stable_baselines3
+    import torch
+
+    out: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        out["card"] = torch.cuda.get_device_name(torch.device(device))
+    if hasattr(os, "getloadavg"):
+        out["load_average_at_start"] = os.getloadavg()[0]
+    return out
+
+
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.sb3 import SRPOCallback
+
+    envs = batched_envs()
+    unknown = [e for e in args.envs if e not in envs]
+    if unknown:
+        raise SystemExit(f"unknown envs {unknown}; available here: {sorted(envs)}")
+    rows = []
+    for name in args.envs:
+        for n in args.copies:
+            setups = {"ippo": (0.0, False), "srpo": (args.tau, False), "srpo_reward_infos": (args.tau, True)}
+            callbacks: dict[str, Any] = {m: SRPOCallback() for m in setups}
+            models = {
+                m: ppo_model(batched_vec_env(envs[name](n), tau, seed=0, reward_infos=full), args, callbacks[m])
+                for m, (tau, full) in setups.items()
+            }
+            venv = models["ippo"].get_env()
+            spaces = (venv.num_envs, venv.observation_space, venv.action_space)
+            models["null"] = ppo_model(null_vec_env(*spaces), args)
+            callbacks["null"] = None
+            rates = dict.fromkeys(models, 0.0)
+            for _ in range(args.repeats):  # interleaved, best of: a busy machine only slows some blocks
+                for m, model in models.items():
+                    rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
+            row = {
+                "env": name,
+                "n_copies": n,
+                "slots": spaces[0],
+                **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
+                "srpo_over_null": round(rates["srpo"] / rates["null"], 3),
+                "srpo_over_ippo_wall": round(rates["ippo"] / rates["srpo"], 3),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"rows": rows}
+
+
+def curves(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.envs.matrix import BatchedMatrixGame, coordination_game, coordination_payoffs
+    from rqe_wrappers.experiments.coordination import CoordinationRun
+    from rqe_wrappers.sb3 import SRPOCallback, make_vec_env
+    from rqe_wrappers.srpo.rqe import solve_rqe
+    from rqe_wrappers.srpo.shadow import srpo_wrap
+
+    class PartnerP(BaseCallback):
+        """P(collaborate) of the partner role at the game's only state, after every rollout's update."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.p: list[float] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:
+            obs = torch.as_tensor(np.array([[0.0, 1.0, 0.0]], np.float32), device=self.model.device)
+            with torch.no_grad():
+                probs = cast(Any, self.model.policy).get_distribution(obs).distribution.probs
+            self.p.append(float(probs[0, 1]))
+
+    run = CoordinationRun(tau=args.tau, steps=args.steps, seat_id=False)
+    pay = coordination_payoffs(run.cost)
+    paths = {
+        "batched": lambda seed: batched_vec_env(
+            BatchedMatrixGame(pay, run.n_copies, time_limit=False), run.tau, seed=seed
+        ),
+        "per_copy": lambda seed: make_vec_env(
+            lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau), run.n_copies, seed=seed
+        ),
+    }
+    out: dict[str, Any] = {"settings": {**run.__dict__}, "seeds": list(args.seeds)}
+    for path, make in paths.items():
+        per_seed, seconds = [], []
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            venv = make(seed)
+            model = PPO(
+                "MlpPolicy",
+                venv,
+                n_steps=run.n_steps,
+                batch_size=run.n_steps * venv.num_envs,
+                n_epochs=run.n_epochs,
+                learning_rate=lambda progress: run.learning_rate * progress,
+                ent_coef=run.eps,
+                normalize_advantage=False,
+                gamma=0.99,
+                gae_lambda=1.0,
+                policy_kwargs=dict(net_arch=[16]),
+                seed=seed,
+                device="cpu",
+            )
+            probe = PartnerP()
+            t0 = time.perf_counter()
+            model.learn(run.steps, callback=CallbackList([SRPOCallback(), probe]))
+            seconds.append(time.perf_counter() - t0)
+            probe._on_rollout_start()  # the final policy
+            per_seed.append(probe.p)
+            print(f"{path} seed {seed}: final P(collaborate) {probe.p[-1]:.3f} ({seconds[-1]:.1f} s)", flush=True)
+        arr = np.array(per_seed)
+        out[path] = {
+            "p_collaborate": per_seed,
+            "mean": arr.mean(axis=0).tolist(),
+            "std": arr.std(axis=0, ddof=1).tolist(),
+            "seconds": seconds,
+        }
+    a, b = (np.array(out[p]["p_collaborate"]) for p in paths)
+    noise = np.sqrt((a.var(axis=0, ddof=1) + b.var(axis=0, ddof=1)) / len(args.seeds))  # s.e. of the gap
+    gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
+    later = slice(len(gap) // 4, None)  # past the first quarter (both start at the same ~0.5)
+    rqe = next(e for e in solve_rqe(pay, run.tau, run.eps) if abs(e.pi0[1] - e.pi1[1]) < 1e-6)
+    out["comparison"] = {
+        "max_gap_over_standard_error": float(np.max(gap[later] / np.maximum(noise[later], 1e-9))),
+        "max_gap": float(np.max(gap)),
+        "final_mean": {"batched": float(a[:, -1].mean()), "per_copy": float(b[:, -1].mean())},
+        "final_std": {"batched": float(a[:, -1].std(ddof=1)), "per_copy": float(b[:, -1].std(ddof=1))},
+        "symmetric_rqe_p_collaborate": float(rqe.pi0[1]),
+    }
+    print(json.dumps(out["comparison"], indent=2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", nargs="?", choices=("speed", "curves"), default="speed")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (speed mode)")
+    parser.add_argument("--envs", nargs="+", default=["cooking", "ipd"], help="batched envs (speed mode)")
+    parser.add_argument("--copies", nargs="+", type=int, default=[256, 1024, 4096], help="env copies")
+    parser.add_argument("--tau", type=float, default=2.0, help="SRPO's risk aversion")
+    parser.add_argument("--n-steps", type=int, default=32, help="PPO n_steps (per slot per rollout)")
+    parser.add_argument("--batch-size", type=int, default=8192, help="PPO minibatch size")
+    parser.add_argument("--n-epochs", type=int, default=4, help="PPO epochs per rollout")
+    parser.add_argument("--net-arch", nargs="+", type=int, default=[64, 64], help="policy/value MLP")
+    parser.add_argument("--rollouts", type=int, default=2, help="rollouts per timed block")
+    parser.add_argument("--repeats", type=int, default=3, help="timed blocks per setting (interleaved; best kept)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3], help="seeds (curves mode)")
+    parser.add_argument("--steps", type=int, default=120_000, help="agent-steps per run (curves mode)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/batched-...)")
+    args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.mode == "curves":
+        torch.set_num_threads(1)
+        args.device = "cpu"
+    result: dict[str, Any] = {"benchmark": f"bench_batched {args.mode}", "machine": machine(args.device)}
+    if args.mode == "speed":
+        result["ppo"] = {
+            "n_steps": args.n_steps,
+            "batch_size": args.batch_size,
+            "n_epochs": args.n_epochs,
+            "net_arch": args.net_arch,
+            "normalize_advantage": False,
+            "warmup_rollouts": 1,
+            "rollouts_per_timed_block": args.rollouts,
+            "timed_blocks_best_of": args.repeats,
+            "srpo_tau": args.tau,
+            "ippo_and_srpo_reward_infos": False,
+        }
+    result |= speed(args) if args.mode == "speed" else curves(args)
+    out = args.out or Path("benchmarks/results") / f"batched-{args.mode}-{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

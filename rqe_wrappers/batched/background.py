@@ -1,0 +1,98 @@
+"""Background seats on whole batches: each fixed :class:`~rqe_wrappers.core.policy.Policy` acts once per step.
+
+The batched counterpart of :mod:`rqe_wrappers.seats.background`: every seat a policy plays, in
+every copy, goes into one ``act`` call (rows: copy-major, then the policy's seats in env order),
+with one seeded stream for the whole batch. Recurrent policies need per-copy state resets and are
+refused here (use the per-copy ``PettingZooVecEnv``). Docs: docs/batched.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from rqe_wrappers.core.policy import Policy, check_policy_spaces
+from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.envs.batched import BatchedEnv
+from rqe_wrappers.errors import ConfigError, SeatError
+
+STREAM = "background"
+
+
+def check_background(env: BatchedEnv, policies: Mapping[str, Policy]) -> dict[str, Policy]:
+    """``policies`` checked against ``env`` (seat names, Policy type, spaces, no recurrent state)."""
+    if not isinstance(policies, Mapping):
+        raise ConfigError(f"background must be a dict {{seat: Policy}}, got {type(policies).__name__}")
+    unknown = [s for s in policies if s not in env.possible_agents]
+    if unknown:
+        raise SeatError(f"background seats {unknown} do not exist; the env's seats are {env.possible_agents}")
+    for seat, pol in policies.items():
+        if not isinstance(pol, Policy):
+            raise ConfigError(f"background seat {seat!r}: expected a rqe_wrappers.Policy, got {type(pol).__name__}")
+        check_policy_spaces(pol, env.observation_space(seat), env.action_space(seat), f"background seat {seat!r}")
+        if pol.initial_state(1) is not None:
+            raise ConfigError(
+                f"background seat {seat!r}: {pol!r} is recurrent; the batched path plays stateless policies only "
+                "(use rqe_wrappers.sb3.PettingZooVecEnv for recurrent partners)"
+            )
+    return dict(policies)
+
+
+class BatchedBackground:
+    """Plays the background seats of every copy: one ``act`` call per policy per step.
+
+    Who plays which seat is :attr:`table`, ``(n_copies, n_seats)`` indices into :attr:`policies`
+    (``-1``: a learning seat), the same row for every copy at the start; :meth:`assign` gives copies
+    other partners (per-copy partners, e.g. a scenario drawn per episode) and :meth:`fill` follows it.
+
+    Args:
+        seats: the env's seats (``possible_agents`` order).
+        policies: ``{seat: Policy}``, already checked (:func:`check_background`).
+        n_copies: env copies.
+    """
+
+    def __init__(self, seats: Sequence[str], policies: Mapping[str, Policy], n_copies: int):
+        self.policies: list[Policy] = []
+        row = np.full(len(seats), -1, np.int64)
+        for col, seat in enumerate(seats):
+            if seat in policies:
+                known = [i for i, p in enumerate(self.policies) if p is policies[seat]]
+                if not known:
+                    self.policies.append(policies[seat])
+                row[col] = known[0] if known else len(self.policies) - 1
+        #: the background seats' columns (env order)
+        self.columns = np.flatnonzero(row >= 0)
+        self.table = np.tile(row, (int(n_copies), 1))
+        self.rng = stream(None, STREAM)
+        self._cells: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def seed(self, seed: int | None) -> None:
+        """Restart the stream the policies sample from (``None``: fresh entropy)."""
+        self.rng = stream(seed, STREAM)
+
+    def assign(self, copies: np.ndarray, rows: np.ndarray) -> None:
+        """Give ``copies`` the policy indices ``rows`` ``(len(copies), n_seats)`` (``-1`` on the learning seats)."""
+        rows = np.asarray(rows)
+        template = self.table[0] >= 0
+        if rows.shape != (len(copies), len(template)) or not np.issubdtype(rows.dtype, np.integer):
+            raise ConfigError(f"rows must be integers of shape ({len(copies)}, {len(template)}), got {rows.shape}")
+        if ((rows >= 0) != template).any() or (rows >= len(self.policies)).any():
+            raise ConfigError(
+                f"rows must keep -1 on the learning seats and index the {len(self.policies)} policies on the "
+                f"background columns {self.columns.tolist()}, got {rows.tolist()}"
+            )
+        self.table[copies] = rows
+        self._cells = None
+
+    def fill(self, actions: np.ndarray, obs: np.ndarray) -> None:
+        """Write the background seats' actions into ``actions`` (copy, seat) from ``obs`` (copy, seat, ...).
+
+        Each policy acts once on all the (copy, seat) cells it plays, copy-major.
+        """
+        if self._cells is None:
+            self._cells = [(r, c) for r, c in (np.nonzero(self.table == p) for p in range(len(self.policies)))]
+        for pol, (rows, cols) in zip(self.policies, self._cells, strict=True):
+            if len(rows):
+                acts, _ = pol.act(obs[rows, cols], rng=self.rng)
+                actions[rows, cols] = np.asarray(acts).reshape(len(rows))

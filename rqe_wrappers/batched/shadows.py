@@ -1,0 +1,100 @@
+"""SRPO's shadow on whole batches: per copy per episode a shadow draw, role features, shaped rewards.
+
+The same rules as :mod:`rqe_wrappers.srpo.shadow` (one shadow per team among its learning seats,
+reward = minus the mean reward of the team's other learning seats, ``tau = 0``: no shadow), with
+the features laid out by :class:`~rqe_wrappers.srpo.features.ObsFeatures`. The draws are counter
+based (:func:`~rqe_wrappers.envs.batched.copy_keys`, :func:`~rqe_wrappers.envs.batched.uniforms`):
+copy ``k``'s shadows depend only on its seed and its episode number. Docs: docs/batched.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rqe_wrappers.envs.batched import copy_keys, uniforms
+from rqe_wrappers.srpo.features import PARTNER, SHADOW, ObsFeatures, set_role
+from rqe_wrappers.srpo.roles import ROLES
+
+STREAM = "srpo_shadow"
+_ROLE_NAMES = np.asarray(ROLES, dtype=object)
+
+
+class BatchedShadows:
+    """Who is the shadow in each copy's current episode, and what that does to observations and rewards.
+
+    Args:
+        spaces: the env's observation space of each learning seat (in slot order).
+        teams: the learning seats' column indices of each team; shadows are drawn in teams of two or more.
+        tau: risk aversion; ``0`` draws no shadow (plain IPPO, the features still say *partner*).
+        n_shadows: shadows per team and episode.
+        n_copies: env copies.
+        seat_id: add the seat one-hot before the role (``srpo_wrap(..., seat_id=True)``).
+    """
+
+    def __init__(
+        self,
+        spaces: Sequence[gym.Space],
+        teams: Sequence[Sequence[int]],
+        tau: float,
+        n_shadows: int,
+        n_copies: int,
+        seat_id: bool,
+    ):
+        n_seats = len(spaces) if seat_id else 0
+        self.features = [ObsFeatures(s, n_seats) for s in spaces]
+        self.space = self.features[0].space
+        self.teams = [np.asarray(t, np.int64) for t in teams if len(t) >= 2] if tau > 0 else []
+        self.n_shadows = int(n_shadows)
+        #: ``(n_copies, n_learning_seats)`` bool: the current episode's shadows
+        self.mask = np.zeros((n_copies, len(spaces)), bool)
+        self._keys = np.zeros(n_copies, np.uint64)
+        self._width = len(spaces)
+
+    def draw(self, copies: np.ndarray, seeds: Sequence[int | None]) -> None:
+        """New episodes for ``copies``: their shadows from their seeds (``None``: the copy's next episode)."""
+        keys = copy_keys(seeds, self._keys[copies], STREAM)
+        self._keys[copies] = keys
+        self.mask[copies] = False
+        if not self.teams or not len(copies):
+            return
+        u = uniforms(keys, np.zeros(len(copies)), self._width)
+        rows = np.arange(len(copies))[:, None]
+        for cols in self.teams:  # a uniformly random subset of n_shadows seats per team
+            picked = np.argsort(u[:, cols], axis=1)[:, : self.n_shadows]
+            block = np.zeros((len(copies), len(cols)), bool)
+            block[rows, picked] = True
+            self.mask[copies[:, None], cols[None, :]] = block
+
+    def observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
+        """``obs`` ``(copies, n_learning_seats, ...)`` with each seat's features; ``copies``: the rows' copies (all)."""
+        mask = self.mask if copies is None else self.mask[copies]
+        out = []
+        for i, features in enumerate(self.features):
+            featured = features.add_batch(obs[:, i], PARTNER, i)
+            shadow = mask[:, i]
+            if shadow.any():
+                featured[shadow] = set_role(featured[shadow], SHADOW)
+            out.append(featured)
+        return np.stack(out, axis=1)
+
+    def shape(self, raw: np.ndarray) -> np.ndarray:
+        """Rewards ``(n_copies, n_learning_seats)``: a shadow gets minus the mean of its team's non-shadows."""
+        if not self.teams:
+            return raw
+        out = raw.copy()
+        for cols in self.teams:
+            sh = self.mask[:, cols]
+            others = raw[:, cols] * ~sh
+            adv = -others.sum(axis=1) / (~sh).sum(axis=1)
+            out[:, cols] = np.where(sh, adv[:, None], raw[:, cols])
+        return out
+
+    def roles_flat(self, copies: np.ndarray | None = None) -> list[str]:
+        """The role name (``"partner"`` / ``"shadow"``) of each learning seat of ``copies`` (all), copy-major."""
+        mask = self.mask if copies is None else self.mask[copies]
+        names: list[Any] = _ROLE_NAMES[mask.reshape(-1).astype(np.int64)].tolist()
+        return names
