@@ -462,3 +462,22 @@ def test_background_table_gives_copies_their_own_partners_one_act_call_each():
     assert actions[:, 2].tolist() == [0, 1, 0, 1] and (actions[:, :2] == 9).all()
     with pytest.raises(ConfigError, match="learning seats"):
         bg.assign(np.array([0]), np.array([[0, -1, 1]]))
+
+
+def test_a_narrower_background_seat_sees_its_own_observation_width():
+    """Tag's runner sees 12 numbers, the chasers 14: the runner's row is zero-padded in the batch and cut back."""
+    from rqe_wrappers.envs.tag_batched import BatchedTag
+
+    env = BatchedTag(4)
+    seen = []
+
+    def runner(obs):
+        seen.append(np.asarray(obs).shape)
+        return np.full((len(obs), 5), 0.2)
+
+    policy = FunctionPolicy(env.observation_space("agent_0"), env.action_space("agent_0"), runner, name="runner")
+    venv = batched_vec_env(env, tau=1.0, seed=0, background={"agent_0": policy})
+    venv.reset()
+    for _ in range(3):
+        venv.step(np.zeros(venv.num_envs, dtype=np.int64))
+    assert seen and set(seen) == {(4, 12)}

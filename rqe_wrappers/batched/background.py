@@ -94,5 +94,9 @@ class BatchedBackground:
             self._cells = [(r, c) for r, c in (np.nonzero(self.table == p) for p in range(len(self.policies)))]
         for pol, (rows, cols) in zip(self.policies, self._cells, strict=True):
             if len(rows):
-                acts, _ = pol.act(obs[rows, cols], rng=self.rng)
+                batch = obs[rows, cols]
+                shape = getattr(pol.observation_space, "shape", None)
+                if shape and len(shape) == 1 and batch.ndim == 2 and batch.shape[1] > shape[0]:
+                    batch = batch[:, : shape[0]]  # a narrower seat's row is zero-padded (e.g. Tag's runner)
+                acts, _ = pol.act(batch, rng=self.rng)
                 actions[rows, cols] = np.asarray(acts).reshape(len(rows))
