@@ -178,12 +178,11 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 
 def curves(args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
     from rqe_wrappers.batched import batched_vec_env
     from rqe_wrappers.envs.matrix import BatchedMatrixGame, coordination_game, coordination_payoffs
-    from rqe_wrappers.experiments.coordination import CoordinationRun
+    from rqe_wrappers.experiments.coordination import CoordinationRun, coordination_ppo
     from rqe_wrappers.sb3 import SRPOCallback, make_vec_env
     from rqe_wrappers.srpo.rqe import solve_rqe
     from rqe_wrappers.srpo.shadow import srpo_wrap
@@ -220,21 +219,7 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
         for seed in args.seeds:
             torch.manual_seed(seed)
             venv = make(seed)
-            model = PPO(
-                "MlpPolicy",
-                venv,
-                n_steps=run.n_steps,
-                batch_size=run.n_steps * venv.num_envs,
-                n_epochs=run.n_epochs,
-                learning_rate=lambda progress: run.learning_rate * progress,
-                ent_coef=run.eps,
-                normalize_advantage=False,
-                gamma=0.99,
-                gae_lambda=1.0,
-                policy_kwargs=dict(net_arch=[16]),
-                seed=seed,
-                device="cpu",
-            )
+            model = coordination_ppo(run, venv, seed=seed, device="cpu")
             probe = PartnerP()
             t0 = time.perf_counter()
             model.learn(run.steps, callback=CallbackList([SRPOCallback(), probe]))

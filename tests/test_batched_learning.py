@@ -7,15 +7,12 @@ in benchmarks/bench_batched.py ``curves`` (benchmarks/results/batched-curves-cpu
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from stable_baselines3 import PPO
 
 from rqe_wrappers.batched import batched_vec_env
-from rqe_wrappers.envs.matrix import BatchedMatrixGame, coordination_game, coordination_payoffs
-from rqe_wrappers.experiments.coordination import CoordinationRun
-from rqe_wrappers.sb3 import SB3Policy, SRPOCallback
-from rqe_wrappers.srpo.roles import PartnerRole
+from rqe_wrappers.envs.matrix import BatchedMatrixGame, coordination_payoffs
+from rqe_wrappers.experiments.coordination import CoordinationRun, coordination_ppo, partner_probs
+from rqe_wrappers.sb3 import SRPOCallback
 from rqe_wrappers.srpo.rqe import solve_rqe
 
 torch.set_num_threads(1)
@@ -29,27 +26,9 @@ def learn_batched(run: CoordinationRun) -> tuple[float, float]:
         seed=run.seed,
         seat_id=run.seat_id,
     )
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=run.n_steps,
-        batch_size=run.n_steps * venv.num_envs,
-        n_epochs=run.n_epochs,
-        learning_rate=lambda progress: run.learning_rate * progress,
-        ent_coef=run.eps,
-        normalize_advantage=False,
-        gamma=0.99,
-        gae_lambda=1.0,
-        policy_kwargs=dict(net_arch=[16]),
-        seed=run.seed,
-        device="cpu",
-    )
+    model = coordination_ppo(run, venv, device="cpu")
     model.learn(run.steps, callback=SRPOCallback())
-    raw = coordination_game(run.cost).observation_space("player_0")
-    policy = SB3Policy.from_model(model)
-    zero = np.zeros((1, 1), np.float32)
-    p0, p1 = (float(PartnerRole(policy, raw, seat=k).action_probs(zero)[0, 1]) for k in (0, 1))
-    return p0, p1
+    return partner_probs(model, run)
 
 
 def test_batched_srpo_reaches_the_exact_rqe_like_the_per_copy_path():

@@ -74,23 +74,13 @@ class CoordinationOutcome:
         return max(abs(a - b) for a, b in zip(self.p_by_seat, self.nearest_rqe, strict=True))
 
 
-def learn_coordination(run: CoordinationRun, verbose: int = 0) -> CoordinationOutcome:
-    """Train SRPO on the coordination game; per-seat result and the exact RQE nearest to it."""
-    import torch
+def coordination_ppo(
+    run: CoordinationRun, venv: Any, *, seed: int | None = None, device: str | None = None, verbose: int = 0
+) -> Any:
+    """The paper's PPO for the coordination game on ``venv`` (any path: per-copy or batched)."""
     from stable_baselines3 import PPO
 
-    from rqe_wrappers.envs.matrix import coordination_game, coordination_payoffs
-    from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy, SRPOCallback
-    from rqe_wrappers.srpo.roles import PartnerRole
-    from rqe_wrappers.srpo.rqe import solve_rqe
-    from rqe_wrappers.srpo.shadow import srpo_wrap
-
-    torch.set_num_threads(1)
-    game = coordination_game(run.cost)
-    venv = PettingZooVecEnv(
-        lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau, seat_id=run.seat_id), n_copies=run.n_copies
-    )
-    model = PPO(
+    return PPO(
         "MlpPolicy",
         venv,
         n_steps=run.n_steps,
@@ -102,16 +92,43 @@ def learn_coordination(run: CoordinationRun, verbose: int = 0) -> CoordinationOu
         gamma=0.99,
         gae_lambda=1.0,
         policy_kwargs=dict(net_arch=[16]),
-        seed=run.seed,
-        device=run.device,
+        seed=run.seed if seed is None else seed,
+        device=run.device if device is None else device,
         verbose=verbose,
     )
-    model.learn(run.steps, callback=SRPOCallback())
-    venv.close()
+
+
+def partner_probs(model: Any, run: CoordinationRun) -> tuple[float, float]:
+    """Each seat's P(collaborate) in the partner role (seat one-hot where trained with seat identity)."""
+    from rqe_wrappers.envs.matrix import coordination_game
+    from rqe_wrappers.sb3 import SB3Policy
+    from rqe_wrappers.srpo.roles import PartnerRole
+
+    game = coordination_game(run.cost)
     raw_space = game.observation_space(game.possible_agents[0])
     policy = SB3Policy.from_model(model)
     zero = np.zeros((1, *raw_space.shape), raw_space.dtype)
     p0, p1 = (float(PartnerRole(policy, raw_space, seat=k).action_probs(zero)[0, 1]) for k in (0, 1))
+    return p0, p1
+
+
+def learn_coordination(run: CoordinationRun, verbose: int = 0) -> CoordinationOutcome:
+    """Train SRPO on the coordination game; per-seat result and the exact RQE nearest to it."""
+    import torch
+
+    from rqe_wrappers.envs.matrix import coordination_game, coordination_payoffs
+    from rqe_wrappers.sb3 import PettingZooVecEnv, SRPOCallback
+    from rqe_wrappers.srpo.rqe import solve_rqe
+    from rqe_wrappers.srpo.shadow import srpo_wrap
+
+    torch.set_num_threads(1)
+    venv = PettingZooVecEnv(
+        lambda: srpo_wrap(coordination_game(run.cost), tau=run.tau, seat_id=run.seat_id), n_copies=run.n_copies
+    )
+    model = coordination_ppo(run, venv, verbose=verbose)
+    model.learn(run.steps, callback=SRPOCallback())
+    venv.close()
+    p0, p1 = partner_probs(model, run)
     equilibria = solve_rqe(coordination_payoffs(run.cost), run.tau, run.eps)
     symmetric = [e for e in equilibria if abs(e.pi0[1] - e.pi1[1]) < 1e-6]
     nearest = min(equilibria, key=lambda e: max(abs(e.pi0[1] - p0), abs(e.pi1[1] - p1)))
