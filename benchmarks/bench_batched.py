@@ -15,10 +15,16 @@ batched path and through ``PettingZooVecEnv(srpo_wrap(...))`` for ``--seeds`` se
 P(collaborate) after every rollout, each path's mean and standard deviation over seeds, and the largest
 gap between the two means in units of the seed noise.
 
+``aht``: minimax-Bayes AHT on the IPD with the nine ``ipd/train`` partners (``population=``, stock PPO +
+``AHTCallback``, one learner slot per copy, 2N copies) beside IPD self-play (IPPO, tau = 0, two learner
+slots per copy, N copies) on the same batched path at the same slot count 2N, both ``reward_infos=False``,
+measured in the same run as ``speed`` measures; ``aht_over_self_play`` is the issue's ratio (target 0.8).
+
 Usage (offline, no network):
     python benchmarks/bench_batched.py --device cpu --copies 256 1024 --out benchmarks/results/batched-cpu.json
     python benchmarks/bench_batched.py --device cuda --copies 256 1024 4096 --out benchmarks/results/batched-cuda.json
     python benchmarks/bench_batched.py curves --seeds 0 1 2 3 --out benchmarks/results/batched-curves-cpu.json
+    python benchmarks/bench_batched.py aht --device cpu --copies 256 1024 --out benchmarks/results/batched-aht-cpu.json
 """
 
 from __future__ import annotations
@@ -176,6 +182,39 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """AHT (IPD, the nine partners, 2N copies) vs IPD self-play (N copies): agent-steps/s at 2N slots each."""
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.envs.ipd import BatchedIPD
+    from rqe_wrappers.sb3 import AHTCallback
+    from rqe_wrappers.zoo import load_population
+
+    members = load_population("ipd/train").policies()
+    rows = []
+    for n in args.copies:
+        callbacks: dict[str, Any] = {"self_play": None, "aht": AHTCallback()}
+        venvs = {
+            "self_play": batched_vec_env(BatchedIPD(n), seed=0, reward_infos=False),
+            "aht": batched_vec_env(BatchedIPD(2 * n), seed=0, reward_infos=False, population=members),
+        }
+        models = {m: ppo_model(venvs[m], args, callbacks[m]) for m in venvs}
+        rates = dict.fromkeys(models, 0.0)
+        for _ in range(args.repeats):
+            for m, model in models.items():
+                rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
+        row = {
+            "env": "ipd",
+            "slots": 2 * n,
+            "self_play_copies": n,
+            "aht_copies": 2 * n,
+            **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
+            "aht_over_self_play": round(rates["aht"] / rates["self_play"], 3),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return {"rows": rows}
+
+
 def curves(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -252,7 +291,7 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", choices=("speed", "curves"), default="speed")
+    parser.add_argument("mode", nargs="?", choices=("speed", "curves", "aht"), default="speed")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (speed mode)")
     parser.add_argument("--envs", nargs="+", default=["cooking", "ipd"], help="batched envs (speed mode)")
     parser.add_argument("--copies", nargs="+", type=int, default=[256, 1024, 4096], help="env copies")
@@ -276,7 +315,7 @@ def main() -> None:
         torch.set_num_threads(1)
         args.device = "cpu"
     result: dict[str, Any] = {"benchmark": f"bench_batched {args.mode}", "machine": machine(args.device)}
-    if args.mode == "speed":
+    if args.mode in ("speed", "aht"):
         result["ppo"] = {
             "n_steps": args.n_steps,
             "batch_size": args.batch_size,
@@ -289,7 +328,7 @@ def main() -> None:
             "srpo_tau": args.tau,
             "ippo_and_srpo_reward_infos": False,
         }
-    result |= speed(args) if args.mode == "speed" else curves(args)
+    result |= {"speed": speed, "curves": curves, "aht": aht_speed}[args.mode](args)
     out = args.out or Path("benchmarks/results") / f"batched-{args.mode}-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -66,6 +66,19 @@ def project_onto_simplex(v: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
+def normalized_prior(beta: Any, n_scenarios: int) -> np.ndarray:
+    """``beta`` (one weight per scenario) normalised to sum to 1, or :class:`ConfigError` naming what is wrong."""
+    try:
+        b = np.array(beta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"beta must be numbers, one per scenario ({n_scenarios}), got {beta!r}") from None
+    if b.shape != (n_scenarios,):
+        raise ConfigError(f"beta must have one entry per scenario ({n_scenarios}), got shape {b.shape}")
+    if not np.all(np.isfinite(b)) or np.any(b < 0) or b.sum() <= 0:
+        raise ConfigError(f"beta must be finite, >= 0 and not all zero, got {b.tolist()}")
+    return b / b.sum()
+
+
 class Nature:
     """Nature's prior over ``n_scenarios`` scenarios.
 

@@ -53,7 +53,7 @@ from rqe_wrappers.aht.config import (
     aht_config_dict,
     parse_aht_config,
 )
-from rqe_wrappers.aht.nature import Nature
+from rqe_wrappers.aht.nature import Nature, normalized_prior
 from rqe_wrappers.aht.population import population_policies
 from rqe_wrappers.aht.scenarios import Scenario, ScenarioSet
 from rqe_wrappers.aht.seating import make_seating
@@ -277,12 +277,7 @@ class AHTWrapper(BaseParallelWrapper):
 
     def set_prior(self, beta) -> None:
         """Set the prior (one weight per scenario, normalised here); used from the next ``reset`` on."""
-        b = np.array(beta, dtype=np.float64)
-        if b.shape != (len(self.scenarios),):
-            raise ConfigError(f"beta must have one entry per scenario ({len(self.scenarios)}), got shape {b.shape}")
-        if not np.all(np.isfinite(b)) or np.any(b < 0) or b.sum() <= 0:
-            raise ConfigError(f"beta must be finite, >= 0 and not all zero, got {b.tolist()}")
-        self._beta = b / b.sum()
+        self._beta = normalized_prior(beta, len(self.scenarios))
 
     def make_nature(self) -> Nature:
         """A fresh :class:`~rqe_wrappers.aht.nature.Nature` with this wrapper's settings."""

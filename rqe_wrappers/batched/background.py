@@ -50,22 +50,32 @@ class BatchedBackground:
         seats: the env's seats (``possible_agents`` order).
         policies: ``{seat: Policy}``, already checked (:func:`check_background`).
         n_copies: env copies.
+        pool: more policies that :meth:`assign` may give copies (e.g. a population), after the seats' own.
     """
 
-    def __init__(self, seats: Sequence[str], policies: Mapping[str, Policy], n_copies: int):
+    def __init__(
+        self, seats: Sequence[str], policies: Mapping[str, Policy], n_copies: int, pool: Sequence[Policy] = ()
+    ):
         self.policies: list[Policy] = []
         row = np.full(len(seats), -1, np.int64)
         for col, seat in enumerate(seats):
             if seat in policies:
-                known = [i for i, p in enumerate(self.policies) if p is policies[seat]]
-                if not known:
-                    self.policies.append(policies[seat])
-                row[col] = known[0] if known else len(self.policies) - 1
+                row[col] = self.index(policies[seat])
+        for policy in pool:
+            self.index(policy)
         #: the background seats' columns (env order)
         self.columns = np.flatnonzero(row >= 0)
         self.table = np.tile(row, (int(n_copies), 1))
         self.rng = stream(None, STREAM)
         self._cells: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def index(self, policy: Policy) -> int:
+        """``policy``'s index in :attr:`policies` (added if it is not there yet; found by identity)."""
+        known = [i for i, p in enumerate(self.policies) if p is policy]
+        if known:
+            return known[0]
+        self.policies.append(policy)
+        return len(self.policies) - 1
 
     def seed(self, seed: int | None) -> None:
         """Restart the stream the policies sample from (``None``: fresh entropy)."""

@@ -14,7 +14,11 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from rqe_wrappers.aht.config import AHTConfig
+from rqe_wrappers.aht.population import population_policies
+from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.batched.background import BatchedBackground, check_background
+from rqe_wrappers.batched.scenarios import BatchedScenarios, check_aht
 from rqe_wrappers.batched.shadows import BatchedShadows
 from rqe_wrappers.core.checks import is_integer, real
 from rqe_wrappers.core.policy import Policy
@@ -47,6 +51,20 @@ def _repeat(items: list[Any], times: int) -> list[Any]:
     for i in range(times):
         out[i::times] = items
     return out
+
+
+def _aht_learner(env: BatchedEnv, tau: float, background: Any, teams: Any, learn: Any, seat_id: bool) -> str:
+    """The learner's seat of a batched AHT env (``learn``, default the first seat); SRPO options refused."""
+    if tau != 0 or background or teams is not None or seat_id:
+        raise ConfigError(
+            "with a population (AHT) the batched path takes no tau, background, teams or seat_id: the scenarios "
+            "fill every other seat and observations are the env's own (as aht_wrap's); leave them at their defaults"
+        )
+    seats = list(env.possible_agents)
+    learner = seats[0] if learn is None else learn
+    if learner not in seats:
+        raise ConfigError(f"with a population (AHT), learn must be one seat of {seats}, got {learn!r}")
+    return str(learner)
 
 
 def _check_env(env: Any) -> BatchedEnv:
@@ -82,6 +100,10 @@ class BatchedVecEnv(VecEnv):
             ``srpo_wrap`` does (default). ``False`` leaves them out (the same numbers are in
             :attr:`last_raw_rewards` / :attr:`last_background_rewards`): about twice as fast a step at
             thousands of slots, because dicts of plain numbers escape Python's garbage collector.
+        population, aht, scenarios: minimax-Bayes AHT (``aht_wrap``'s ``population``, ``config`` and
+            ``scenarios``; either of the first two turns it on): one learner slot per copy in seat
+            ``learn`` (default: the first seat), a ``c1`` scenario per copy and episode
+            (:mod:`rqe_wrappers.batched.scenarios`); then ``tau``, ``background`` and ``teams`` stay unset.
 
     Seeds: :meth:`seed` makes copy ``k``'s next reset use ``seed + k`` (env, shadow draws); the
     background policies sample from one stream seeded with ``seed``. The shadow draws are counter
@@ -101,6 +123,9 @@ class BatchedVecEnv(VecEnv):
         n_shadows: int = 1,
         check_finite: bool = True,
         reward_infos: bool = True,
+        population: Any = None,
+        aht: AHTConfig | None = None,
+        scenarios: ScenarioSet | None = None,
     ):
         env = _check_env(env)
         self.tau = real("tau", tau, low=0, hint="risk aversion; 0 = plain IPPO")
@@ -108,10 +133,24 @@ class BatchedVecEnv(VecEnv):
         bad = {k: v for k, v in flags.items() if not isinstance(v, (bool, np.bool_))}
         if bad:
             raise ConfigError(f"{', '.join(bad)} must be True or False, got {bad}")
-        fixed = check_background(env, background or {})
         seats = list(env.possible_agents)
-        plan = plan_teams(env, fixed=fixed, teams=teams, learn=learn)
-        self.n_shadows = check_learning(plan, n_shadows, env)
+        self.aht: BatchedScenarios | None = None
+        members: dict[str, Policy] = {}
+        chosen: ScenarioSet | None = None
+        use_aht = population is not None or aht is not None
+        if not use_aht:
+            fixed = check_background(env, background or {})
+            plan = plan_teams(env, fixed=fixed, teams=teams, learn=learn)
+            self.n_shadows = check_learning(plan, n_shadows, env)
+        else:  # AHT: one learning seat; the scenario's members play the others
+            learner = _aht_learner(env, self.tau, background, teams, learn, seat_id)
+            members = population_policies(population, env)
+            config = AHTConfig() if aht is None else aht
+            chosen = check_aht(env, learner, members, config, scenarios)
+            first = members[chosen[0].background[0]]
+            fixed = {s: first for s in seats if s != learner}
+            plan = plan_teams(env, fixed=fixed)
+            self.n_shadows = 1
         self.env = env
         self.n_copies = int(env.n_copies)
         #: read by SRPOCallback through ``get_attr`` (as on ``srpo_wrap``'s env)
@@ -123,7 +162,7 @@ class BatchedVecEnv(VecEnv):
         self.default_fixed = dict(plan.filled)
         self.seat_id = bool(seat_id)
         self.seat_index = {s: i for i, s in enumerate(self.learning_seats)}
-        self.srpo_feature_width = (len(self.learning_seats) if self.seat_id else 0) + 2
+        self.srpo_feature_width = 0 if use_aht else (len(self.learning_seats) if self.seat_id else 0) + 2
         self.background = {**fixed, **plan.filled}
         self.check_finite = bool(check_finite)
         self.reward_infos = bool(reward_infos)
@@ -137,7 +176,12 @@ class BatchedVecEnv(VecEnv):
         self._cols = np.asarray([seats.index(s) for s in self.learning_seats], np.int64)
         team_cols = [[self.seat_index[s] for s in m] for m in plan.teams.values()]
         self.shadow_logic = BatchedShadows(obs_spaces, team_cols, self.tau, self.n_shadows, self.n_copies, self.seat_id)
-        self._background = BatchedBackground(seats, self.background, self.n_copies)
+        self._background = BatchedBackground(seats, self.background, self.n_copies, pool=list(members.values()))
+        if chosen is not None:
+            rows = np.full((len(chosen), len(seats)), -1, np.int64)
+            for i, scenario in enumerate(chosen):
+                rows[i, self._background.columns] = [self._background.index(members[m]) for m in scenario.background]
+            self.aht = BatchedScenarios(chosen, config, rows, self.n_copies, members)
         self._bg_seats = [seats[c] for c in self._background.columns.tolist()]
         self._n_seats = len(seats)
         self._n_learn = len(self.learning_seats)
@@ -153,7 +197,8 @@ class BatchedVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self._warned = False
         self.closed = False
-        super().__init__(self.n_copies * self._n_learn, self.shadow_logic.space, act_spaces[0])
+        space = obs_spaces[0] if self.aht is not None else self.shadow_logic.space
+        super().__init__(self.n_copies * self._n_learn, space, act_spaces[0])
         self._n_actions = int(act_spaces[0].n)
         self._start = int(act_spaces[0].start)
 
@@ -174,9 +219,12 @@ class BatchedVecEnv(VecEnv):
         seeds = self._copy_seeds
         raw = self.env.reset(seeds=seeds)
         self.shadow_logic.draw(np.arange(self.n_copies), seeds)
+        if self.aht is not None:
+            every = np.arange(self.n_copies)
+            self._background.assign(every, self.aht.draw(every, seeds))
         self._copy_seeds = [None] * self.n_copies
         self._raw_obs = raw
-        obs = self.shadow_logic.observe(raw[:, self._cols])
+        obs = self._observe(raw[:, self._cols])
         self.reset_infos = self._reset_infos(range(self.n_copies))
         self._reset_options()
         if self.check_finite:
@@ -200,8 +248,10 @@ class BatchedVecEnv(VecEnv):
         raw_rew = np.asarray(out.rewards, np.float64)[:, self._cols]
         rews = self.shadow_logic.shape(raw_rew).reshape(-1).astype(np.float32)
         done = np.asarray(out.terminated) | np.asarray(out.truncated)
-        obs = self.shadow_logic.observe(out.obs[:, self._cols])
+        obs = self._observe(out.obs[:, self._cols])
         self.last_raw_rewards = raw_rew
+        if self.aht is not None:  # c1 scenarios: the focal per-capita return is the learner's own
+            self.aht.returns += raw_rew[:, 0]
         self.last_background_rewards = np.asarray(out.rewards, np.float64)[:, self._background.columns]
         infos = self._step_infos(out, raw_rew)
         self._raw_obs = out.obs
@@ -215,17 +265,29 @@ class BatchedVecEnv(VecEnv):
                     info = infos[c * learn + i]
                     info["terminal_observation"] = obs[c, i]
                     info["TimeLimit.truncated"] = tr
+            if self.aht is not None:  # the learner's info at the episode end, as aht_wrap gives it
+                aht = self.aht
+                ends = zip(idx.tolist(), aht.ids(idx), aht.index[idx].tolist(), aht.returns[idx].tolist(), strict=True)
+                for c, sid, i, ret in ends:
+                    info = infos[c]
+                    info["scenario"], info["scenario_index"], info["focal_return"] = sid, i, ret
             self._episodes_end()
             raw = self.env.reset(copies=idx)
             self.shadow_logic.draw(idx, [None] * len(idx))
+            if self.aht is not None:
+                self._background.assign(idx, self.aht.draw(idx, [None] * len(idx)))
             self._raw_obs = raw
             obs = obs.copy()
-            obs[idx] = self.shadow_logic.observe(raw[idx][:, self._cols], idx)
+            obs[idx] = self._observe(raw[idx][:, self._cols], idx)
             for slot, info in zip(self._slots(idx), self._reset_infos(idx.tolist()), strict=True):
                 self.reset_infos[slot] = info
             if self.check_finite:
                 self._check_obs(obs, "at the reset after its episode ended")
         return obs.reshape(self.num_envs, *obs.shape[2:]), rews, np.repeat(done, learn), infos
+
+    def _observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
+        """The learning seats' observations with SRPO's features (AHT: raw, as ``aht_wrap`` gives them)."""
+        return obs if self.aht is not None else self.shadow_logic.observe(obs, copies)
 
     # ---- infos ----
     def _slots(self, copies: np.ndarray) -> list[int]:
@@ -234,9 +296,15 @@ class BatchedVecEnv(VecEnv):
     def _reset_infos(self, copies: Sequence[int]) -> list[dict]:
         roles = self.shadow_logic.roles_flat(np.asarray(copies, np.int64))
         if not self.reward_infos:
-            return [{"role": r} for r in roles]
-        zero = dict.fromkeys(self.learning_seats, 0.0)
-        return [{"role": r, "raw_rewards": zero} for r in roles]
+            out: list[dict] = [{"role": r} for r in roles]
+        else:
+            zero = dict.fromkeys(self.learning_seats, 0.0)
+            out = [{"role": r, "raw_rewards": zero} for r in roles]
+        if self.aht is not None:  # one slot per copy
+            index = self.aht.index[np.asarray(copies, np.int64)].tolist()
+            for info, sid, i in zip(out, self.aht.ids(copies), index, strict=True):
+                info["scenario"], info["scenario_index"] = sid, i
+        return out
 
     def _step_infos(self, out: Any, raw_rew: np.ndarray) -> list[dict]:
         """Per-slot infos as ``srpo_wrap`` gives them (``cost``, ``background_rewards``, ``role``, ``raw_rewards``).
@@ -273,6 +341,8 @@ class BatchedVecEnv(VecEnv):
         ]
 
     def _episodes_end(self) -> None:
+        if self.aht is not None:
+            self.aht.episodes_end()
         if self.tau > 0 and not self.srpo_callback_attached and not self._warned:
             self._warned = True
             warnings.warn(
@@ -327,7 +397,9 @@ class BatchedVecEnv(VecEnv):
 
     # ---- attributes and methods ----
     def _target(self, name: str) -> Any:
-        return self if hasattr(self, name) else self.env
+        if hasattr(self, name):
+            return self
+        return self.aht if self.aht is not None and hasattr(self.aht, name) else self.env
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """``attr_name`` of this VecEnv (else of the batched env), once per slot; ``"shadows"``: each slot's copy's."""
@@ -348,8 +420,9 @@ class BatchedVecEnv(VecEnv):
         setattr(self._target(attr_name), attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
-        """Call the batched env's ``method_name`` once; every targeted slot gets the result."""
-        result = getattr(self.env, method_name)(*method_args, **method_kwargs)
+        """Call ``method_name`` once on the AHT sampler (``set_prior``) if it has it, else on the batched env."""
+        owner = self.aht if self.aht is not None and hasattr(self.aht, method_name) else self.env
+        result = getattr(owner, method_name)(*method_args, **method_kwargs)
         return [result] * len(list(self._get_indices(indices)))
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
@@ -381,12 +454,16 @@ def batched_vec_env(
     monitor_kwargs: dict[str, Any] | None = None,
     check_finite: bool = True,
     reward_infos: bool = True,
+    population: Any = None,
+    aht: AHTConfig | None = None,
+    scenarios: ScenarioSet | None = None,
 ) -> BatchedVecEnv | RoleVecMonitor:
     """A seeded, monitored :class:`BatchedVecEnv` (the batched twin of ``make_vec_env(lambda: srpo_wrap(...))``).
 
     ``seed``: copy ``k``'s first reset uses ``seed + k``. ``monitor``: wrap in
     :class:`~rqe_wrappers.sb3.monitor.RoleVecMonitor` (``monitor_kwargs`` go to it) so PPO logs
-    ``rollout/ep_rew_mean`` (partner-role episodes). The other arguments: :class:`BatchedVecEnv`.
+    ``rollout/ep_rew_mean`` (partner-role episodes). The other arguments: :class:`BatchedVecEnv`;
+    ``population`` (and ``aht=AHTConfig(...)``, ``scenarios``) trains minimax-Bayes AHT with ``AHTCallback``.
 
     Example:
         >>> from rqe_wrappers.envs.cooking import BatchedCooking
@@ -405,6 +482,9 @@ def batched_vec_env(
         n_shadows=n_shadows,
         check_finite=check_finite,
         reward_infos=reward_infos,
+        population=population,
+        aht=aht,
+        scenarios=scenarios,
     )
     if seed is not None:
         venv.seed(seed)

@@ -1,0 +1,161 @@
+"""Minimax-Bayes AHT's scenario sampling on whole batches: per copy per episode a scenario from nature's prior.
+
+The batched counterpart of :class:`~rqe_wrappers.aht.wrapper.AHTWrapper`'s reset, for scenarios in
+which the learner is the only focal player (``c1:<members>``): at each copy's reset its scenario is
+drawn from the prior ``beta`` (inverse CDF, as :func:`~rqe_wrappers.core.seeding.categorical`), with
+counter-based per-copy streams (copy ``k``'s draws depend only on its seed and episode number, as
+:class:`~rqe_wrappers.batched.shadows.BatchedShadows`), and the scenario's members are written into
+the copy's row of :attr:`BatchedBackground.table <rqe_wrappers.batched.background.BatchedBackground.table>`.
+The learner keeps one seat; the members take the other seats in env order (the per-copy wrapper
+shuffles seats, which changes nothing in a symmetric game such as the IPD). The attributes
+:class:`~rqe_wrappers.sb3.AHTCallback` reads and writes (``aht_config``, ``set_prior``,
+``aht_callback_attached``, ...) are this object's. Docs: docs/batched.md.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rqe_wrappers.aht.config import ADAPTIVE, FICTITIOUS_PLAY, SELF_PLAY, AHTConfig, aht_config_dict
+from rqe_wrappers.aht.nature import Nature, normalized_prior
+from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.core.policy import Policy, check_policy_spaces
+from rqe_wrappers.envs.batched import BatchedEnv, copy_keys, uniforms
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
+
+STREAM = "scenario"
+_PER_COPY = "use the per-copy path: make_vec_env(lambda: aht_wrap(<the PettingZoo env>, ...), n_copies)"
+
+
+def check_aht(
+    env: BatchedEnv,
+    learner: str,
+    members: Mapping[str, Policy],
+    config: AHTConfig,
+    scenarios: ScenarioSet | None,
+) -> ScenarioSet:
+    """The scenario set for the batched path (default: every ``c1`` scenario), after checking what it supports."""
+    if not isinstance(config, AHTConfig):
+        raise ConfigError(f"aht must be an AHTConfig, got {type(config).__name__}")
+    if config.prior in (FICTITIOUS_PLAY, SELF_PLAY):
+        raise ConfigError(
+            f"prior {config.prior!r} plays the learner's snapshots in other seats, which the batched path does "
+            f"not do yet; {_PER_COPY}"
+        )
+    if not members:
+        raise ConfigError("the batched AHT path needs a population of partners ({name: Policy} or a zoo population)")
+    seats = list(env.possible_agents)
+    if len(seats) < 2:
+        raise SeatError(f"ad hoc teamwork needs partners: the env has {len(seats)} seat(s) ({seats})")
+    for name, policy in members.items():
+        for seat in seats:
+            if seat != learner:
+                check_policy_spaces(policy, env.observation_space(seat), env.action_space(seat), f"member {name!r}")
+        if policy.initial_state(1) is not None:
+            raise ConfigError(f"population member {name!r} is recurrent; the batched path plays stateless policies")
+    if scenarios is None:
+        scenarios = ScenarioSet.all(len(seats), list(members), config.max_scenarios, focal_counts=[1])
+    if not isinstance(scenarios, ScenarioSet):
+        raise ConfigError(f"scenarios must be a ScenarioSet, got {type(scenarios).__name__}")
+    if scenarios.n_seats != len(seats):
+        raise ConfigError(f"the scenario set is for {scenarios.n_seats} seats but the env has {len(seats)}")
+    missing = sorted(set(scenarios.members) - set(members))
+    if missing:
+        raise ConfigError(f"the scenario set names members {missing} that the population does not have")
+    focal = [s.id for s in scenarios if s.n_focal != 1]
+    if focal:
+        raise ConfigError(
+            f"scenarios {focal} put learner snapshots in other seats, which the batched path does not do yet; "
+            f"keep the c1 scenarios (ScenarioSet.all(..., focal_counts=[1])) or {_PER_COPY}"
+        )
+    return scenarios
+
+
+class BatchedScenarios:
+    """Each copy's current scenario, drawn per episode from :attr:`beta`; answers ``AHTCallback``'s attributes.
+
+    Args:
+        scenarios: checked ``c1`` scenarios (:func:`check_aht`).
+        config: the AHT settings (resolved against ``scenarios`` here).
+        rows: ``(n_scenarios, n_seats)`` the background table row of each scenario (``-1``: the learner).
+        n_copies: env copies.
+        population: ``{name: Policy}``, kept for :attr:`population`.
+    """
+
+    def __init__(
+        self,
+        scenarios: ScenarioSet,
+        config: AHTConfig,
+        rows: np.ndarray,
+        n_copies: int,
+        population: Mapping[str, Policy],
+    ):
+        nature = config.make_nature(scenarios)  # checks best_responses against the scenarios
+        self.config = config.resolved(scenarios)
+        self.scenarios = scenarios
+        self.population = dict(population)
+        self.focal_name = self.config.focal_name
+        self.snapshot_name = self.config.snapshot_name
+        self.rows = np.asarray(rows, np.int64)
+        #: ``(n_copies,)`` each copy's current scenario index
+        self.index = np.zeros(n_copies, np.int64)
+        #: ``(n_copies,)`` each copy's focal return so far this episode
+        self.returns = np.zeros(n_copies)
+        self.aht_callback_attached = False  # set by AHTCallback through VecEnv.set_attr
+        self._beta = np.asarray(nature.beta, np.float64)
+        self._keys = np.zeros(n_copies, np.uint64)
+        self._warned = False
+
+    @property
+    def aht_config(self) -> dict[str, Any]:
+        """Plain data the callback reads (``get_attr("aht_config")``), as ``AHTWrapper.aht_config``."""
+        return aht_config_dict(self.config, self.scenarios, {})
+
+    @property
+    def beta(self) -> np.ndarray:
+        """The prior over :attr:`scenarios` that the next resets sample from."""
+        return self._beta.copy()
+
+    @beta.setter
+    def beta(self, value: Any) -> None:
+        self.set_prior(value)
+
+    def set_prior(self, beta: Any) -> None:
+        """Set the prior (one weight per scenario, normalised here); used from the next resets on."""
+        self._beta = normalized_prior(beta, len(self.scenarios))
+
+    def make_nature(self) -> Nature:
+        """A fresh :class:`~rqe_wrappers.aht.nature.Nature` with these settings."""
+        return self.config.make_nature(self.scenarios)
+
+    def draw(self, copies: np.ndarray, seeds: Sequence[int | None]) -> np.ndarray:
+        """New episodes for ``copies``: their scenarios (``None`` seed: the copy's next episode); returns the rows."""
+        keys = copy_keys(seeds, self._keys[copies], STREAM)
+        self._keys[copies] = keys
+        cdf = np.cumsum(self._beta)
+        u = uniforms(keys, np.zeros(len(copies)), 1)[:, 0] * cdf[-1]
+        picks = np.minimum((u[:, None] >= cdf[None, :]).sum(axis=1), len(cdf) - 1)
+        self.index[copies] = picks
+        self.returns[copies] = 0.0
+        return self.rows[picks]
+
+    def ids(self, copies: Sequence[int] | np.ndarray) -> list[str]:
+        """The scenario id of each of ``copies``."""
+        all_ids = self.scenarios.ids
+        return [all_ids[i] for i in self.index[np.asarray(copies, np.int64)].tolist()]
+
+    def episodes_end(self) -> None:
+        """Warn once if an adaptive prior ran an episode without ``AHTCallback`` (as ``aht_wrap`` does)."""
+        prior = self.config.prior
+        if prior in ADAPTIVE and not self.aht_callback_attached and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"batched_vec_env(aht=AHTConfig(prior={prior!r})) ran an episode without AHTCallback: the prior "
+                "stays at its start. Train with model.learn(..., callback=AHTCallback()).",
+                MissingCallbackWarning,
+                stacklevel=4,
+            )

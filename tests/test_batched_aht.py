@@ -1,0 +1,194 @@
+"""Minimax-Bayes AHT on the batched path: scenario draws, partners, infos and AHTCallback, against aht_wrap.
+
+The IPD with the nine scripted partners of ``ipd/train``; the learner sits in ``player_0``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+from rqe_wrappers.aht.config import AHTConfig
+from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.aht.wrapper import aht_wrap
+from rqe_wrappers.batched import BatchedVecEnv, batched_vec_env
+from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.envs.ipd import BatchedIPD, IPDEnv
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning
+from rqe_wrappers.partners.ipd import expected_return, make_partner
+from rqe_wrappers.sb3 import AHTCallback
+from rqe_wrappers.zoo import load_population
+
+ROUNDS = 3  # ipd/train's members play the 3-round IPD
+
+
+@pytest.fixture(scope="module")
+def members():
+    return load_population("ipd/train").policies()
+
+
+def _venv(members, n_copies: int, seed: int | None = 0, **kwargs) -> BatchedVecEnv:
+    venv = batched_vec_env(BatchedIPD(n_copies, ROUNDS), population=members, seed=seed, monitor=False, **kwargs)
+    assert isinstance(venv, BatchedVecEnv)
+    venv.set_attr("aht_callback_attached", True)  # no warning: these tests push the prior themselves
+    return venv
+
+
+def _episode_ends(venv: BatchedVecEnv, episodes: int, learner=None) -> list[list[tuple[int, float]]]:
+    """Per copy: ``(scenario_index, focal_return)`` of each of ``episodes`` episodes (IPD: all end together)."""
+    obs = venv.reset()
+    rng = stream(0, "test")
+    out: list[list[tuple[int, float]]] = [[] for _ in range(venv.num_envs)]
+    for _ in range(episodes * ROUNDS):
+        acts = np.zeros(venv.num_envs, np.int64) if learner is None else learner.act(obs, rng=rng)[0]
+        obs, _, dones, infos = venv.step(acts)
+        for c in np.flatnonzero(dones).tolist():
+            out[c].append((infos[c]["scenario_index"], infos[c]["focal_return"]))
+    return out
+
+
+def test_layout_and_attributes(members):
+    venv = _venv(members, 4)
+    ids = venv.get_attr("scenarios")[0].ids
+    assert venv.num_envs == 4 and venv.learning_seats == ["player_0"]
+    assert venv.observation_space == IPDEnv(ROUNDS).observation_space("player_0")  # aht_wrap's: no SRPO features
+    assert ids == tuple(f"c1:{m}" for m in members)
+    assert venv.get_attr("aht_config")[0]["scenarios"] == ScenarioSet.all(2, list(members), focal_counts=[1]).to_dict()
+    np.testing.assert_allclose(venv.get_attr("beta")[0], np.full(9, 1 / 9))
+    venv.env_method("set_prior", np.arange(1, 10))
+    np.testing.assert_allclose(venv.get_attr("beta")[0], np.arange(1, 10) / 45)
+    venv.reset()
+    index = venv.aht.index
+    assert [i["scenario_index"] for i in venv.reset_infos] == index.tolist()
+    assert [i["scenario"] for i in venv.reset_infos] == [ids[i] for i in index.tolist()]
+    # the background seat plays the drawn member: its table row indexes that member's policy
+    policies = venv._background.policies
+    assert [policies[venv._background.table[c, 1]] for c in range(4)] == [members[ids[i][3:]] for i in index.tolist()]
+
+
+def test_frequencies_follow_beta(members):
+    beta = np.array([0.3, 0.02, 0.1, 0.05, 0.2, 0.08, 0.1, 0.1, 0.05])
+    n = 6000
+    venv = _venv(members, n, seed=3)
+    venv.env_method("set_prior", beta)
+    draws = np.concatenate([np.array(ep)[:, 0] for ep in zip(*_episode_ends(venv, 2), strict=True)])
+    draws = np.concatenate([draws, venv.aht.index])  # the third episode's scenarios, drawn at the last reset
+    counts = np.bincount(draws.astype(np.int64), minlength=9)
+    total = counts.sum()
+    assert total == 3 * n
+    se = np.sqrt(total * beta * (1 - beta))
+    assert (np.abs(counts - total * beta) < 4 * se).all(), (counts, total * beta)
+
+
+def test_copy_draws_depend_only_on_its_seed(members):
+    big, small = _venv(members, 8, seed=10), _venv(members, 1, seed=13)
+    big_runs, small_runs = _episode_ends(big, 5), _episode_ends(small, 5)
+    assert big_runs[3] == small_runs[0]
+    assert big.aht.index[3] == small.aht.index[0]  # the sixth episode's draw too
+
+
+def test_seeded_runs_reproduce(members):
+    a, b = _episode_ends(_venv(members, 16, seed=1), 4), _episode_ends(_venv(members, 16, seed=1), 4)
+    assert a == b
+    c = _episode_ends(_venv(members, 16, seed=2), 4)
+    assert [i for run in a for i, _ in run] != [i for run in c for i, _ in run]
+
+
+def test_focal_returns_match_aht_wrap_and_exact_values(members):
+    """A fixed learner (tit-for-tat) against the eight deterministic partners: the returns nature sees."""
+    det = {k: v for k, v in members.items() if k != "random"}
+    scenarios = ScenarioSet.all(2, list(det), focal_counts=[1])
+    learner = make_partner("ipd/tit-for-tat", rounds=ROUNDS)
+    exact = {i: expected_return(learner, det[s.background[0]], ROUNDS)[0] for i, s in enumerate(scenarios)}
+    # per-copy path: aht_wrap, each scenario forced once
+    env = aht_wrap(IPDEnv(ROUNDS), det, scenarios=scenarios, prior="uniform")
+    rng = stream(0, "test")
+    per_copy = {}
+    for i in range(len(scenarios)):
+        obs, _ = env.reset(seed=i, options={"scenario": i})
+        done, info = False, {}
+        while not done:
+            action = int(learner.act(obs["focal"][None], rng=rng)[0][0])
+            obs, _, term, trunc, infos = env.step({"focal": action})
+            done, info = term["focal"] or trunc["focal"], infos["focal"]
+        per_copy[info["scenario_index"]] = info["focal_return"]
+    assert per_copy == pytest.approx(exact)
+    # batched path
+    venv = _venv(members=det, n_copies=64, seed=0, aht=AHTConfig(prior="uniform"))
+    ends = [e for run in _episode_ends(venv, 2, learner) for e in run]
+    assert {i for i, _ in ends} == set(range(len(scenarios)))
+    for i, ret in ends:
+        assert ret == pytest.approx(exact[i]), scenarios.ids[i]
+
+
+class _Record(BaseCallback):
+    def __init__(self):
+        super().__init__()
+        self.ends: list[tuple[int, float]] = []
+        self.returns: np.ndarray | None = None
+        self.summed: list[float] = []
+
+    def _on_step(self) -> bool:
+        rewards = np.asarray(self.locals["rewards"], np.float64)
+        self.returns = rewards if self.returns is None else self.returns + rewards
+        for slot, info in enumerate(self.locals["infos"]):
+            if "focal_return" in info:
+                self.ends.append((info["scenario_index"], info["focal_return"]))
+                self.summed.append(float(self.returns[slot]))
+                self.returns[slot] = 0.0
+        return True
+
+
+def _train(members) -> tuple[BatchedVecEnv, AHTCallback, _Record]:
+    venv = batched_vec_env(BatchedIPD(16, ROUNDS), population=members, seed=0)
+    model = PPO("MlpPolicy", venv, n_steps=12, batch_size=96, n_epochs=1, seed=0, device="cpu")
+    aht, record = AHTCallback(utility_ema=None), _Record()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MissingCallbackWarning)
+        model.learn(16 * 12 * 3, callback=CallbackList([aht, record]))
+    return venv, aht, record
+
+
+def test_ppo_with_aht_callback_updates_nature(members):
+    venv, aht, record = _train(members)
+    idx = np.array([i for i, _ in record.ends])
+    ret = np.array([r for _, r in record.ends])
+    assert len(record.ends) == 16 * 4 * 3  # 4 three-round episodes per slot and rollout
+    np.testing.assert_allclose(ret, record.summed)  # focal_return = the learner's summed rewards
+    np.testing.assert_array_equal(aht.counts, np.bincount(idx, minlength=9))
+    means = [ret[idx == s].mean() if (idx == s).any() else np.nan for s in range(9)]
+    np.testing.assert_allclose(aht.utilities, means)
+    assert not np.allclose(aht.beta, 1 / 9)  # nature moved
+    np.testing.assert_allclose(venv.get_attr("beta")[0], aht.beta)  # and the env samples from its prior
+    _, again, record_again = _train(members)  # a seeded run reproduces
+    assert record_again.ends == record.ends
+    np.testing.assert_array_equal(again.beta, aht.beta)
+
+
+def test_unsupported_settings_are_refused(members):
+    env = BatchedIPD(2, ROUNDS)
+    with pytest.raises(ConfigError, match="per-copy path"):
+        batched_vec_env(env, population={}, aht=AHTConfig(prior="fictitious-play"))
+    with pytest.raises(ConfigError, match="per-copy path"):
+        batched_vec_env(env, population=members, scenarios=ScenarioSet.all(2, list(members)))  # has c2
+    with pytest.raises(ConfigError, match="tau"):
+        batched_vec_env(env, 1.0, population=members)
+    with pytest.raises(ConfigError, match="learn must be one seat"):
+        batched_vec_env(env, population=members, learn="player_7")
+    with pytest.raises(ConfigError, match="population of partners"):
+        batched_vec_env(env, aht=AHTConfig())
+    venv = _venv(members, 2)
+    with pytest.raises(ConfigError, match="one entry per scenario"):
+        venv.env_method("set_prior", [1.0, 2.0])
+
+
+def test_warns_without_callback(members):
+    venv = batched_vec_env(BatchedIPD(2, ROUNDS), population=members, seed=0, monitor=False)
+    venv.reset()
+    with pytest.warns(MissingCallbackWarning, match="AHTCallback"):
+        for _ in range(ROUNDS):
+            venv.step(np.zeros(2, np.int64))
