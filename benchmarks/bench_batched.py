@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,19 +123,11 @@ def ppo_rate(model: Any, args: argparse.Namespace, callback: Any = None) -> floa
 
 
 def machine(device: str) -> dict[str, Any]:
-    import stable_baselines3
     import torch
 
-    out: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "stable_baselines3": stable_baselines3.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-    }
+    from rqe_wrappers.experiments.common import machine_info
+
+    out: dict[str, Any] = {**machine_info(), "torch_threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda"):
         out["card"] = torch.cuda.get_device_name(torch.device(device))
     if hasattr(os, "getloadavg"):

@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rqe_wrappers.envs.tag import CHASERS, RUNNER, tag_env
     from rqe_wrappers.eval import crossplay
+    from rqe_wrappers.experiments.common import machine_info, write_json
 
     chasers, methods = agents()
     runs = []
@@ -97,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     base = runs[0]["episodes_per_s"]
     for r in runs:
         r["speedup_vs_first"] = r["episodes_per_s"] / base
-    import torch
 
     result = {
         "benchmark": "10 x 10 cross-play of Tag chasers (3 scripted + 7 SB3 MLPs), runner tag/runners:runner-0",
@@ -109,19 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         "same_table_for_every_worker_count": all(np.array_equal(t, tables[0]) for t in tables),
         "mean_chaser_return_matrix": tables[0].round(4).tolist(),
         "agents": list(result.agents),
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_avg": os.getloadavg(),
-        },
+        "machine": {**machine_info(), "load_avg": os.getloadavg()},
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
     }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+    write_json(Path(a.out), result)
     return 0
 
 
