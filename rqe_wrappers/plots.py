@@ -300,6 +300,63 @@ def plot_population(
     return fig
 
 
+def _tau_x(taus: Sequence[float]) -> Any:
+    """x position of a tau on a log axis: ``0`` one decade left of the grid, ``inf`` one decade right."""
+    positive = [t for t in taus if 0 < t < np.inf]
+    lo, hi = (np.log10(min(positive)), np.log10(max(positive))) if positive else (0.0, 0.0)
+    return lambda t: lo - 1.0 if t == 0 else hi + 1.0 if np.isinf(t) else float(np.log10(t))
+
+
+def _tau_ticks(ax: Any, taus: Sequence[float]) -> None:
+    """Decade ticks of :func:`_tau_x`'s axis, with shaded columns for ``tau = 0`` and ``inf``."""
+    positive = [t for t in taus if 0 < t < np.inf]
+    lo, hi = (np.log10(min(positive)), np.log10(max(positive))) if positive else (0.0, 0.0)
+    ticks = [float(k) for k in range(int(np.floor(lo)), int(np.ceil(hi)) + 1)]
+    labels = [f"$10^{{{int(k)}}}$" for k in ticks]
+    if any(t == 0 for t in taus):
+        ax.axvspan(lo - 1.4, lo - 0.6, color="0.92")
+        ticks, labels = [lo - 1.0, *ticks], ["0", *labels]
+    if any(np.isinf(t) for t in taus):
+        ax.axvspan(hi + 0.6, hi + 1.4, color="0.92")
+        ticks, labels = [*ticks, hi + 1.0], [*labels, "inf"]
+    ax.set_xticks(ticks, labels)
+
+
+def plot_tau_sweep(rows: Sequence[Mapping[str, Any]], out: str | os.PathLike, *, title: str = "tau sweep") -> Any:
+    """Self-play and cross-play return (top) and the degree of free-riding (bottom) against tau.
+
+    ``rows``: one per (layout, tau) with ``layout``, ``tau``, ``self_play``, ``cross_play``,
+    ``free_riding`` and optional ``self_play_std``, ``cross_play_std``, ``free_riding_std`` (error
+    bars: the spread over agents or pairings). tau on a log axis, ``0`` (IPPO) one decade left on a
+    shaded column. Writes ``<out>.png`` and ``<out>.svg``; returns the Figure.
+    """
+    if not rows:
+        raise ConfigError("plot_tau_sweep needs at least one row")
+    taus = [float(r["tau"]) for r in rows]
+    x_of = _tau_x(taus)
+    Figure = _figure("plot_tau_sweep")
+    fig = Figure(figsize=(7.5, 6.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for i, layout in enumerate(dict.fromkeys(str(r["layout"]) for r in rows)):
+        mine = sorted((r for r in rows if str(r["layout"]) == layout), key=lambda r: float(r["tau"]))
+        xs = [x_of(float(r["tau"])) for r in mine]
+        for key, style, ax in (("self_play", "-", top), ("cross_play", "--", top), ("free_riding", "-", bottom)):
+            ys = [float(r[key]) for r in mine]
+            err = [float(r.get(f"{key}_std", 0.0) or 0.0) for r in mine]
+            label = f"{layout}: {key.replace('_', '-')}"
+            ax.errorbar(xs, ys, yerr=err, fmt=style, marker="o", ms=3, capsize=3, color=f"C{i}", label=label)
+    _tau_ticks(bottom, taus)
+    top.set_ylabel("mean return per seat")
+    bottom.set_ylabel("free-riding degree |cost0 - cost1|")
+    bottom.set_xlabel("tau (risk aversion; 0 = IPPO; log scale)")
+    top.set_title(title)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    _save_png_svg(fig, out, 120)
+    return fig
+
+
 def plot_robustness(curves: Sequence[Any], out: str | os.PathLike, *, title: str = "robustness audit") -> Any:
     """Return-vs-tau curves, one line per agent, coloured by method (the robustness audit).
 
@@ -310,12 +367,7 @@ def plot_robustness(curves: Sequence[Any], out: str | os.PathLike, *, title: str
     """
     if not curves:
         raise ConfigError("plot_robustness needs at least one curve")
-    positive = [float(t) for c in curves for t in c.taus if 0 < float(t) < np.inf]
-    lo, hi = (np.log10(min(positive)), np.log10(max(positive))) if positive else (0.0, 0.0)
-
-    def x_of(t: float) -> float:
-        return lo - 1.0 if t == 0 else hi + 1.0 if np.isinf(t) else float(np.log10(t))
-
+    x_of = _tau_x([float(t) for c in curves for t in c.taus])
     Figure = _figure("plot_robustness")
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -329,15 +381,7 @@ def plot_robustness(curves: Sequence[Any], out: str | os.PathLike, *, title: str
         xs = [x_of(float(t)) for t in c.taus]
         color = palette[methods.index(str(c.method))]
         ax.plot(xs, list(c.returns), styles[k % len(styles)], marker="o", ms=3, color=color, label=label)
-    ticks = [float(k) for k in range(int(np.floor(lo)), int(np.ceil(hi)) + 1)]
-    labels = [f"$10^{{{int(k)}}}$" for k in ticks]
-    if any(float(t) == 0 for c in curves for t in c.taus):
-        ax.axvspan(lo - 1.4, lo - 0.6, color="0.92")
-        ticks, labels = [lo - 1.0, *ticks], ["0", *labels]
-    if any(np.isinf(float(t)) for c in curves for t in c.taus):
-        ax.axvspan(hi + 0.6, hi + 1.4, color="0.92")
-        ticks, labels = [*ticks, hi + 1.0], [*labels, "inf"]
-    ax.set_xticks(ticks, labels)
+    _tau_ticks(ax, [float(t) for c in curves for t in c.taus])
     ax.set_xlabel("tau (the partner's KL budget; log scale)")
     ax.set_ylabel("agent's return under the deviation")
     ax.set_title(title)

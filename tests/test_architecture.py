@@ -205,9 +205,9 @@ ALLOWED = {
     "eval": {"(top)", "aht", "core", "envs", "errors", "partners", "plots", "sb3", "seats", "srpo", "zoo"},
     "sb3": {"_compat", "aht", "core", "errors", "plots", "seats", "srpo"},
     "zoo": {"(top)", "core", "errors", "sb3"},
-    "zoo.publish": {"(top)", "core", "envs", "errors", "experiments", "partners", "sb3", "zoo"},
-    "experiments": {"_compat", "aht", "core", "envs", "errors", "eval", "partners", "plots", "sb3", "seats", "srpo"}
-    | {"zoo"},
+    "zoo.publish": {"(top)", "core", "envs", "errors", "eval", "experiments", "partners", "sb3", "zoo"},
+    "experiments": {"_compat", "aht", "batched", "core", "envs", "errors", "eval", "partners", "plots", "sb3", "seats"}
+    | {"srpo", "zoo"},
     "cli": {"(top)", "_compat", "aht", "core", "envs", "errors", "experiments", "partners", "plots", "sb3", "seats"}
     | {"eval", "srpo", "zoo", "zoo.publish"},
 }

@@ -29,7 +29,9 @@ def _front_matter(text: str) -> dict:
     return yaml.safe_load(head)
 
 
-@pytest.mark.parametrize("ref", ["ipd/test/1", "ipd/train/1", "tag/runners/1", "tag/runners-heldout/1"])
+@pytest.mark.parametrize(
+    "ref", ["cooking/agents/1", "ipd/test/1", "ipd/train/1", "tag/runners/1", "tag/runners-heldout/1"]
+)
 def test_published_populations_have_current_cards(ref):
     directory = POPULATIONS / ref
     manifest = read_manifest(directory)

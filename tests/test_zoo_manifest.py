@@ -161,7 +161,7 @@ _SB3 = ("members", 1, "sb3")
         ((*_M0, "recipe", "commit"), "not-a-sha", "'members[0].recipe.commit'"),
         ((*_SB3, "algo"), "A2C", "'members[1].sb3.algo'"),
         ((*_SB3, "policy"), "stable_baselines3.common.policies:ActorCriticPolicy", "'members[1].sb3.policy'"),
-        ((*_SB3, "policy"), "os.system", "expected one of ['MlpPolicy', 'CnnPolicy', 'MultiInputPolicy']"),
+        ((*_SB3, "policy"), "os.system", "one of ['MlpPolicy', 'CnnPolicy', 'MultiInputPolicy', 'RolePolicy']"),
         ((*_SB3, "policy_kwargs", "activation_fn"), "os:system", "'members[1].sb3.policy_kwargs.activation_fn'"),
         (
             (*_SB3, "policy_kwargs", "features_extractor_class"),

@@ -21,6 +21,8 @@ COMMANDS = [
     "rqe_wrappers.cli.ipd",
     "rqe_wrappers.cli.beta_plot",
     "rqe_wrappers.cli.tag",
+    "rqe_wrappers.cli.cooking",
+    "rqe_wrappers.cli.hanabi",
     "rqe_wrappers.cli.zoo",
     "rqe_wrappers.cli.eval",
 ]

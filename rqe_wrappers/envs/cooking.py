@@ -50,6 +50,21 @@ LAYOUT_ROWS: dict[str, tuple[str, ...]] = {
         ".....",
         ".....",
     ),
+    # one onion source beside the pot: one worker can carry every onion, so a second adds little
+    "one-source": (
+        "A...B",
+        ".....",
+        "..P..",
+        "..O..",
+        ".....",
+    ),
+    "one-source-test": (
+        "A...B",
+        ".....",
+        ".#P#.",
+        ".....",
+        "..O..",
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """Seeded evaluation episodes of a PettingZoo env (parallel or AEC) with one fixed Policy per seat.
 
 Parallel envs run a batch of episodes in lock-step, so a policy that plays several seats or
-episodes acts once per step on all of them; AEC envs run turn by turn. Action masks
+episodes acts once per step on all of them; AEC envs run turn by turn; a batched env
+(``envs/batched.py``: the rules over N copies as arrays) plays the batch as one array step. Action masks
 (``obs["action_mask"]`` or ``infos[seat]["action_mask"]``) go to ``Policy.act(mask=...)``;
 recurrent state (``Policy.initial_state``) is carried through each episode. Private costs are the
 sum over steps of the numeric ``infos[seat][cost_key]`` (NaN when the env never reports one).
@@ -20,11 +21,12 @@ from rqe_wrappers.core.checks import is_real
 from rqe_wrappers.core.dispatch import check_api
 from rqe_wrappers.core.policy import Policy, stack_obs
 from rqe_wrappers.core.view import MASK_KEY, mask_width
+from rqe_wrappers.errors import ConfigError
 
 #: The ``infos`` key read as a seat's private cost (effort) of one step.
 COST_KEY = "cost"
 
-__all__ = ["COST_KEY", "EpisodeStats", "play_episodes"]
+__all__ = ["COST_KEY", "EpisodeStats", "play_batched", "play_episodes"]
 
 
 @dataclass
@@ -165,3 +167,64 @@ def _play_aec(
         env.step(action)
         out.length += 1
     return out
+
+
+def play_batched(
+    env: Any,
+    policies: Mapping[str, Policy],
+    seeds: Sequence[int],
+    rngs: Mapping[str, np.random.Generator],
+    *,
+    cost_key: str = COST_KEY,
+) -> list[EpisodeStats]:
+    """:func:`play_episodes` on a batched env of ``len(seeds)`` copies: copy ``k`` reset with ``seeds[k]``.
+
+    Each policy acts once per step on the rows of its seats in the order the parallel path uses
+    (copy, then seat), so on an env whose copy ``k`` plays as the PettingZoo env seeded ``seeds[k]``
+    (cooking, the IPD, matrix games) the episodes are the same as :func:`play_episodes`'. A seat's
+    observation is cut to its own space (``BatchedTag`` pads the runner's). Stateless policies only.
+    Costs come from ``BatchStep.costs`` (``cost_key`` names the infos key of the PettingZoo twin).
+    """
+    del cost_key  # a batched env reports its costs in BatchStep.costs
+    seats = list(env.possible_agents)
+    n = len(seeds)
+    if env.n_copies != n:
+        raise ConfigError(f"play_batched: the batched env has {env.n_copies} copies for {n} seeds; build it with {n}")
+    for s in seats:
+        if policies[s].initial_state(1) is not None:
+            raise ConfigError(
+                f"batched evaluation takes stateless policies; the policy in seat {s!r} is recurrent "
+                "(evaluate it without batched=)"
+            )
+    cuts = {s: (slice(None), *(slice(0, d) for d in env.observation_space(s).shape)) for s in seats}
+    groups = _groups(seats, policies)
+    obs = env.reset(seeds=[int(x) for x in seeds])
+    returns = np.zeros((n, len(seats)))
+    costs = np.full((n, len(seats)), np.nan)
+    length = np.zeros(n, dtype=np.int64)
+    live = np.ones(n, dtype=np.bool_)
+    while live.any():
+        idx = np.flatnonzero(live)
+        actions = np.zeros((n, len(seats)), dtype=np.int64)
+        for group_seats in groups.values():
+            cols = [seats.index(s) for s in group_seats]
+            rows = np.stack([obs[idx, c][cuts[s]] for s, c in zip(group_seats, cols, strict=True)], axis=1)
+            acts, _ = policies[group_seats[0]].act(
+                rows.reshape(len(idx) * len(cols), *rows.shape[2:]), rng=rngs[group_seats[0]]
+            )
+            actions[idx[:, None], cols] = np.asarray(acts).reshape(len(idx), len(cols))
+        out = env.step(actions)
+        obs = out.obs
+        returns[idx] += out.rewards[idx]
+        if out.costs is not None:
+            costs[idx] = np.where(np.isnan(costs[idx]), 0.0, costs[idx]) + out.costs[idx]
+        length[idx] += 1
+        live &= ~(out.terminated | out.truncated)
+    return [
+        EpisodeStats(
+            {s: float(returns[k, i]) for i, s in enumerate(seats)},
+            {s: float(costs[k, i]) for i, s in enumerate(seats)},
+            int(length[k]),
+        )
+        for k in range(n)
+    ]

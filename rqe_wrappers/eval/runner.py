@@ -1,7 +1,8 @@
 """Many seatings of one env, each for seeded episodes, in this process or spread over worker processes.
 
 A *seating* maps every seat to a player (``{seat: name}``); ``players[name][seat]`` is the policy.
-Each seating's episodes are cut into jobs of ``batch`` episodes; episode ``e`` is reset with
+Each seating's episodes are cut into jobs of ``batch`` episodes (a job on a batched twin of the
+env is one batched env of ``batch`` copies); episode ``e`` is reset with
 ``seed + e`` and a job's policies sample from streams named after the seating, the job and the
 seat, so results do not depend on ``n_workers``. Workers start with ``forkserver`` (else
 ``spawn``) and receive the env factory and the policies once, sent with cloudpickle.
@@ -19,7 +20,7 @@ from pettingzoo import ParallelEnv
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.eval.episodes import COST_KEY, EpisodeStats, play_episodes
+from rqe_wrappers.eval.episodes import COST_KEY, EpisodeStats, play_batched, play_episodes
 
 __all__ = ["play_seatings"]
 
@@ -30,7 +31,9 @@ class _Setup:
     players: Mapping[str, Mapping[str, Policy]]
     seed: int
     cost_key: str
+    batched: Callable[[int], Any] | None = None
     envs: list[Any] = field(default_factory=list)
+    batched_envs: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,15 @@ def _play_job(job: _Job) -> list[EpisodeStats]:
     name = "eval/" + "/".join(f"{seat}={who}" for seat, who in job.seating) + f"/{job.start}"
     rngs = {seat: stream(setup.seed, f"{name}/{seat}") for seat in policies}
     n = job.stop - job.start
+    seeds = [setup.seed + e for e in range(job.start, job.stop)]
+    if setup.batched is not None:
+        if n not in setup.batched_envs:
+            setup.batched_envs[n] = setup.batched(n)
+        return play_batched(setup.batched_envs[n], policies, seeds, rngs, cost_key=setup.cost_key)
     if not setup.envs:
         setup.envs.append(setup.env_fn())
     if isinstance(setup.envs[0], ParallelEnv):
         setup.envs += [setup.env_fn() for _ in range(n - len(setup.envs))]
-    seeds = [setup.seed + e for e in range(job.start, job.stop)]
     return play_episodes(setup.envs[:n], policies, seeds, rngs, cost_key=setup.cost_key)
 
 
@@ -107,8 +114,12 @@ def play_seatings(
     n_workers: int = 0,
     progress: bool = False,
     cost_key: str = COST_KEY,
+    batched: Callable[[int], Any] | None = None,
 ) -> list[list[EpisodeStats]]:
     """``episodes`` episodes of each seating (``background`` fills the seats a seating leaves out), in order.
+
+    ``batched(n)``: a batched twin of ``env_fn()``'s env with ``n`` copies; each job is then played
+    as one batched env (:func:`~rqe_wrappers.eval.episodes.play_batched`).
 
     Arguments are checked by the callers (:func:`~rqe_wrappers.eval.crossplay.crossplay`,
     :func:`~rqe_wrappers.eval.population.evaluate_population`).
@@ -120,7 +131,7 @@ def play_seatings(
         full = {**dict.fromkeys(background, bg), **seating}
         for start in range(0, episodes, batch):
             jobs.append(_Job(tuple(sorted(full.items())), start, min(start + batch, episodes)))
-    setup = _Setup(env_fn, all_players, seed, cost_key)
+    setup = _Setup(env_fn, all_players, seed, cost_key, batched)
     done: list[list[EpisodeStats] | None] = [None] * len(jobs)
     bar = _progress_bar(len(seatings) * episodes, progress)
     global _SETUP

@@ -5,8 +5,9 @@ Two kinds of member:
 
 - ``"sb3"``: the policy's ``state_dict`` as safetensors plus a JSON spec (algorithm, policy class name,
   ``policy_kwargs``, algorithm hyper-parameters). On load the names are resolved through allow-lists
-  (:mod:`rqe_wrappers.zoo.sb3_spec`) into SB3's own classes; the weights go in with
-  ``load_state_dict(strict=True)``. Nothing is unpickled, and no name from a file is ever imported.
+  (:mod:`rqe_wrappers.zoo.sb3_spec`) into SB3's own classes (or this library's fixed ``RolePolicy``);
+  the weights go in with ``load_state_dict(strict=True)``. Nothing is unpickled, and no name from a
+  file is ever imported.
 - ``"scripted"``: a name from the scripted-policy registry (:func:`rqe_wrappers.core.registry.make_scripted`),
   JSON kwargs, and optionally a safetensors file whose tensors are passed as ``arrays=``.
 
@@ -27,7 +28,7 @@ from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, PopulationError
 from rqe_wrappers.zoo.files import FLOAT_KINDS, NUMERIC_KINDS, check_safetensors_bytes, check_tensors, read_verified
 from rqe_wrappers.zoo.manifest import MemberEntry
-from rqe_wrappers.zoo.sb3_spec import accepted_kwargs, algo_class, decode_policy_kwargs
+from rqe_wrappers.zoo.sb3_spec import accepted_kwargs, algo_class, decode_policy_kwargs, policy_class
 
 if TYPE_CHECKING:
     from rqe_wrappers.core.policy import Policy
@@ -166,7 +167,7 @@ class Member:
             )
         from rqe_wrappers.sb3 import SB3Policy
 
-        policy_cls = algo_class(spec["algo"]).policy_aliases[spec["policy"]]
+        policy_cls = policy_class(spec["algo"], spec["policy"])
         extra = {}
         if "use_sde" in accepted_kwargs(policy_cls):  # MaskablePPO's policies have no SDE
             extra["use_sde"] = bool(spec["algo_kwargs"].get("use_sde", False))
@@ -197,16 +198,17 @@ class Member:
         if unknown:
             raise PopulationError(f"{self._who()}: {spec['algo']} does not take algo_kwargs {unknown}")
         policy_kwargs = decode_policy_kwargs(spec["policy_kwargs"])
+        policy_cls = policy_class(spec["algo"], spec["policy"])
         if env is None:
             model = algo_cls(
-                spec["policy"], env=None, policy_kwargs=policy_kwargs, device=device, _init_setup_model=False, **kwargs
+                policy_cls, env=None, policy_kwargs=policy_kwargs, device=device, _init_setup_model=False, **kwargs
             )
             model.observation_space = self.observation_space
             model.action_space = self.action_space
             model.n_envs = 1
             model._setup_model()
         else:
-            model = algo_cls(spec["policy"], env, policy_kwargs=policy_kwargs, device=device, **kwargs)
+            model = algo_cls(policy_cls, env, policy_kwargs=policy_kwargs, device=device, **kwargs)
             _check_built_spaces(model, self.observation_space, self.action_space, self._who())
         self._load_weights(model.policy)
         return model

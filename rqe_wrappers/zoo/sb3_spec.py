@@ -2,8 +2,9 @@
 
 An sb3 member's spec names its algorithm, policy class and classes inside ``policy_kwargs`` by
 *name*; the names are checked here against fixed tables and resolved from SB3's own
-``policy_aliases``, ``torch.nn``, ``torch.optim`` and ``stable_baselines3.common.torch_layers``.
-Nothing from a file is ever imported. torch and SB3 load only when a class is looked up.
+``policy_aliases``, ``torch.nn``, ``torch.optim`` and ``stable_baselines3.common.torch_layers``, or
+(``"RolePolicy"``) to this library's own fixed class. Nothing from a file is ever imported. torch and
+SB3 load only when a class is looked up.
 docs/zoo.md ("SB3 members") lists the names.
 """
 
@@ -37,6 +38,9 @@ SB3_ALGOS: dict[str, tuple[str, ...]] = {
     "MaskablePPO": ("MlpPolicy", "CnnPolicy", "MultiInputPolicy"),  # sb3-contrib
     "RecurrentPPO": ("MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy"),  # sb3-contrib
 }
+#: algorithm -> policy classes of this library a manifest may name, each resolved to one fixed class
+#: (:func:`policy_class`), never to a path read from a file
+LIBRARY_POLICIES: dict[str, tuple[str, ...]] = {"PPO": ("RolePolicy",)}
 ACTIVATIONS = ("Tanh", "ReLU", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Identity")
 FEATURES_EXTRACTORS = ("FlattenExtractor", "NatureCNN", "CombinedExtractor")
 OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "SGD")
@@ -135,7 +139,7 @@ def check_sb3_spec(data: Any, where: str, source: str) -> dict[str, Any]:
     """Validate an SB3 policy spec against the allow-lists; return it as a plain dict."""
     r = ObjectReader(data, where, source)
     algo = r.get("algo", one_of(tuple(SB3_ALGOS)))
-    policy = r.get("policy", one_of(SB3_ALGOS[algo]))
+    policy = r.get("policy", one_of(policy_names(algo)))
     spec: dict[str, Any] = {"algo": algo, "policy": policy}
     for key, checks in (("policy_kwargs", POLICY_KWARGS), ("algo_kwargs", ALGO_KWARGS)):
         kw = r.get(key, default={})
@@ -204,7 +208,8 @@ def _check_class_kwargs(spec: dict[str, Any], key: str, where: str, source: str)
 
 def check_sb3_meaning(spec: dict[str, Any], observation_space: Any, action_space: Any, where: str, source: str) -> None:
     """What SB3 would reject late, checked against the member's spaces: an image policy or extractor
-    on a non-image space, a multi-input one on a non-Dict space, ``use_sde`` without Box actions."""
+    on a non-image space, a multi-input one on a non-Dict space, ``RolePolicy`` on anything but a 1-D Box,
+    ``use_sde`` without Box actions."""
     import gymnasium as gym
 
     kwargs = spec["policy_kwargs"]
@@ -217,6 +222,14 @@ def check_sb3_meaning(spec: dict[str, Any], observation_space: Any, action_space
             f"{where}.policy",
             f"{policy} (NatureCNN) needs an image observation space (a 3-d uint8 Box from 0 to 255, or any 3-d "
             f"Box with normalize_images false), got {short(observation_space)}; use MlpPolicy for vectors",
+        )
+    if policy == "RolePolicy" and not (
+        isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1
+    ):
+        raise field_error(
+            source,
+            f"{where}.policy",
+            f"RolePolicy needs a 1-D Box observation space ending in the role feature, got {short(observation_space)}",
         )
     if extractor == "CombinedExtractor" and not isinstance(observation_space, gym.spaces.Dict):
         raise field_error(
@@ -256,6 +269,23 @@ def algo_class(algo: str) -> Any:
     except ImportError:
         raise PopulationError(f"this member needs {algo} from sb3-contrib: pip install sb3-contrib") from None
     return getattr(sb3_contrib, algo)
+
+
+def policy_names(algo: str) -> tuple[str, ...]:
+    """The policy class names a member of ``algo`` may use: the algorithm's own aliases, then this library's."""
+    return SB3_ALGOS[algo] + LIBRARY_POLICIES.get(algo, ())
+
+
+def policy_class(algo: str, name: str) -> Any:
+    """The policy class of an allow-listed name: from the algorithm's ``policy_aliases``, or a fixed class
+    of this library (``"RolePolicy"``: :class:`rqe_wrappers.sb3.role_policy.RolePolicy`)."""
+    if name not in policy_names(algo):  # manifests are validated before this; keep the invariant explicit
+        raise PopulationError(f"unknown policy class {name!r} for {algo}; allowed: {list(policy_names(algo))}")
+    if name == "RolePolicy":
+        from rqe_wrappers.sb3.role_policy import RolePolicy
+
+        return RolePolicy
+    return algo_class(algo).policy_aliases[name]
 
 
 def class_maps() -> dict[str, dict[str, Any]]:

@@ -15,9 +15,13 @@ samples from its own :func:`~rqe_wrappers.core.seeding.stream`), so the same see
 Returns are the env's *scaled* rewards (x0.1): a chaser's return is the team's number of
 chaser-runner collision-steps in the episode (both chasers get the same).
 
+Chasers also train on the batched path (:func:`train_chasers_batched`: ``BatchedTag`` through
+``batched_vec_env``, 50-100x the per-copy speed); ``rqe tag shift`` (:func:`run_shift`) trains them
+over (tau, seed) and measures runner shift and teammate shift.
+
 Modules: ``evaluation``, ``training``, ``driver`` (the sweeps behind ``rqe tag train-runners`` and
-``rqe tag srpo``; see ``docs/tag.md``). SB3 and torch are imported only inside the functions that
-train or load models.
+``rqe tag srpo``), ``shift`` (``rqe tag shift``); see ``docs/tag.md``. SB3 and torch are imported
+only inside the functions that train or load models.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from rqe_wrappers.experiments.tag.evaluation import (
     evaluate_runner,
     play_tag,
 )
+from rqe_wrappers.experiments.tag.shift import ShiftSweep, opponents, run_shift
 from rqe_wrappers.experiments.tag.training import (
+    BATCHED_CHASER_PPO,
     CHASER_PPO,
     RUNNER_FILE,
     RUNNER_FILE_RE,
@@ -43,10 +49,12 @@ from rqe_wrappers.experiments.tag.training import (
     load_runner,
     runner_files,
     train_chasers,
+    train_chasers_batched,
     train_runner,
 )
 
 __all__ = [
+    "BATCHED_CHASER_PPO",
     "CHASER_PPO",
     "DEFAULT_CHASERS",
     "EVAL_EPISODES",
@@ -59,14 +67,18 @@ __all__ = [
     "ChaserSweep",
     "PPOSettings",
     "RunnerSweep",
+    "ShiftSweep",
     "as_tag_policy",
     "evaluate_chasers",
     "evaluate_runner",
     "load_runner",
+    "opponents",
     "play_tag",
+    "run_shift",
     "run_srpo",
     "runner_files",
     "train_chasers",
+    "train_chasers_batched",
     "train_runner",
     "train_runners",
 ]

@@ -7,6 +7,7 @@ function, so that listing builders stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rqe_wrappers.errors import ConfigError
@@ -126,6 +127,148 @@ def tag_runners(recipe: Recipe) -> BuildResult:
 
         env = replace(env, seats=(RUNNER,))
     return BuildResult(members=members, env=env, description=description)
+
+
+#: params a cooking-agents recipe may set
+_COOKING_PARAMS = {"taus", "jobs", "policy", "reuse_dir", "settings", "eval_episodes", "eval_layouts"}
+#: the seed of the first evaluation episode (as in ``rqe cooking sweep``'s cross-play). The actions are sampled
+#: from streams keyed by the agents' names: ``crossplay`` with the member under its own name replays its metrics
+COOKING_EVAL_SEED = 10_000
+
+
+def cooking_agents(recipe: Recipe) -> BuildResult:
+    """IPPO (tau = 0) and SRPO agents of the SRPO paper's cooking gridworld, one per (tau, seed).
+
+    Each is :func:`rqe_wrappers.experiments.cooking.train_cooking` (one policy for both seats, seat
+    identity on) on ``env.kwargs.layout``, run by :func:`~rqe_wrappers.experiments.cooking.train_job`
+    in ``params.jobs`` processes. ``budget.steps``: agent-steps per agent. ``params``: ``taus``
+    (default ``[0, 0.1]``), ``jobs``, ``policy`` (``"role"``: SRPO with
+    :class:`~rqe_wrappers.sb3.role_policy.RolePolicy`; ``"shared"``), ``settings`` (fields of
+    :data:`~rqe_wrappers.experiments.cooking.COOKING_PPO` to change, e.g. ``{"n_copies": 4}``),
+    ``eval_episodes`` (100), ``eval_layouts`` (``["train", "test"]``) and ``reuse_dir``: a directory
+    of ``rqe cooking sweep`` models (``cooking-tau<T>-seed<S>.zip`` + ``.json``); those trained there
+    with the same steps, settings, layout and policy are taken as they are, the others are trained
+    and saved there too. Without it everything is trained in a temporary directory.
+
+    Members are ``ippo-s<seed>`` and ``srpo<tau>-s<seed>``; their metrics: the training metrics
+    (method, tau, seed, steps, seconds, agent_steps_per_s, device, policy) and, per evaluation layout,
+    the self-play return, each seat's private cost and the free-riding degree (their difference),
+    over ``eval_episodes`` seeded 100-step episodes per seating (both seatings), played on the
+    batched twin with :func:`rqe_wrappers.eval.crossplay`.
+    """
+    import dataclasses
+    import tempfile
+
+    from rqe_wrappers.envs.cooking import AGENTS
+    from rqe_wrappers.experiments.common import run_jobs
+    from rqe_wrappers.experiments.cooking import COOKING_PPO, CookingSweep, train_job
+    from rqe_wrappers.experiments.settings import PPOSettings
+
+    params = dict(recipe.params)
+    unknown = sorted(set(params) - _COOKING_PARAMS)
+    if unknown:
+        raise ConfigError(f"{recipe.path}: unknown params {unknown}; cooking-agents takes {sorted(_COOKING_PARAMS)}")
+    overrides = params.get("settings", {})
+    fields = set(COOKING_PPO.to_json())
+    if not isinstance(overrides, dict) or set(overrides) - fields:
+        raise ConfigError(f"{recipe.path}: params.settings must be an object with keys among {sorted(fields)}")
+    reuse = params.get("reuse_dir")
+    if reuse is not None and not (isinstance(reuse, str) and Path(reuse).is_dir()):
+        raise ConfigError(f"{recipe.path}: params.reuse_dir must be null or an existing directory, got {reuse!r}")
+    lists = {k: params.get(k, d) for k, d in (("taus", [0.0, 0.1]), ("eval_layouts", ["train", "test"]))}
+    if not all(isinstance(v, list) for v in lists.values()):
+        raise ConfigError(f"{recipe.path}: params.taus and params.eval_layouts must be lists, got {lists}")
+    try:  # the sweep's own checks: taus, seeds, steps, jobs, layouts, policy, episodes
+        sweep = CookingSweep(
+            tau=tuple(lists["taus"]),
+            seeds=recipe.seeds,
+            steps=recipe.budget.get("steps"),  # type: ignore[arg-type]  # checked by CookingSweep
+            jobs=params.get("jobs", 1),
+            train_layout=recipe.env.kwargs.get("layout", "train"),
+            policy=params.get("policy", "role"),
+            layouts=tuple(lists["eval_layouts"]),
+            episodes=params.get("eval_episodes", 100),
+            figures=False,
+        )
+        settings = PPOSettings.from_json({**COOKING_PPO.to_json(), **overrides}).to_json()
+    except ConfigError as e:
+        raise ConfigError(f"{recipe.path}: {e}") from None
+
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(reuse) if reuse is not None else Path(tmp)
+        args = [
+            (t, s, sweep.steps, "cpu", settings, sweep.train_layout, sweep.policy, str(work))
+            for t in sweep.tau
+            for s in sweep.seeds
+        ]
+        run_jobs(train_job, args, sweep.jobs, runs.append)
+        runs.sort(key=lambda r: (r["tau"], r["seed"]))
+        members = [_cooking_member(work / r["file"], r, sweep.layouts, sweep.episodes) for r in runs]
+    description = recipe.description
+    reused = sum(bool(r.get("reused")) for r in runs)
+    if reused:
+        description += (
+            f" {reused} of the {len(runs)} agents were not trained by this build but taken from an earlier "
+            f"`rqe cooking sweep` run (params.reuse_dir, same steps, settings, layout and policy)"
+            + _sweep_note(work)
+            + "; `rqe zoo build zoo/cooking-agents` without reuse_dir trains them all again from scratch."
+        )
+    env = recipe.env if recipe.env.seats else dataclasses.replace(recipe.env, seats=AGENTS)
+    return BuildResult(members=members, env=env, description=description)
+
+
+def _sweep_note(directory: Path) -> str:
+    """The command and machine of the sweep in ``directory``, from its ``results.json`` (empty when unknown)."""
+    import json
+
+    try:
+        report = json.loads((directory / "results.json").read_text(encoding="utf-8"))
+        sweep, machine = report["sweep"], report["machine"]
+        command = (
+            f"rqe cooking sweep --tau {' '.join(f'{t:g}' for t in sweep['tau'])} "
+            f"--seeds {' '.join(str(s) for s in sweep['seeds'])} --steps {sweep['steps']} --jobs {sweep['jobs']}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    gpu = f" with an {machine['cuda_device']} (trained on its CPUs)" if machine.get("cuda_device") else ""
+    return f" (`{command}`, on a {machine.get('cpu_count')}-core machine{gpu}, torch {machine.get('torch')})"
+
+
+def _cooking_member(path: Path, run: dict, layouts: Sequence[str], episodes: int) -> NewMember:
+    """A trained cooking agent as a member: its training metrics plus self-play on every layout."""
+    import functools
+
+    import numpy as np
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.envs.cooking import BatchedCooking, cooking_env
+    from rqe_wrappers.eval import crossplay
+    from rqe_wrappers.experiments.cooking import free_riding_degree
+
+    tau, seed = run["tau"], run["seed"]
+    name = f"ippo-s{seed}" if tau == 0 else f"srpo{tau:g}-s{seed}"
+    model = PPO.load(str(path), device="cpu")
+    keys = ("method", "tau", "seed", "steps", "device", "seconds", "agent_steps_per_s", "policy")
+    metrics = {k: run[k] for k in keys}
+    for layout in layouts:
+        result = crossplay(
+            {name: model},
+            functools.partial(cooking_env, layout),
+            episodes=episodes,
+            seed=COOKING_EVAL_SEED,
+            batch=episodes,
+            n_workers=0,
+            batched=functools.partial(BatchedCooking, layout=layout),
+        )
+        metrics[f"{layout}_return"] = float(np.mean([r["agent_return"] for r in result.rows]))
+        for seat in result.seats:
+            metrics[f"{layout}_cost_{seat}"] = float(
+                np.mean([r["agent_cost"] for r in result.rows if r["agent_seat"] == seat])
+            )
+        metrics[f"{layout}_free_riding"] = free_riding_degree(result)[name, name]
+    metrics.update(eval_episodes=episodes, eval_seed=COOKING_EVAL_SEED)
+    return member_from_sb3(model, name, seed=seed, metrics=metrics)
 
 
 def ipd_test_partners(recipe: Recipe) -> BuildResult:

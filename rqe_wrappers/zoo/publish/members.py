@@ -18,7 +18,16 @@ import numpy as np
 
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.zoo.manifest import NAME_RE, RecipeRef
-from rqe_wrappers.zoo.sb3_spec import ALGO_KWARGS, POLICY_KWARGS, SB3_ALGOS, accepted_kwargs, algo_class, class_maps
+from rqe_wrappers.zoo.sb3_spec import (
+    ALGO_KWARGS,
+    POLICY_KWARGS,
+    SB3_ALGOS,
+    accepted_kwargs,
+    algo_class,
+    class_maps,
+    policy_class,
+    policy_names,
+)
 from rqe_wrappers.zoo.schema import check_json_value
 
 
@@ -111,7 +120,8 @@ def member_from_sb3(
 ) -> NewMember:
     """Capture an SB3 ``PPO`` (or sb3-contrib ``MaskablePPO`` / ``RecurrentPPO``) model as a member.
 
-    Stores the policy weights, the policy class *name*, JSON-safe ``policy_kwargs`` and the
+    Stores the policy weights, the policy class *name* (an SB3 alias such as ``MlpPolicy``, or this
+    library's ``RolePolicy``), JSON-safe ``policy_kwargs`` and the
     algorithm's hyper-parameters (schedules as their initial value). Raises :class:`ConfigError`
     when something cannot be published without pickling (a custom class in ``policy_kwargs``).
     ``seed`` defaults to the model's seed. Observation normalisation (``VecNormalize``) is not part
@@ -122,12 +132,12 @@ def member_from_sb3(
         raise ConfigError(
             f"member {name!r}: only {list(SB3_ALGOS)} models can be published, got {type(model).__name__}"
         )
-    aliases = {cls: alias for alias, cls in type(model).policy_aliases.items() if alias in SB3_ALGOS[algo]}
-    policy_name = aliases.get(type(model.policy))
+    classes = {policy_class(algo, alias): alias for alias in policy_names(algo)}
+    policy_name = classes.get(type(model.policy))
     if policy_name is None:
         raise ConfigError(
             f"member {name!r}: policy class {type(model.policy).__name__} is not one of {algo}'s "
-            f"{list(SB3_ALGOS[algo])}; custom policy classes cannot be loaded without importing code"
+            f"{list(policy_names(algo))}; custom policy classes cannot be loaded without importing code"
         )
     spec = {
         "algo": algo,

@@ -36,6 +36,7 @@ BUILDERS: dict[str, str] = {
     "ipd-partners": "rqe_wrappers.zoo.publish.builders:ipd_partners",
     "ipd-test-partners": "rqe_wrappers.zoo.publish.builders:ipd_test_partners",
     "tag-runners": "rqe_wrappers.zoo.publish.builders:tag_runners",
+    "cooking-agents": "rqe_wrappers.zoo.publish.builders:cooking_agents",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
 _SEEDS = expect(
