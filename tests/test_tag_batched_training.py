@@ -65,7 +65,10 @@ def test_trains_with_the_runner_in_agent_0():
     assert m["curve"] == [[64, None], [128, None]]  # one point per rollout; no 100-step episode has ended yet
     assert m["settings"] == TINY.to_json()
     venv = batched_vec_env(BatchedTag(4), 1.0, seed=3, seat_id=True, background={"agent_0": runner})
-    fresh = PPO("MlpPolicy", venv, seed=3, **TINY.ppo_kwargs())  # the same initial weights
+    from rqe_wrappers.sb3.role_policy import RolePolicy
+
+    assert isinstance(model.policy, RolePolicy)  # SRPO: separate partner and shadow networks
+    fresh = PPO(RolePolicy, venv, seed=3, **TINY.ppo_kwargs())  # the same initial weights
     before, after = _params(fresh), _params(model)
     assert before.keys() == after.keys()
     assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before)

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
-from rqe_wrappers.cli.settings import add_config_option, add_settings, read_config, settings_from_args
+from rqe_wrappers.cli.settings import add_sweep_command
 from rqe_wrappers.experiments.hanabi.driver import HanabiSweep, run_sweep
 from rqe_wrappers.experiments.hanabi.training import HANABI_PPO
-from rqe_wrappers.experiments.settings import PPOSettings
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    read_config(args, HanabiSweep, PPOSettings)
-    sweep = settings_from_args(HanabiSweep, args)
-    settings = settings_from_args(PPOSettings, args, defaults=HANABI_PPO)
-    run_sweep(sweep, settings)
-    return 0
 
 
 def add_parser(subparsers) -> None:
@@ -26,14 +15,15 @@ def add_parser(subparsers) -> None:
         description="The SRPO paper's Hanabi (appendix D.4) on OpenSpiel through shimmy.",
     )
     sub = p.add_subparsers(dest="action", required=True)
-    s = sub.add_parser(
+    add_sweep_command(
+        sub,
         "sweep",
         help="train one learner per (tau, seed), then cross-play all of them",
         description="Train MaskablePPO learners for every (tau, seed) through the turn-based path, save them, "
         "cross-play them (seats both ways; 4 players: the pair alternates around the table) and write "
         "results.json, crossplay.csv/json and the heatmap to --out.",
+        sweep=HanabiSweep,
+        ppo_defaults=HANABI_PPO,
+        ppo_title="MaskablePPO of each learner",
+        run=run_sweep,
     )
-    add_config_option(s)
-    add_settings(s, HanabiSweep, title="runs")
-    add_settings(s, PPOSettings, defaults=HANABI_PPO, title="MaskablePPO of each learner")
-    s.set_defaults(func=_sweep, _prog=s.prog)

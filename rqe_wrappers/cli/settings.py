@@ -248,3 +248,33 @@ def deprecated_flag(parser: argparse.ArgumentParser, old: str, new: str, dest: s
     parser.add_argument(
         old, dest=dest, action=_DeprecatedFlag, new=new, default=UNSET, help=argparse.SUPPRESS, **kwargs
     )
+
+
+def add_sweep_command(
+    sub: Any,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    sweep: type,
+    ppo_defaults: Any,
+    ppo_title: str,
+    run: Any,
+) -> argparse.ArgumentParser:
+    """Register a sweep subcommand: options from the ``sweep`` dataclass and PPOSettings, ``--config``.
+
+    The command reads both settings (flags win over ``--config``) and calls ``run(sweep, ppo_settings)``.
+    """
+    from rqe_wrappers.experiments.settings import PPOSettings
+
+    def command(args: argparse.Namespace) -> int:
+        read_config(args, sweep, PPOSettings)
+        run(settings_from_args(sweep, args), settings_from_args(PPOSettings, args, defaults=ppo_defaults))
+        return 0
+
+    p = sub.add_parser(name, help=help, description=description)
+    add_config_option(p)
+    add_settings(p, sweep, title="runs")
+    add_settings(p, PPOSettings, defaults=ppo_defaults, title=ppo_title)
+    p.set_defaults(func=command, _prog=p.prog)
+    return p
