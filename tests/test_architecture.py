@@ -200,6 +200,7 @@ ALLOWED = {
     "envs": {"core", "errors"},
     "partners": {"core", "envs", "errors"},
     "plots": {"errors"},
+    "composed": {"aht", "core", "envs", "errors", "eval", "partners", "sb3", "seats", "srpo", "zoo"},
     "conformance": {"aht", "core", "errors", "sb3", "seats", "srpo"},
     "batched": {"aht", "core", "envs", "errors", "sb3", "seats", "srpo"},
     "eval": {"(top)", "aht", "core", "envs", "errors", "partners", "plots", "sb3", "seats", "srpo", "zoo"},

@@ -237,6 +237,51 @@ def seat_policies(
     return out
 
 
+def pair_games(names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(first, second)`` games: every unordered pair of ``names`` both ways, a self-play pair once."""
+    return [
+        (first, second)
+        for i, a in enumerate(names)
+        for b in names[i:]
+        for first, second in ([(a, b)] if a == b else [(a, b), (b, a)])
+    ]
+
+
+def crossplay_rows(
+    games: Sequence[tuple[str, str]],
+    results: Sequence[Sequence[Any]],
+    methods: Mapping[str, str],
+    pair: tuple[str, str],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The tidy rows of played ``games``: per episode, one row for ``first`` in ``pair[0]`` and one for ``second``.
+
+    ``results[g]``: the :class:`~rqe_wrappers.eval.episodes.EpisodeStats` of game ``g``'s episodes.
+    """
+    rows = []
+    for (first, second), stats in zip(games, results, strict=True):
+        for e, st in enumerate(stats):
+            for me, other, my_seat, their_seat in ((first, second, *pair), (second, first, pair[1], pair[0])):
+                row = {
+                    "agent": me,
+                    "partner": other,
+                    "agent_method": methods[me],
+                    "partner_method": methods[other],
+                    "agent_seat": my_seat,
+                    "partner_seat": their_seat,
+                    "episode": e,
+                    "seed": seed + e,
+                    "agent_return": st.returns[my_seat],
+                    "partner_return": st.returns[their_seat],
+                    "agent_cost": st.costs[my_seat],
+                    "partner_cost": st.costs[their_seat],
+                    "length": st.length,
+                }
+                row.update({f"return:{s}": r for s, r in st.returns.items()})
+                rows.append(row)
+    return rows
+
+
 def crossplay(
     agents: Mapping[str, Agent | Mapping[str, Agent]],
     env_fn: Callable[[], Any],
@@ -308,12 +353,7 @@ def crossplay(
         env.close()
     method_order = list(dict.fromkeys(methods.values()))
     names = sorted(players, key=lambda n: method_order.index(methods[n]))  # stable: given order within a method
-    games = [  # (seat 0, seat 1): every unordered pair both ways, a self-play pair once
-        (first, second)
-        for i, a in enumerate(names)
-        for b in names[i:]
-        for first, second in ([(a, b)] if a == b else [(a, b), (b, a)])
-    ]
+    games = pair_games(names)
     seatings = [{pair[0]: first, pair[1]: second} for first, second in games]
     results = play_seatings(
         env_fn,
@@ -328,27 +368,7 @@ def crossplay(
         cost_key=cost_key,
         batched=batched,
     )
-    rows = []
-    for (first, second), stats in zip(games, results, strict=True):
-        for e, st in enumerate(stats):
-            for me, other, my_seat, their_seat in ((first, second, *pair), (second, first, pair[1], pair[0])):
-                row = {
-                    "agent": me,
-                    "partner": other,
-                    "agent_method": methods[me],
-                    "partner_method": methods[other],
-                    "agent_seat": my_seat,
-                    "partner_seat": their_seat,
-                    "episode": e,
-                    "seed": seed + e,
-                    "agent_return": st.returns[my_seat],
-                    "partner_return": st.returns[their_seat],
-                    "agent_cost": st.costs[my_seat],
-                    "partner_cost": st.costs[their_seat],
-                    "length": st.length,
-                }
-                row.update({f"return:{s}": r for s, r in st.returns.items()})
-                rows.append(row)
+    rows = crossplay_rows(games, results, methods, pair, seed)
     meta = {
         "cost_key": cost_key,
         "background": {s: repr(p) for s, p in bg.items()},

@@ -20,7 +20,7 @@ from rqe_wrappers.core.policy import RandomPolicy
 from rqe_wrappers.core.seeding import stream
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.eval.agents import Agent
-from rqe_wrappers.eval.crossplay import CrossPlayResult, crossplay, seat_policies
+from rqe_wrappers.eval.crossplay import CrossPlayResult, crossplay, crossplay_rows, pair_games, seat_policies
 from rqe_wrappers.eval.episodes import play_episodes
 from rqe_wrappers.eval.runner import play_seatings
 from rqe_wrappers.experiments.hanabi.env import hanabi_env
@@ -71,8 +71,7 @@ def hanabi_crossplay(
     table = {str(n): seat_policies(a, env, seats, f"agent {n!r}", learning=seats) for n, a in agents.items()}
     order = list(dict.fromkeys(method_of.values()))
     names = sorted(table, key=lambda n: order.index(method_of[n]))
-    # every unordered pair both ways (who sits in player_0), a self-play pair once, as crossplay does
-    games = [(a, a) for a in names] + [g for i, a in enumerate(names) for b in names[i + 1 :] for g in ((a, b), (b, a))]
+    games = pair_games(names)  # every unordered pair both ways (who sits in player_0), a self-play pair once
     results = play_seatings(
         env_fn,
         table,
@@ -83,27 +82,7 @@ def hanabi_crossplay(
         n_workers=n_workers,
     )
     pair = (seats[0], seats[1])
-    rows = []
-    for (first, second), stats in zip(games, results, strict=True):
-        for e, st in enumerate(stats):
-            for me, other, mine, theirs in ((first, second, *pair), (second, first, pair[1], pair[0])):
-                row = {
-                    "agent": me,
-                    "partner": other,
-                    "agent_method": method_of[me],
-                    "partner_method": method_of[other],
-                    "agent_seat": mine,
-                    "partner_seat": theirs,
-                    "episode": e,
-                    "seed": seed + e,
-                    "agent_return": st.returns[mine],
-                    "partner_return": st.returns[theirs],
-                    "agent_cost": st.costs[mine],
-                    "partner_cost": st.costs[theirs],
-                    "length": st.length,
-                }
-                row.update({f"return:{s}": r for s, r in st.returns.items()})
-                rows.append(row)
+    rows = crossplay_rows(games, results, method_of, pair, seed)
     meta = {"layout": "alternating: row agent in even seats, partner in odd seats, and the other way round"}
     return CrossPlayResult(rows, tuple(names), {n: method_of[n] for n in names}, pair, episodes, seed, meta)
 
