@@ -67,7 +67,7 @@ def hanabi_env(players: int = 2, colors: int = 3, ranks: int = 3, **params: Any)
     Example:
         >>> env = hanabi_env(players=2)
         >>> env.reset(seed=0)
-        >>> env.possible_agents, env.action_space("player_0").n
+        >>> env.possible_agents, int(env.action_space("player_0").n)
         (['player_0', 'player_1'], 12)
     """
     return _env_class()(game_name=GAME, config=hanabi_config(players, colors, ranks, **params))
