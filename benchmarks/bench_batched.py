@@ -94,13 +94,13 @@ def null_vec_env(num_envs: int, observation_space: Any, action_space: Any) -> An
     return NullVecEnv()
 
 
-def ppo_model(venv: Any, args: argparse.Namespace, callback: Any = None) -> Any:
+def ppo_model(venv: Any, args: argparse.Namespace, callback: Any = None, policy: Any = "MlpPolicy") -> Any:
     """PPO on ``venv`` with the stated settings, after one untimed warm-up rollout (allocation, first kernels)."""
     from stable_baselines3 import PPO
 
     per_rollout = venv.num_envs * args.n_steps
     model = PPO(
-        "MlpPolicy",
+        policy,
         venv,
         n_steps=args.n_steps,
         batch_size=min(args.batch_size, per_rollout),
@@ -138,6 +138,7 @@ def machine(device: str) -> dict[str, Any]:
 def speed(args: argparse.Namespace) -> dict[str, Any]:
     from rqe_wrappers.batched import batched_vec_env
     from rqe_wrappers.sb3 import SRPOCallback
+    from rqe_wrappers.sb3.role_policy import RolePolicy
 
     envs = batched_envs()
     unknown = [e for e in args.envs if e not in envs]
@@ -146,11 +147,16 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in args.envs:
         for n in args.copies:
-            setups = {"ippo": (0.0, False), "srpo": (args.tau, False), "srpo_reward_infos": (args.tau, True)}
+            setups = {  # method: (tau, reward infos, policy); srpo_role: separate partner/shadow networks
+                "ippo": (0.0, False, "MlpPolicy"),
+                "srpo": (args.tau, False, "MlpPolicy"),
+                "srpo_reward_infos": (args.tau, True, "MlpPolicy"),
+                "srpo_role": (args.tau, False, RolePolicy),
+            }
             callbacks: dict[str, Any] = {m: SRPOCallback() for m in setups}
             models = {
-                m: ppo_model(batched_vec_env(envs[name](n), tau, seed=0, reward_infos=full), args, callbacks[m])
-                for m, (tau, full) in setups.items()
+                m: ppo_model(batched_vec_env(envs[name](n), tau, seed=0, reward_infos=full), args, callbacks[m], pol)
+                for m, (tau, full, pol) in setups.items()
             }
             venv = models["ippo"].get_env()
             spaces = (venv.num_envs, venv.observation_space, venv.action_space)
@@ -167,6 +173,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
                 "srpo_over_null": round(rates["srpo"] / rates["null"], 3),
                 "srpo_over_ippo_wall": round(rates["ippo"] / rates["srpo"], 3),
+                "srpo_role_over_ippo_wall": round(rates["ippo"] / rates["srpo_role"], 3),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
