@@ -255,10 +255,6 @@ def train_job(
     return metrics
 
 
-def _batched_cooking(n_copies: int, layout: str) -> BatchedCooking:
-    return BatchedCooking(n_copies, layout)
-
-
 def _agent_name(tau: float, seed: int) -> str:
     return f"tau{tau:g}-s{seed}"
 
@@ -326,7 +322,7 @@ def evaluate_sweep(out: Path, report: dict[str, Any], sweep: CookingSweep) -> No
             seed=10_000,
             batch=sweep.episodes,
             n_workers=sweep.jobs if sweep.jobs > 1 else 0,
-            batched=functools.partial(_batched_cooking, layout=layout),
+            batched=functools.partial(BatchedCooking, layout=layout),
             progress=True,
         )
         result.to_json(out / f"crossplay-{layout}.json")
