@@ -376,8 +376,8 @@ def test_typed_errors_for_bad_input():
         BatchedVecEnv(BatchedIPD(2), -1.0)
     with pytest.raises(SeatError, match="do not exist"):
         BatchedVecEnv(ThreeSeats(2), background={"nobody": RandomPolicy(*spaces_of(ThreeSeats(), "p_0"))})
-    with pytest.raises(SeatError, match="two learning seats"):
-        BatchedVecEnv(BatchedIPD(2), background={"player_1": RandomPolicy(*spaces_of(BatchedIPD(), "player_1"))})
+    with pytest.raises(SeatError, match="two learning seats"):  # at tau = 0 one seat is allowed (a best response)
+        BatchedVecEnv(BatchedIPD(2), 1.0, background={"player_1": RandomPolicy(*spaces_of(BatchedIPD(), "player_1"))})
 
     class Recurrent(RandomPolicy):
         def initial_state(self, batch_size):

@@ -20,7 +20,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.batched.background import BatchedBackground, check_background
 from rqe_wrappers.batched.scenarios import BatchedScenarios, check_aht
 from rqe_wrappers.batched.shadows import BatchedShadows
-from rqe_wrappers.core.checks import is_integer, real
+from rqe_wrappers.core.checks import integer, is_integer, real
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.envs.batched import BatchedEnv
 from rqe_wrappers.errors import (
@@ -92,7 +92,8 @@ class BatchedVecEnv(VecEnv):
 
     Args:
         env: the batched env; its ``n_copies`` are the copies.
-        tau: risk aversion; ``0`` is plain IPPO (no shadow, the features say *partner*).
+        tau: risk aversion; ``0`` is plain IPPO (no shadow, the features say *partner*), and then one
+            learning seat is allowed too: a best response to the background (the trained audit's adversary).
         background: ``{seat: Policy}`` played by fixed stateless policies, one ``act`` per policy per step.
         teams, learn, seat_id, n_shadows: as in :func:`~rqe_wrappers.srpo.shadow.srpo_wrap`.
         check_finite: raise :class:`~rqe_wrappers.errors.NonFiniteError` on a NaN/inf reward or observation.
@@ -141,7 +142,10 @@ class BatchedVecEnv(VecEnv):
         if not use_aht:
             fixed = check_background(env, background or {})
             plan = plan_teams(env, fixed=fixed, teams=teams, learn=learn)
-            self.n_shadows = check_learning(plan, n_shadows, env)
+            if self.tau == 0 and len(plan.learning) == 1:  # a best response to the background: no shadow to draw
+                self.n_shadows = integer("n_shadows", n_shadows, low=1, high=1, hint="one learning seat, tau = 0")
+            else:
+                self.n_shadows = check_learning(plan, n_shadows, env)
         else:  # AHT: one learning seat; the scenario's members play the others
             learner = _aht_learner(env, self.tau, background, teams, learn, seat_id)
             members = population_policies(population, env)

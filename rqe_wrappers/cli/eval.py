@@ -38,10 +38,27 @@ def _env_factory(name: str, rounds: int | None) -> Callable[[], Any]:
         from pettingzoo.classic import connect_four_v3, tictactoe_v3
 
         return (tictactoe_v3 if name == "tictactoe" else connect_four_v3).env
+    if name == "cooking":
+        from rqe_wrappers.envs.cooking import cooking_env
+
+        return functools.partial(cooking_env, "train")
     raise ConfigError(f"--env must be one of {ENVS}, got {name!r}")  # pragma: no cover (argparse checks)
 
 
-ENVS = ("tag", "ipd", "coordination", "tictactoe", "connect_four")
+def _batched_factory(name: str) -> Callable[[int], Any]:
+    """The batched twin of ``--env`` (``--batched``): a function ``n -> batched env of n copies``."""
+    if name == "cooking":
+        from rqe_wrappers.envs.cooking import BatchedCooking
+
+        return functools.partial(BatchedCooking, layout="train")
+    if name == "tag":
+        from rqe_wrappers.envs.tag_batched import BatchedTag
+
+        return BatchedTag
+    raise ConfigError(f"--batched: the trained audit has a batched twin for cooking and tag, not {name!r}")
+
+
+ENVS = ("tag", "ipd", "coordination", "tictactoe", "connect_four", "cooking")
 
 
 def _split_name(item: str) -> tuple[str | None, str]:
@@ -213,7 +230,13 @@ def _robustness(args: argparse.Namespace) -> int:
         others=_pairs(args.background, "--background") or None,
         solver=args.solver,
         smoothing=args.smoothing,
-        budget=TrainedBudget(timesteps=args.timesteps, seeds=tuple(args.seeds), eval_episodes=args.episodes),
+        budget=TrainedBudget(
+            timesteps=args.timesteps,
+            seeds=tuple(args.seeds),
+            eval_episodes=args.episodes,
+            **{k: v for k in ("n_copies", "n_steps", "batch_size", "learning_rate") if (v := getattr(args, k))},
+        ),
+        batched=_batched_factory(args.env) if args.batched else None,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,6 +316,11 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timesteps", type=int, default=20_000, help="trained adversary: PPO steps per tau and seed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="trained adversary: seeds (default: 0)")
     p.add_argument("--episodes", type=int, default=200, help="trained adversary: evaluation episodes")
+    p.add_argument("--batched", action="store_true", help="trained adversary on the env's batched twin (cooking, tag)")
+    p.add_argument("--n-copies", type=int, help="trained adversary: env copies (default 8)")
+    p.add_argument("--n-steps", type=int, help="trained adversary: PPO n_steps (default 32)")
+    p.add_argument("--batch-size", type=int, help="trained adversary: PPO batch size (default 64)")
+    p.add_argument("--learning-rate", type=float, help="trained adversary: PPO start learning rate (default 3e-3)")
     p.add_argument("--rounds", type=int, default=None, help="rounds of the IPD (default 3) or coordination game (1)")
     p.add_argument("--out", default="eval-out", help="output directory (default: eval-out)")
     p.add_argument("--no-plot", action="store_true", help="write no figure")

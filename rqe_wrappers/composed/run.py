@@ -1,7 +1,8 @@
 """Command line: train the composition for every (tau, seed), then score each learner on held-out partners.
 
-    python -m rqe_wrappers.composed.run --env cooking --population <zoo ref> --heldout <zoo ref> \\
-        --taus 0 1 10 --seeds 0 1 2 --phases 20 --learner-steps 50000 --shadow-steps 50000 --jobs 16 --out runs/composed
+    python -m rqe_wrappers.composed.run --env cooking --population cooking/agents --members ippo-s0 srpo0.1-s0 \\
+        --heldout cooking/agents --heldout-members ippo-s4 srpo0.1-s4 --baselines ippo-s0 srpo0.1-s0 --batched \\
+        --taus 0 1 --seeds 0 1 2 --phases 16 --learner-steps 131072 --shadow-steps 131072 --jobs 6 --out runs/composed
 
 ``--taus 0`` is minimax-Bayes alone (same code path, no shadow). Every job runs in its own process
 (forkserver, else spawn; one torch thread) and writes ``<out>/jobs/<tag>.json`` (history, scores)
@@ -9,7 +10,10 @@ and ``<out>/models/<tag>-{learner,shadow}.zip``; ``<out>/results.json`` collects
 (``--env ipd``, default population: the nine partners smoothed 0.1, held out: ``ipd/test``) the
 scores are exact: the composed objective at 0 and at the job's tau against its exact optimum
 (:mod:`rqe_wrappers.composed.objective`), and the utility against every held-out partner. Elsewhere
-the held-out score is :func:`rqe_wrappers.eval.population.evaluate_population`. Docs: docs/composed.md.
+the held-out score is :func:`rqe_wrappers.eval.population.evaluate_population` over ``--heldout-members``
+(with ``--batched`` the learner trained in the first seat and is scored there), and ``--baselines``
+(members of ``--population``, e.g. IPPO and SRPO agents trained alone) are scored the same way, so the
+methods compare on one table. Docs: docs/composed.md.
 """
 
 from __future__ import annotations
@@ -51,14 +55,55 @@ def ipd_population(rounds: int, smoothing: float) -> dict[str, IPDTablePolicy]:
     return {n.split("/")[1]: smoothed_table(p, smoothing, rounds) for n, p in training_partners(rounds).items()}
 
 
-def _population(args: argparse.Namespace) -> Any:
+def _members(reference: str, names: Sequence[str] | None, env: Any, seat: str) -> dict[str, Policy]:
+    """Members ``names`` (default: all) of the zoo population ``reference`` as policies of ``seat``.
+
+    Through :func:`~rqe_wrappers.eval.agents.as_policy`, so members trained with seat identity get it.
+    """
+    from rqe_wrappers.eval.agents import as_policy
+    from rqe_wrappers.zoo.client import load_population
+
+    population = load_population(reference)
+    unknown = sorted(set(names or ()) - set(population))
+    if unknown:
+        raise ConfigError(f"{reference} has no members {unknown}; its members are {sorted(population)}")
+    index = list(env.possible_agents).index(seat)
+    obs, act = env.observation_space(seat), env.action_space(seat)
+    return {n: as_policy(population[n], obs, act, seat_index=index, who=n) for n in names or list(population)}
+
+
+def _population(args: argparse.Namespace, env: Any) -> Any:
     if args.population is None:
         if args.env != "ipd":
             raise ConfigError("--population <zoo reference> is required for --env cooking")
         return ipd_population(args.rounds, args.smoothing)
+    return _members(args.population, args.members, env, env.possible_agents[1])
+
+
+def batched_factory(args: argparse.Namespace) -> Callable[[int], Any] | None:
+    """``--batched``: the batched twin of ``--env`` (cooking only), else ``None``."""
+    if not args.batched:
+        return None
+    if args.env != "cooking":
+        raise ConfigError("--batched trains on cooking's batched twin; the IPD runs exactly as it is")
+    from rqe_wrappers.envs.cooking import BatchedCooking
+
+    return functools.partial(BatchedCooking, layout=args.layout, max_steps=args.max_steps)
+
+
+def heldout_scores(agent: Any, args: argparse.Namespace, env_fn: Callable[[], Any], seed: int) -> dict[str, Any]:
+    """``agent`` against ``--heldout-members`` of ``--heldout`` (:func:`evaluate_population`): its summary."""
+    from rqe_wrappers.eval.population import evaluate_population
     from rqe_wrappers.zoo.client import load_population
 
-    return load_population(args.population)
+    env = env_fn()
+    population = load_population(args.heldout)
+    names = args.heldout_members or list(population)
+    seats = [env.possible_agents[1]] if args.batched else None
+    scored = evaluate_population(
+        agent, {n: population[n] for n in names}, env_fn=env_fn, member_seats=seats, episodes=args.episodes, seed=seed
+    )
+    return {"summary": scored.summary, "scenarios": scored.scenarios}
 
 
 def _table(model: Any, rounds: int) -> IPDTablePolicy:
@@ -95,7 +140,7 @@ def run_job(args: argparse.Namespace, tau: float, seed: int) -> dict[str, Any]:
     tag = f"tau{tau:g}-seed{seed}"
     out = Path(args.out)
     env_fn = env_factory(args)
-    population = population_policies(_population(args), env_fn())
+    population = population_policies(_population(args, env_fn()), env_fn())
     best = None
     if args.prior == "minimax-regret":
         if args.env != "ipd":
@@ -114,10 +159,11 @@ def run_job(args: argparse.Namespace, tau: float, seed: int) -> dict[str, Any]:
         n_copies=args.n_copies,
         seed=seed,
         nature_lr=args.nature_lr,
-        learner_kwargs={"gamma": args.gamma},
-        shadow_kwargs={"gamma": args.gamma},
+        learner_kwargs={"gamma": args.gamma, **_ppo(args)},
+        shadow_kwargs={"gamma": args.gamma, **_ppo(args)},
         device=args.device,
         progress=lambda row: print(f"[{tag}] phase {row['phase']} steps {row['steps']}", flush=True),
+        batched=batched_factory(args),
     )
     (out / "models").mkdir(parents=True, exist_ok=True)
     result.learner.save(str(out / "models" / f"{tag}-learner.zip"))
@@ -128,14 +174,15 @@ def run_job(args: argparse.Namespace, tau: float, seed: int) -> dict[str, Any]:
     if args.env == "ipd":
         row["scores"] = _ipd_scores(_table(result.learner, args.rounds), population, args, tau)
     elif args.heldout is not None:
-        from rqe_wrappers.eval.population import evaluate_population
-
-        scored = evaluate_population(result.learner, args.heldout, env_fn=env_fn, episodes=args.episodes, seed=seed)
-        row["scores"] = {"heldout": scored.summary}
+        row["scores"] = {"heldout": heldout_scores(result.learner, args, env_fn, seed)}
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     (out / "jobs" / f"{tag}.json").write_text(json.dumps(row, indent=1, default=float))
     print(f"[{tag}] done in {row['seconds']:.0f} s", flush=True)
     return row
+
+
+def _ppo(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k in ("n_steps", "batch_size") if (v := getattr(args, k)) is not None}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -143,6 +190,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", choices=("ipd", "cooking"), default="ipd")
     p.add_argument("--population", help="zoo reference of the training population (default on ipd: the nine)")
     p.add_argument("--heldout", help="zoo reference of the held-out population (default on ipd: ipd/test)")
+    p.add_argument("--members", nargs="+", help="train against these members of --population (default: all)")
+    p.add_argument("--heldout-members", nargs="+", help="score against these members of --heldout (default: all)")
+    p.add_argument("--baselines", nargs="+", default=[], help="members of --population scored on --heldout too")
+    p.add_argument("--batched", action="store_true", help="cooking: train on the batched twin (learner in seat 0)")
+    p.add_argument("--n-steps", type=int, help="both models' PPO n_steps (default 64)")
+    p.add_argument("--batch-size", type=int, help="both models' PPO batch size (default 256)")
     p.add_argument("--taus", type=float, nargs="+", default=[0.0, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--prior", choices=tuple(OBJECTIVE), default="maximin-utility")
@@ -177,6 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = [run_job(args, tau, seed) for tau, seed in jobs]
     summary = {"args": vars(args), "seconds": time.perf_counter() - t0, "jobs": rows}
+    if args.baselines and args.heldout is not None and args.env != "ipd":
+        from rqe_wrappers.zoo.client import load_population
+
+        population = load_population(args.population)
+        unknown = sorted(set(args.baselines) - set(population))
+        if unknown:
+            raise ConfigError(f"--baselines: {args.population} has no members {unknown}")
+        env_fn = env_factory(args)
+        summary["baselines"] = {n: heldout_scores(population[n], args, env_fn, 0) for n in args.baselines}
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"all done in {summary['seconds']:.0f} s: {out / 'results.json'}", flush=True)
     return 0

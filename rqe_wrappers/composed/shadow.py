@@ -30,7 +30,7 @@ from rqe_wrappers.core.seeding import categorical, stream
 from rqe_wrappers.core.snapshot import shared
 from rqe_wrappers.core.view import learner_snapshot
 from rqe_wrappers.errors import ConfigError, SeatError
-from rqe_wrappers.eval.adversary import LOG_FLOOR, check_adversary_spaces, log_reference
+from rqe_wrappers.eval.adversary import adversary_space, check_adversary_spaces, log_reference
 
 __all__ = ["SHADOW_SNAPSHOT", "ShadowBonus", "ShadowPartner", "ShadowSeat", "kl_to_reference"]
 
@@ -157,10 +157,7 @@ class ShadowSeat(BaseParallelWrapper):
         self._learner = learner_snapshot(obs_space, act_space, learner)
         self._seating = make_seating(env)
         n = int(cast(gym.spaces.Discrete, act_space).n)
-        self._space = gym.spaces.Box(
-            np.concatenate([np.broadcast_to(obs_space.low, obs_space.shape), np.full(n, LOG_FLOOR)]).astype(np.float32),
-            np.concatenate([np.broadcast_to(obs_space.high, obs_space.shape), np.zeros(n)]).astype(np.float32),
-        )
+        self._space = adversary_space(obs_space, n)
         self._act_space = act_space
         self._beta = normalized_prior(np.ones(len(self.members)) if beta is None else beta, len(self.members))
         self._rng = stream(None, "composed-shadow")

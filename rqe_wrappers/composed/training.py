@@ -23,14 +23,16 @@ import torch as th
 from pettingzoo import AECEnv, ParallelEnv
 from stable_baselines3 import PPO
 
+from rqe_wrappers.aht.config import AHTConfig
 from rqe_wrappers.aht.population import population_policies
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.aht.wrapper import aht_wrap
+from rqe_wrappers.composed.batched import batched_learner_env, batched_shadow_env
 from rqe_wrappers.composed.shadow import SHADOW_SNAPSHOT, ShadowBonus, ShadowPartner, ShadowSeat
 from rqe_wrappers.core.checks import integer, real
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.errors import ConfigError, SeatError
-from rqe_wrappers.eval.adversary import ReferenceKLCallback, ResidualPolicy
+from rqe_wrappers.eval.adversary import BatchedAdversaryVecEnv, ReferenceKLCallback, ResidualPolicy
 from rqe_wrappers.sb3.aht_callback import AHTCallback
 from rqe_wrappers.sb3.env_util import make_vec_env
 from rqe_wrappers.sb3.learner_snapshot import share_policy
@@ -106,6 +108,7 @@ def train_composed(
     shadow_kwargs: Mapping[str, Any] | None = None,
     device: str = "cpu",
     progress: Callable[[dict[str, Any]], None] | None = None,
+    batched: Callable[[int], Any] | None = None,
 ) -> ComposedResult:
     """Train a risk-averse learner against nature's worst-case prior over ``population`` (docs/composed.md).
 
@@ -126,6 +129,10 @@ def train_composed(
             (e.g. ``policy_kwargs``); the shadow's ``ent_coef`` is always 0.
         device: the models' torch device.
         progress: called with each phase's history row.
+        batched: the env's batched twin, a function ``n -> batched env of n copies`` (e.g.
+            ``functools.partial(BatchedCooking, layout="train")``): both models train on ``n_copies``
+            copies stepped as arrays (:mod:`rqe_wrappers.composed.batched`; ``n_workers`` unused), the
+            learner always in the first seat and the shadow in the second.
     """
     t = real("tau", tau, low=0, hint="the shadow's KL price 1/tau: 0 = no shadow (plain AHT)")
     integer("phases", phases, low=1)
@@ -149,14 +156,28 @@ def train_composed(
         raise ConfigError("the shadow's ent_coef is 0 (its KL to the member is its only regulariser); drop it")
     th.set_num_threads(1)
     aht_kwargs = {"prior": prior, "best_responses": best_responses, "lr": nature_lr, "uniform_mix": uniform_mix}
-    venv = make_vec_env(
-        functools.partial(_learner_env, env_fn, members, scenarios, t, aht_kwargs), n_copies, n_workers, seed=seed
-    )
-    svenv = (
-        make_vec_env(functools.partial(_shadow_env, env_fn, members), n_copies, n_workers, seed=seed + 7919)
-        if t > 0
-        else None
-    )
+    venv: Any
+    svenv: Any
+    if batched is not None:
+        brs = (
+            dict(best_responses)
+            if isinstance(best_responses, Mapping)
+            else None
+            if best_responses is None
+            else tuple(best_responses)
+        )
+        config = AHTConfig(prior=prior, lr=nature_lr, uniform_mix=uniform_mix, best_responses=brs)
+        venv = batched_learner_env(batched, n_copies, members, scenarios, t, config, seed)
+        svenv = batched_shadow_env(batched, n_copies, members, LEARNER, seed + 7919) if t > 0 else None
+    else:
+        venv = make_vec_env(
+            functools.partial(_learner_env, env_fn, members, scenarios, t, aht_kwargs), n_copies, n_workers, seed=seed
+        )
+        svenv = (
+            make_vec_env(functools.partial(_shadow_env, env_fn, members), n_copies, n_workers, seed=seed + 7919)
+            if t > 0
+            else None
+        )
     t0 = time.perf_counter()
     try:
         learner = PPO(
@@ -173,7 +194,10 @@ def train_composed(
             if shadow is not None and svenv is not None:
                 share_policy(svenv, LEARNER, SB3Policy.from_model(learner))
                 if callback.beta is not None:
-                    svenv.env_method("set_prior", callback.beta)
+                    if isinstance(svenv, BatchedAdversaryVecEnv):
+                        svenv.set_prior(callback.beta)
+                    else:
+                        svenv.env_method("set_prior", callback.beta)
                 shadow.learn(int(shadow_steps), callback=kl_callback, reset_num_timesteps=False)
                 share_policy(venv, SHADOW_SNAPSHOT, SB3Policy.from_model(shadow))
             learner.learn(int(learner_steps), callback=callback, reset_num_timesteps=False)

@@ -15,7 +15,7 @@ Docs: docs/evaluation.md, "Robustness audit".
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import gymnasium as gym
@@ -28,11 +28,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
+from rqe_wrappers.aht.nature import normalized_prior
+from rqe_wrappers.batched.vec_env import BatchedVecEnv
 from rqe_wrappers.core.policy import DiscretePolicy, Policy
 from rqe_wrappers.core.seeding import stream
-from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.eval.episodes import play_episodes
+from rqe_wrappers.errors import ConfigError, SeatError
+from rqe_wrappers.eval.episodes import play_batched, play_episodes
 from rqe_wrappers.sb3.env_util import make_vec_env
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 from rqe_wrappers.seats.background import background_seats
@@ -40,10 +43,13 @@ from rqe_wrappers.seats.background import background_seats
 __all__ = [
     "LOG_FLOOR",
     "AdversarySeat",
+    "BatchedAdversaryVecEnv",
     "KLMeter",
     "ReferenceKLCallback",
     "ResidualAdversary",
     "ResidualPolicy",
+    "adversary_space",
+    "batched_adversary_env",
     "evaluate_deviation",
     "train_adversary",
 ]
@@ -70,6 +76,14 @@ def check_adversary_spaces(observation_space: gym.Space, action_space: gym.Space
         raise ConfigError(f"the trained audit needs Discrete actions in {seat!r}, got {action_space}")
 
 
+def adversary_space(space: gym.spaces.Box, n_actions: int) -> gym.spaces.Box:
+    """The adversary's observation space: the seat's flat ``Box`` followed by ``n_actions`` log-probabilities."""
+    return gym.spaces.Box(
+        np.concatenate([np.broadcast_to(space.low, space.shape), np.full(n_actions, LOG_FLOOR)]).astype(np.float32),
+        np.concatenate([np.broadcast_to(space.high, space.shape), np.zeros(n_actions)]).astype(np.float32),
+    )
+
+
 class AdversarySeat(BaseParallelWrapper):
     """The one non-background seat: paid minus ``agent_seat``'s reward, observation + ``log ref(.|o)``."""
 
@@ -79,11 +93,7 @@ class AdversarySeat(BaseParallelWrapper):
         (self.seat,) = env.possible_agents
         space = env.observation_space(self.seat)
         check_adversary_spaces(space, env.action_space(self.seat), self.seat)
-        n = int(env.action_space(self.seat).n)
-        self._space = gym.spaces.Box(
-            np.concatenate([np.broadcast_to(space.low, space.shape), np.full(n, LOG_FLOOR)]).astype(np.float32),
-            np.concatenate([np.broadcast_to(space.high, space.shape), np.zeros(n)]).astype(np.float32),
-        )
+        self._space = adversary_space(space, int(env.action_space(self.seat).n))
 
     def observation_space(self, agent):
         return self._space
@@ -101,6 +111,102 @@ class AdversarySeat(BaseParallelWrapper):
         obs, rew, term, trunc, infos = self.env.step(actions)
         paid = -float(cast(Any, self.env).background_rewards.get(self.agent_seat, 0.0))
         return self._augment(obs), {a: paid for a in rew}, term, trunc, infos
+
+
+class BatchedAdversaryVecEnv(VecEnvWrapper):
+    """:class:`AdversarySeat` on the batched path: the adversary's one slot per copy, as an SB3 ``VecEnv``.
+
+    Wraps a :class:`~rqe_wrappers.batched.vec_env.BatchedVecEnv` whose one learning seat is the
+    adversary's and whose background plays ``agent_seat`` (and every other seat). Each copy's
+    reference is one of ``references``, drawn from ``prior`` at every episode start (seeded by
+    :meth:`seed`; one reference: always it); the observation is the seat's own (SRPO's role
+    features dropped) followed by ``log ref(.|o)``, and the reward is minus ``agent_seat``'s.
+    ``terminal_observation`` carries the finished episode's reference; infos carry ``scenario_index``.
+    """
+
+    def __init__(
+        self,
+        venv: BatchedVecEnv,
+        agent_seat: str,
+        references: Sequence[Policy],
+        prior: Any = None,
+    ):
+        if not isinstance(venv, BatchedVecEnv) or len(venv.learning_seats) != 1:
+            raise ConfigError("BatchedAdversaryVecEnv wraps a BatchedVecEnv with one learning seat (the adversary's)")
+        if agent_seat not in venv.background_seats:
+            raise SeatError(f"agent_seat {agent_seat!r} must be a background seat, one of {venv.background_seats}")
+        if not references:
+            raise ConfigError("BatchedAdversaryVecEnv needs at least one reference policy")
+        (seat,) = venv.learning_seats
+        space = venv.env.observation_space(seat)
+        check_adversary_spaces(space, venv.action_space, seat)
+        self.references = list(references)
+        self.prior = normalized_prior(np.ones(len(self.references)) if prior is None else prior, len(self.references))
+        self._col = venv.background_seats.index(agent_seat)
+        self._width = int(venv.srpo_feature_width)
+        self._n = int(cast(gym.spaces.Discrete, venv.action_space).n)
+        super().__init__(venv, observation_space=adversary_space(cast(gym.spaces.Box, space), self._n))
+        self.batched = venv
+        self.choice = np.zeros(venv.n_copies, np.int64)
+        self._rng = stream(None, "batched-adversary")
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        self._rng = stream(seed, "batched-adversary")
+        return self.venv.seed(seed)
+
+    def set_prior(self, beta: Any) -> None:
+        """The draw's weights over :attr:`references` (normalised here), from the next episode start."""
+        self.prior = normalized_prior(beta, len(self.references))
+
+    def _draw(self, copies: np.ndarray) -> None:
+        if len(self.references) > 1:
+            self.choice[copies] = self._rng.choice(len(self.references), size=len(copies), p=self.prior)
+
+    def _augment(self, obs: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        raw = np.asarray(obs[:, : obs.shape[1] - self._width], dtype=np.float32)
+        out = np.empty((len(raw), raw.shape[1] + self._n), np.float32)
+        out[:, : raw.shape[1]] = raw
+        for k in np.unique(choice).tolist():
+            rows = choice == k
+            out[rows, raw.shape[1] :] = log_reference(self.references[k], raw[rows])
+        return out
+
+    def reset(self) -> np.ndarray:
+        obs = np.asarray(self.venv.reset())
+        self._draw(np.arange(len(self.choice)))
+        return self._augment(obs, self.choice)
+
+    def step_wait(self):
+        obs, _, dones, infos = self.venv.step_wait()
+        rewards = (-self.batched.last_background_rewards[:, self._col]).astype(np.float32)
+        ended = np.flatnonzero(dones)
+        for c in ended.tolist():
+            terminal = infos[c]["terminal_observation"][None]
+            infos[c]["terminal_observation"] = self._augment(terminal, self.choice[c : c + 1])[0]
+        for c, k in enumerate(self.choice.tolist()):
+            infos[c]["scenario_index"] = k
+        self._draw(ended)
+        return self._augment(np.asarray(obs), self.choice), rewards, dones, infos
+
+
+def batched_adversary_env(
+    batched: Callable[[int], Any],
+    n_copies: int,
+    fixed: Mapping[str, Policy],
+    agent_seat: str,
+    references: Sequence[Policy],
+    seed: int | None = None,
+) -> BatchedAdversaryVecEnv:
+    """The adversary's seeded VecEnv on ``batched(n_copies)``: ``fixed`` plays every seat but one, the adversary's."""
+    env = batched(int(n_copies))
+    free = [s for s in env.possible_agents if s not in fixed]
+    if len(free) != 1:
+        raise SeatError(f"fixed must play every seat of {list(env.possible_agents)} but one; the free ones: {free}")
+    venv = BatchedAdversaryVecEnv(
+        BatchedVecEnv(env, background=dict(fixed), reward_infos=False), agent_seat, references
+    )
+    venv.seed(seed)
+    return venv
 
 
 def _adversary_env(
@@ -201,13 +307,19 @@ def train_adversary(
     seed: int,
     n_copies: int = 1,
     ppo_kwargs: Mapping[str, Any],
+    batched: Callable[[int], Any] | None = None,
 ) -> ResidualAdversary:
     """PPO trained ``timesteps`` steps as the KL-regularised adversary of ``agent_seat`` (stochastic).
 
-    ``fixed`` plays every seat but the adversary's (the agent's seat included).
+    ``fixed`` plays every seat but the adversary's (the agent's seat included). ``batched``: a function
+    ``n -> batched env of n copies`` (the env's batched twin); then the ``n_copies`` copies step as arrays
+    (:class:`BatchedAdversaryVecEnv`) instead of one PettingZoo env each.
     """
-    env_maker = functools.partial(_adversary_env, env_fn, dict(fixed), agent_seat, reference)
-    venv = make_vec_env(env_maker, n_copies=n_copies, seed=seed)
+    if batched is not None:
+        venv: Any = batched_adversary_env(batched, n_copies, fixed, agent_seat, [reference], seed)
+    else:
+        env_maker = functools.partial(_adversary_env, env_fn, dict(fixed), agent_seat, reference)
+        venv = make_vec_env(env_maker, n_copies=n_copies, seed=seed)
     try:
         model = PPO(ResidualPolicy, venv, seed=seed, ent_coef=0.0, device="cpu", verbose=0, **dict(ppo_kwargs))
         model.learn(int(timesteps), callback=ReferenceKLCallback(tau))
@@ -245,14 +357,19 @@ def evaluate_deviation(
     *,
     episodes: int,
     seed: int,
+    batched: Callable[[int], Any] | None = None,
 ) -> tuple[np.ndarray, float]:
     """``(agent's return per episode, mean KL per episode)`` with ``policies[partner_seat]`` the deviation.
 
     The KL is exact per visited observation (both policies' action probabilities), summed along each episode.
+    ``batched``: play the episodes as the copies of ``batched(episodes)`` (:func:`play_batched`).
     """
     meter = KLMeter(policies[partner_seat], reference)
     seats = {**policies, partner_seat: meter}
     seeds = [int(s) for s in stream(seed, "audit-eval").integers(0, 2**31 - 1, size=episodes)]
     rngs = {s: stream(seed, f"audit-eval-{s}") for s in seats}
-    stats = play_episodes(env_fn, seats, seeds, rngs)
+    if batched is not None:
+        stats = play_batched(batched(episodes), seats, seeds, rngs)
+    else:
+        stats = play_episodes(env_fn, seats, seeds, rngs)
     return np.array([st.returns[agent_seat] for st in stats]), meter.total / episodes

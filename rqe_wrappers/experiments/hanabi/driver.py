@@ -61,7 +61,8 @@ def method_name(tau: float) -> str:
     return "IPPO" if tau == 0 else f"SRPO tau={tau:g}"
 
 
-def _job(players: int, tau: float, seed: int, steps: int, settings: dict, seat_id: bool, out: str) -> dict:
+def train_job(players: int, tau: float, seed: int, steps: int, settings: dict, seat_id: bool, out: str) -> dict:
+    """One (tau, seed) run of the sweep, for worker processes: trains, saves into ``out``, returns metrics."""
     import torch
 
     torch.set_num_threads(1)
@@ -105,7 +106,7 @@ def run_sweep(sweep: HanabiSweep, settings: PPOSettings = HANABI_PPO) -> dict[st
         )
 
     args = [(sweep.players, t, s, sweep.steps, settings.to_json(), sweep.seat_id, str(out)) for t, s in runs]
-    run_jobs(_job, args, sweep.jobs, done)
+    run_jobs(train_job, args, sweep.jobs, done)
     report["random_score"] = random_score(sweep.players, sweep.episodes, sweep.eval_seed)
     agents = {
         f"{method_name(t)} s{s}": MaskablePPO.load(str(out / _file(sweep.players, t, s)), device="cpu") for t, s in runs

@@ -95,7 +95,7 @@ def _model_file(tau: float, seed: int) -> str:
     return f"chasers-tau{float(tau):g}-seed{seed}.zip"
 
 
-def _shift_job(
+def shift_job(
     tau: float,
     seed: int,
     steps: int,
@@ -308,7 +308,7 @@ def run_shift(
         for t in taus
         for s in seeds
     ]
-    run_jobs(_shift_job, args, jobs, done)
+    run_jobs(shift_job, args, jobs, done)
     trained = time.perf_counter() - start
     report["runner_shift"] = runner_shift(report["rows"], groups, train_runner)
     table = runner_shift_table(report["runner_shift"], groups)

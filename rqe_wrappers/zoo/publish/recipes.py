@@ -37,6 +37,8 @@ BUILDERS: dict[str, str] = {
     "ipd-test-partners": "rqe_wrappers.zoo.publish.builders:ipd_test_partners",
     "tag-runners": "rqe_wrappers.zoo.publish.builders:tag_runners",
     "cooking-agents": "rqe_wrappers.zoo.publish.builders:cooking_agents",
+    "tag-chasers": "rqe_wrappers.zoo.publish.builders:tag_chasers",
+    "hanabi-agents": "rqe_wrappers.zoo.publish.builders:hanabi_agents",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
 _SEEDS = expect(
