@@ -386,6 +386,10 @@ def plot_robustness(curves: Sequence[Any], out: str | os.PathLike, *, title: str
     ax.set_ylabel("agent's return under the deviation")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", title="agent: summary", title_fontsize="small")
+    many = len(curves) > 6  # beside the axes, so the legend hides no curve
+    where = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if many else {}
+    ax.legend(fontsize="small", title="agent: summary", title_fontsize="small", **where)
+    if many:
+        fig.set_size_inches(9.5, 4.5)
     _save_png_svg(fig, out, 120)
     return fig

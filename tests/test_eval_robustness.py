@@ -270,6 +270,15 @@ def test_plot_robustness_draws_one_line_per_agent(tmp_path):
     assert len(lines) == 3
     assert len({line.get_color() for line in lines}) == 2  # coloured by method
     assert next(t.get_text() for t in ax.get_xticklabels()) == "0"
+    assert fig.get_size_inches()[0] == pytest.approx(7.5)  # a few curves: the legend inside the axes
     with pytest.raises(ConfigError):
         plot_robustness([], tmp_path / "none")
     assert isinstance(report, RobustnessReport)
+    many = robustness_audit(
+        lambda: coordination_game(0.5), {f"p{k}": [k / 8, 1 - k / 8] for k in range(8)}, [0.5, 0.5], taus=(0.0, 1.0)
+    )
+    fig = plot_robustness(many.curves, tmp_path / "many")
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1  # eight curves: the legend beside the axes, covering none of them
