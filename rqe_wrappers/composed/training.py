@@ -88,6 +88,26 @@ def _shadow_env(env_fn: Callable[[], ParallelEnv | AECEnv], members: Mapping[str
     return ShadowSeat(env_fn(), members, learner=LEARNER)
 
 
+def _aht_config(
+    prior: str, best_responses: Sequence[float] | Mapping[str, float] | None, lr: float, uniform_mix: float
+) -> AHTConfig:
+    """The batched path's AHT settings (``aht_wrap``'s keywords on the per-copy path)."""
+    brs: dict[str, float] | tuple[float, ...] | None = None
+    if isinstance(best_responses, Mapping):
+        brs = dict(best_responses)
+    elif best_responses is not None:
+        brs = tuple(best_responses)
+    return AHTConfig(prior=prior, lr=lr, uniform_mix=uniform_mix, best_responses=brs)
+
+
+def _push_prior(svenv: Any, beta: Any) -> None:
+    """Nature's prior to the shadow's env: the batched wrapper's own method, else every copy's ``ShadowSeat``."""
+    if isinstance(svenv, BatchedAdversaryVecEnv):
+        svenv.set_prior(beta)
+    else:
+        svenv.env_method("set_prior", beta)
+
+
 def train_composed(
     env_fn: Callable[[], ParallelEnv | AECEnv],
     population: Any,
@@ -159,14 +179,7 @@ def train_composed(
     venv: Any
     svenv: Any
     if batched is not None:
-        brs = (
-            dict(best_responses)
-            if isinstance(best_responses, Mapping)
-            else None
-            if best_responses is None
-            else tuple(best_responses)
-        )
-        config = AHTConfig(prior=prior, lr=nature_lr, uniform_mix=uniform_mix, best_responses=brs)
+        config = _aht_config(prior, best_responses, nature_lr, uniform_mix)
         venv = batched_learner_env(batched, n_copies, members, scenarios, t, config, seed)
         svenv = batched_shadow_env(batched, n_copies, members, LEARNER, seed + 7919) if t > 0 else None
     else:
@@ -194,10 +207,7 @@ def train_composed(
             if shadow is not None and svenv is not None:
                 share_policy(svenv, LEARNER, SB3Policy.from_model(learner))
                 if callback.beta is not None:
-                    if isinstance(svenv, BatchedAdversaryVecEnv):
-                        svenv.set_prior(callback.beta)
-                    else:
-                        svenv.env_method("set_prior", callback.beta)
+                    _push_prior(svenv, callback.beta)
                 shadow.learn(int(shadow_steps), callback=kl_callback, reset_num_timesteps=False)
                 share_policy(venv, SHADOW_SNAPSHOT, SB3Policy.from_model(shadow))
             learner.learn(int(learner_steps), callback=callback, reset_num_timesteps=False)
