@@ -20,11 +20,16 @@ gap between the two means in units of the seed noise.
 slots per copy, N copies) on the same batched path at the same slot count 2N, both ``reward_infos=False``,
 measured in the same run as ``speed`` measures; ``aht_over_self_play`` is the issue's ratio (target 0.8).
 
+``monitor``: the cost of the monitor on the step path: milliseconds per ``step`` of SRPO's
+``BatchedVecEnv`` (``reward_infos=False``) bare and inside ``RoleVecMonitor``, random actions, the best
+of ``--repeats`` blocks of ``--steps-per-block`` steps, per env and ``--copies``.
+
 Usage (offline, no network):
     python benchmarks/bench_batched.py --device cpu --copies 256 1024 --out benchmarks/results/batched-cpu.json
     python benchmarks/bench_batched.py --device cuda --copies 256 1024 4096 --out benchmarks/results/batched-cuda.json
     python benchmarks/bench_batched.py curves --seeds 0 1 2 3 --out benchmarks/results/batched-curves-cpu.json
     python benchmarks/bench_batched.py aht --device cpu --copies 256 1024 --out benchmarks/results/batched-aht-cpu.json
+    python benchmarks/bench_batched.py monitor --copies 1024 4096 --out benchmarks/results/batched-monitor-cpu.json
 """
 
 from __future__ import annotations
@@ -213,6 +218,42 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def monitor_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per step of SRPO's batched VecEnv, bare and inside ``RoleVecMonitor``."""
+    from rqe_wrappers.batched.vec_env import BatchedVecEnv
+    from rqe_wrappers.sb3.monitor import RoleVecMonitor
+
+    envs = batched_envs()
+    rows = []
+    for name in args.envs:
+        for n in args.copies:
+            best: dict[str, float] = {}
+            for _ in range(args.repeats):
+                for kind in ("bare", "monitored"):
+                    inner = BatchedVecEnv(envs[name](n), args.tau, reward_infos=False)
+                    inner.seed(0)
+                    venv: Any = RoleVecMonitor(inner) if kind == "monitored" else inner
+                    venv.reset()
+                    actions = np.random.default_rng(0).integers(
+                        0, venv.action_space.n, (args.steps_per_block, venv.num_envs)
+                    )
+                    start = time.perf_counter()
+                    for a in actions:
+                        venv.step(a)
+                    ms = (time.perf_counter() - start) / args.steps_per_block * 1e3
+                    best[kind] = min(best.get(kind, np.inf), ms)
+            row = {
+                "env": name,
+                "n_copies": n,
+                "slots": venv.num_envs,
+                **{f"{k}_ms_per_step": round(v, 3) for k, v in best.items()},
+            }
+            row["monitor_ms_per_step"] = round(best["monitored"] - best["bare"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {"rows": rows}
+
+
 def curves(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -289,7 +330,7 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", choices=("speed", "curves", "aht"), default="speed")
+    parser.add_argument("mode", nargs="?", choices=("speed", "curves", "aht", "monitor"), default="speed")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (speed mode)")
     parser.add_argument("--envs", nargs="+", default=["cooking", "ipd"], help="batched envs (speed mode)")
     parser.add_argument("--copies", nargs="+", type=int, default=[256, 1024, 4096], help="env copies")
@@ -303,6 +344,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3], help="seeds (curves mode)")
     parser.add_argument("--steps", type=int, default=120_000, help="agent-steps per run (curves mode)")
+    parser.add_argument("--steps-per-block", type=int, default=200, help="steps per timed block (monitor mode)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/batched-...)")
     args = parser.parse_args()
     import torch
@@ -326,7 +368,7 @@ def main() -> None:
             "srpo_tau": args.tau,
             "ippo_and_srpo_reward_infos": False,
         }
-    result |= {"speed": speed, "curves": curves, "aht": aht_speed}[args.mode](args)
+    result |= {"speed": speed, "curves": curves, "aht": aht_speed, "monitor": monitor_cost}[args.mode](args)
     out = args.out or Path("benchmarks/results") / f"batched-{args.mode}-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

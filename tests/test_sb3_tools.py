@@ -464,6 +464,26 @@ def test_idle_rows_do_not_lengthen_the_next_episode():
     assert lengths["sb3"][2] == (0, 3, 1.0)
 
 
+def test_the_monitor_skips_idle_row_checks_where_slots_never_idle():
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.envs.ipd import BatchedIPD
+
+    assert RoleVecMonitor(PettingZooVecEnv(EarlyExit, 1)).idle_rows  # turn-based and early exits: may idle
+    venv = batched_vec_env(BatchedIPD(64, rounds=2), 1.0, seed=0)
+    assert isinstance(venv, RoleVecMonitor) and not venv.idle_rows
+    venv.reset()
+    for _ in range(2):
+        _, _, dones, infos = venv.step(np.zeros(128, dtype=np.int64))
+    assert dones.all()
+    roles = [info["role"] for info in infos]
+    # every finished slot still reports its episode, a shadow's under "shadow_episode" only
+    assert all(
+        ("episode" in i) == (r == "partner") and ("shadow_episode" in i) == (r == "shadow")
+        for i, r in zip(infos, roles, strict=True)
+    )
+    assert {i["episode"]["l"] for i in infos if "episode" in i} == {2} and "shadow" in roles
+
+
 # ---- the code of docs/adapter.md, "SB3's own tools", as written (budgets cut) -------------------------
 def test_the_documented_code_runs(tmp_path, monkeypatch):
     import re

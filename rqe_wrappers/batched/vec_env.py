@@ -112,6 +112,9 @@ class BatchedVecEnv(VecEnv):
     numpy stream: same distribution, different draws.
     """
 
+    #: every slot acts every step (no idle rows): RoleVecMonitor skips looking for ``info["inactive"]``
+    idle_rows = False
+
     def __init__(
         self,
         env: BatchedEnv,

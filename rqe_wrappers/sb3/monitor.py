@@ -10,7 +10,8 @@ length. See docs/adapter.md, "SB3's own tools".
 
 from __future__ import annotations
 
-from stable_baselines3.common.vec_env import VecMonitor
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rqe_wrappers.srpo.roles import ROLES, SHADOW
@@ -26,12 +27,22 @@ class RoleVecMonitor(VecMonitor):
     (``filename``) still gets every episode.
     """
 
+    def __init__(self, venv: VecEnv, filename: str | None = None, info_keywords: tuple[str, ...] = ()):
+        super().__init__(venv, filename, info_keywords)
+        #: whether a slot may idle (``info["inactive"]``); a VecEnv whose slots all act every step says
+        #: ``idle_rows = False`` and its non-finished slots are not looked at (thousands per step)
+        self.idle_rows = bool(getattr(venv, "idle_rows", True))
+
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = super().step_wait()
-        for i, info in enumerate(infos):
-            if dones[i]:
-                if info.get("role") == ROLES[SHADOW] and "episode" in info:
-                    info[SHADOW_EPISODE] = info.pop("episode")
-            elif info.get("inactive"):  # an idle row between a seat's end and its copy's reset
-                self.episode_lengths[i] -= 1
+        done = np.asarray(dones, dtype=bool)
+        shadow = ROLES[SHADOW]
+        for i in np.flatnonzero(done).tolist():
+            info = infos[i]
+            if info.get("role") == shadow and "episode" in info:
+                info[SHADOW_EPISODE] = info.pop("episode")
+        if self.idle_rows:
+            for i in np.flatnonzero(~done).tolist():
+                if infos[i].get("inactive"):  # an idle row between a seat's end and its copy's reset
+                    self.episode_lengths[i] -= 1
         return obs, rewards, dones, infos
