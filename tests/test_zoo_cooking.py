@@ -160,7 +160,7 @@ def test_builder_refuses_bad_params(tmp_path):
         build_recipe(_tiny_recipe(tmp_path / "a", epochs=3), tmp_path / "out")
     with pytest.raises(ConfigError, match=r"params\.reuse_dir must be null or an existing directory"):
         build_recipe(_tiny_recipe(tmp_path / "b", reuse_dir=str(tmp_path / "missing")), tmp_path / "out")
-    with pytest.raises(ConfigError, match=r"tau must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match=r"tau must be finite and >= 0"):
         build_recipe(_tiny_recipe(tmp_path / "c", taus=[-1]), tmp_path / "out")
     with pytest.raises(ConfigError, match=r"params\.settings must be an object with keys among"):
         build_recipe(_tiny_recipe(tmp_path / "d", settings={"n_copy": 2}), tmp_path / "out")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -11,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from rqe_wrappers.core.checks import is_integer
+from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.errors import ConfigError
 
 
@@ -91,3 +92,17 @@ def check_seeds(seeds: Iterable[Any]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {seeds}")
     return [int(s) for s in seeds]
+
+
+def check_taus(taus: Sequence[Any]) -> tuple[float, ...]:
+    """A sweep's taus as floats: one or more distinct finite numbers >= 0 (0 = IPPO)."""
+    out = []
+    for tau in taus:
+        if not is_real(tau) or not (math.isfinite(float(tau)) and float(tau) >= 0):
+            raise ConfigError(f"tau must be finite and >= 0 (0 = IPPO), got {tau!r}")
+        out.append(float(tau))
+    if not out:
+        raise ConfigError("tau needs at least one value (0 = IPPO), e.g. --tau 0 1")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"tau values must be distinct (one run per tau and seed), got {list(taus)}")
+    return tuple(out)

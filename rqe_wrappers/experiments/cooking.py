@@ -9,7 +9,6 @@ table as the PettingZoo env's, tens of times faster). Docs: docs/results/srpo.md
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 
 from rqe_wrappers.envs.cooking import LAYOUT_ROWS, MAX_STEPS, BatchedCooking, cooking_env, obs_size
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import check_count, check_seeds, machine_info, run_jobs, write_json
+from rqe_wrappers.experiments.common import check_count, check_seeds, check_taus, machine_info, run_jobs, write_json
 from rqe_wrappers.experiments.settings import PPOSettings, setting
 
 __all__ = [
@@ -50,17 +49,6 @@ POLICIES = ("role", "shared")
 def method_name(tau: float) -> str:
     """``"IPPO"`` for ``tau = 0``, else ``"SRPO tau=<tau>"``."""
     return "IPPO" if float(tau) == 0 else f"SRPO tau={float(tau):g}"
-
-
-def _check_taus(taus: Sequence[float]) -> tuple[float, ...]:
-    out = []
-    for tau in taus:
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (math.isfinite(tau) and tau >= 0):
-            raise ConfigError(f"tau must be a finite number >= 0 (0 = IPPO), got {tau!r}")
-        out.append(float(tau))
-    if not out or len(set(out)) != len(out):
-        raise ConfigError(f"taus must be distinct, at least one; got {list(taus)}")
-    return tuple(out)
 
 
 def _check_layouts(layouts: Sequence[str]) -> tuple[str, ...]:
@@ -96,7 +84,7 @@ def train_cooking(
     from rqe_wrappers.sb3 import SRPOCallback
     from rqe_wrappers.sb3.role_policy import RolePolicy
 
-    (tau,) = _check_taus([tau])
+    (tau,) = check_taus([tau])
     steps = check_count(steps, "steps")
     _check_layouts([layout])
     if policy not in POLICIES:
@@ -189,7 +177,7 @@ class CookingSweep:
     figures: bool = setting(True, "draw the heatmaps and the tau-sweep figure (needs matplotlib)")
 
     def __post_init__(self):
-        _check_taus(self.tau)
+        check_taus(self.tau)
         check_seeds(self.seeds)
         check_count(self.steps, "steps")
         check_count(self.jobs, "jobs")
@@ -200,7 +188,7 @@ class CookingSweep:
         sizes = {layout: obs_size(layout) for layout in [self.train_layout, *self.layouts]}
         if len(set(sizes.values())) > 1:
             raise ConfigError(f"the layouts must have the train layout's observation size; sizes: {sizes}")
-        missing = [t for t in (_check_taus(self.heatmap_tau) if self.heatmap_tau else ()) if t not in self.tau]
+        missing = [t for t in (check_taus(self.heatmap_tau) if self.heatmap_tau else ()) if t not in self.tau]
         if missing:
             raise ConfigError(f"heatmap_tau {missing} are not among the trained taus {list(self.tau)}")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments.common import check_taus
 from rqe_wrappers.experiments.settings import setting
 
 DEFAULT_OUT = Path("runs/coordination")
@@ -55,8 +56,7 @@ class CoordinationSweep:
     out: Path = setting(DEFAULT_OUT, "output directory (results.json)")  # noqa: RUF009 (a field)
 
     def __post_init__(self):
-        if not self.tau or any(not np.isfinite(t) or t < 0 for t in self.tau):
-            raise ConfigError(f"tau must be one or more finite values >= 0, got {self.tau}")
+        check_taus(self.tau)
 
 
 @dataclass(frozen=True)

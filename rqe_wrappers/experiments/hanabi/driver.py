@@ -7,7 +7,6 @@ and ``results.json`` (set-up, machine, runs, random play's score, the cross-play
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from rqe_wrappers.core.checks import integer
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import check_count, check_seeds, machine_info, run_jobs, write_json
+from rqe_wrappers.experiments.common import check_count, check_seeds, check_taus, machine_info, run_jobs, write_json
 from rqe_wrappers.experiments.hanabi.env import PLAYERS, hanabi_config, max_score
 from rqe_wrappers.experiments.hanabi.evaluation import EVAL_EPISODES, EVAL_SEED, hanabi_crossplay, random_score
 from rqe_wrappers.experiments.hanabi.training import HANABI_PPO, train_hanabi
@@ -44,11 +43,7 @@ class HanabiSweep:
     def __post_init__(self):
         if self.players not in PLAYERS:
             raise ConfigError(f"players must be one of {list(PLAYERS)}, got {self.players!r}")
-        for tau in self.tau:
-            if isinstance(tau, bool) or not (math.isfinite(float(tau)) and float(tau) >= 0):
-                raise ConfigError(f"tau must be finite and >= 0 (0 = IPPO), got {tau!r}")
-        if len(set(self.tau)) != len(self.tau):
-            raise ConfigError(f"tau values must be distinct, got {list(self.tau)}")
+        check_taus(self.tau)
         check_seeds(self.seeds)
         check_count(self.steps, "steps")
         check_count(self.jobs, "jobs")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from rqe_wrappers.envs.tag import CHASERS, ENV_ID, MAX_CYCLES, REWARD_SCALE, RUNNER, seat_spaces
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import check_count, check_seeds, machine_info, run_jobs, write_json
+from rqe_wrappers.experiments.common import check_count, check_seeds, check_taus, machine_info, run_jobs, write_json
 from rqe_wrappers.experiments.settings import PPOSettings, setting
 from rqe_wrappers.experiments.tag.evaluation import (
     DEFAULT_CHASERS,
@@ -71,17 +70,11 @@ class ChaserSweep:
     eval_episodes: int = setting(EVAL_EPISODES, "seeded evaluation episodes per runner")
 
     def __post_init__(self):
-        _check_taus(self.tau)
+        check_taus(self.tau)
         check_seeds(self.seeds)
         _check_steps(self.steps)
         check_count(self.jobs, "jobs")
         check_count(self.eval_episodes, "eval_episodes")
-
-
-def _check_taus(taus: Sequence[float]) -> None:
-    for tau in taus:
-        if not (math.isfinite(float(tau)) and float(tau) >= 0):
-            raise ConfigError(f"tau must be finite and >= 0 (0 = IPPO), got {tau}")
 
 
 def _runner_job(seed: int, steps: int, device: str, chasers: str, settings: dict, eval_episodes: int, out: str) -> dict:
@@ -220,7 +213,7 @@ def run_srpo(
     train_seed = min(files) if train_runner_seed is None else int(train_runner_seed)
     if train_seed not in files:
         raise ConfigError(f"no runner with seed {train_seed} in {runners_dir}; there are seeds {sorted(files)}")
-    _check_taus(taus)
+    check_taus(taus)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     opponents = {f"seed{s}": str(p.resolve()) for s, p in files.items()}

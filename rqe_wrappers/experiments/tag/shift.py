@@ -21,9 +21,8 @@ import numpy as np
 from rqe_wrappers.envs.tag import CHASERS, ENV_ID, RUNNER, tag_env
 from rqe_wrappers.envs.tag_batched import BatchedTag
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import check_count, check_seeds, machine_info, run_jobs, write_json
+from rqe_wrappers.experiments.common import check_count, check_seeds, check_taus, machine_info, run_jobs, write_json
 from rqe_wrappers.experiments.settings import PPOSettings, setting
-from rqe_wrappers.experiments.tag.driver import _check_taus
 from rqe_wrappers.experiments.tag.evaluation import EVAL_SEED, evaluate_chasers
 from rqe_wrappers.experiments.tag.training import BATCHED_CHASER_PPO, _check_steps, train_chasers_batched
 
@@ -50,9 +49,7 @@ class ShiftSweep:
     crossplay_episodes: int = setting(32, "seeded episodes per seating of the teammate cross-play")
 
     def __post_init__(self) -> None:
-        _check_taus(self.tau)
-        if not self.tau:
-            raise ConfigError("tau needs at least one value, e.g. --tau 0 1")
+        check_taus(self.tau)
         check_seeds(self.seeds)
         _check_steps(self.steps)
         check_count(self.jobs, "jobs")
@@ -260,9 +257,7 @@ def run_shift(
     steps = _check_steps(steps)
     jobs = check_count(jobs, "jobs")
     seeds = check_seeds(seeds)
-    _check_taus(taus)
-    if not taus:
-        raise ConfigError("taus needs at least one value, e.g. (0, 1)")
+    check_taus(taus)
     if not isinstance(settings, PPOSettings):
         raise ConfigError(f"settings must be a PPOSettings, e.g. BATCHED_CHASER_PPO; got {type(settings).__name__}")
     if settings.n_workers:
