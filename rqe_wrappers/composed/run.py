@@ -63,13 +63,18 @@ def _members(reference: str, names: Sequence[str] | None, env: Any, seat: str) -
     from rqe_wrappers.eval.agents import as_policy
     from rqe_wrappers.zoo.client import load_population
 
-    population = load_population(reference)
+    index = list(env.possible_agents).index(seat)
+    obs, act = env.observation_space(seat), env.action_space(seat)
+    chosen = _named(load_population(reference), names, reference)
+    return {n: as_policy(m, obs, act, seat_index=index, who=n) for n, m in chosen.items()}
+
+
+def _named(population: Any, names: Sequence[str] | None, reference: str) -> dict[str, Any]:
+    """The members ``names`` (default: all) of ``population``; every unknown name in one :class:`ConfigError`."""
     unknown = sorted(set(names or ()) - set(population))
     if unknown:
         raise ConfigError(f"{reference} has no members {unknown}; its members are {sorted(population)}")
-    index = list(env.possible_agents).index(seat)
-    obs, act = env.observation_space(seat), env.action_space(seat)
-    return {n: as_policy(population[n], obs, act, seat_index=index, who=n) for n in names or list(population)}
+    return {n: population[n] for n in names or list(population)}
 
 
 def _population(args: argparse.Namespace, env: Any) -> Any:
@@ -233,12 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.baselines and args.heldout is not None and args.env != "ipd":
         from rqe_wrappers.zoo.client import load_population
 
-        population = load_population(args.population)
-        unknown = sorted(set(args.baselines) - set(population))
-        if unknown:
-            raise ConfigError(f"--baselines: {args.population} has no members {unknown}")
+        baselines = _named(load_population(args.population), args.baselines, args.population)
         env_fn = env_factory(args)
-        summary["baselines"] = {n: heldout_scores(population[n], args, env_fn, 0) for n in args.baselines}
+        summary["baselines"] = {n: heldout_scores(m, args, env_fn, 0) for n, m in baselines.items()}
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"all done in {summary['seconds']:.0f} s: {out / 'results.json'}", flush=True)
     return 0
