@@ -3,22 +3,28 @@ per-copy learning curves, written as JSON.
 
 ``speed`` (default): for each env (``cooking``, ``ipd``; ``tag`` when ``rqe_wrappers.envs.tag_batched``
 exists) and each ``--copies`` N, stock PPO (+ ``SRPOCallback``) on ``batched_vec_env(<batched env of N
-copies>, tau, reward_infos=False)`` for IPPO (tau = 0) and SRPO (``--tau``), SRPO again with the default
-``reward_infos=True`` (``srpo_reward_infos``), and the same PPO on a *null* VecEnv with the same spaces
-and slot count (zero observations and rewards, no env, no infos): SB3's own ceiling at those settings.
-Agent-steps/s = slots x steps / wall seconds of ``--rollouts`` rollouts (collection and update), the
-best of ``--repeats`` timed blocks interleaved over the four set-ups, after one untimed warm-up rollout
-each; every row of one run is measured in that run, on the card in ``machine``.
+copies>, tau, reward_infos=False)`` for the ``--methods`` set-ups: IPPO (tau = 0) and SRPO (``--tau``);
+``srpo_reward_infos`` (the default ``reward_infos=True``); ``srpo_role`` (``RolePolicy``); ``*_ends``
+(``step_infos=False``); ``*_boot`` (+ ``TimeLimitBootstrap``); ``*_fast`` (both: the fast path), and the
+same PPO on a *null* VecEnv with the same spaces and slot count (zero observations and rewards, no env,
+no infos, no episode ends): SB3's own ceiling at those settings. Agent-steps/s = slots x steps / wall
+seconds of ``--rollouts`` rollouts (collection and update), the best of ``--repeats`` timed blocks
+interleaved over the set-ups, after one untimed warm-up rollout each; every row of one run is measured
+in that run, on the card in ``machine``. Make a block (``--n-steps`` x ``--rollouts`` steps) hold whole
+episodes (cooking: 100 steps, Tag: 25): a best-of over shorter blocks keeps the blocks without an
+episode end and hides what episode ends cost.
 
 ``curves``: PPO + SRPOCallback on the coordination game (the ``rqe coordination`` settings) through the
 batched path and through ``PettingZooVecEnv(srpo_wrap(...))`` for ``--seeds`` seeds; the partner role's
 P(collaborate) after every rollout, each path's mean and standard deviation over seeds, and the largest
 gap between the two means in units of the seed noise.
 
-``aht``: minimax-Bayes AHT on the IPD with the nine ``ipd/train`` partners (``population=``, stock PPO +
-``AHTCallback``, one learner slot per copy, 2N copies) beside IPD self-play (IPPO, tau = 0, two learner
-slots per copy, N copies) on the same batched path at the same slot count 2N, both ``reward_infos=False``,
-measured in the same run as ``speed`` measures; ``aht_over_self_play`` is the issue's ratio (target 0.8).
+``aht``: minimax-Bayes AHT (``population=``, stock PPO + ``AHTCallback``, one learner slot per copy,
+2N copies) beside self-play (IPPO, tau = 0, two learner slots per copy, N copies) on the same batched
+path at the same slot count 2N, for ``ipd`` (the nine ``ipd/train`` partners) and ``cooking`` (the 16
+trained networks of ``cooking/agents``) among ``--envs``; as is and ``*_fast`` (``step_infos=False`` +
+``TimeLimitBootstrap``), the members on ``--device``; ``aht_fast_over_self_play_fast`` is the issue's
+ratio (target 0.8).
 
 ``monitor``: the cost of the monitor on the step path: milliseconds per ``step`` of SRPO's
 ``BatchedVecEnv`` (``reward_infos=False``) bare and inside ``RoleVecMonitor``, random actions, the best
@@ -28,7 +34,7 @@ Usage (offline, no network):
     python benchmarks/bench_batched.py --device cpu --copies 256 1024 --out benchmarks/results/batched-cpu.json
     python benchmarks/bench_batched.py --device cuda --copies 256 1024 4096 --out benchmarks/results/batched-cuda.json
     python benchmarks/bench_batched.py curves --seeds 0 1 2 3 --out benchmarks/results/batched-curves-cpu.json
-    python benchmarks/bench_batched.py aht --device cpu --copies 256 1024 --out benchmarks/results/batched-aht-cpu.json
+    python benchmarks/bench_batched.py aht --device cuda --envs ipd cooking --copies 1024 4096 --n-steps 50 --rollouts 2
     python benchmarks/bench_batched.py monitor --copies 1024 4096 --out benchmarks/results/batched-monitor-cpu.json
 """
 
@@ -140,9 +146,44 @@ def machine(device: str) -> dict[str, Any]:
     return out
 
 
+#: speed mode's ratios: name -> (numerator, denominator) of the rates (a wall-time ratio is the rates' inverse)
+RATIOS = {
+    "srpo_over_null": ("srpo", "null"),
+    "srpo_over_ippo_wall": ("ippo", "srpo"),
+    "srpo_role_over_ippo_wall": ("ippo", "srpo_role"),
+    "srpo_ends_over_null": ("srpo_ends", "null"),
+    "srpo_ends_over_ippo_ends_wall": ("ippo_ends", "srpo_ends"),
+    "srpo_role_ends_over_ippo_ends_wall": ("ippo_ends", "srpo_role_ends"),
+    "srpo_boot_over_null": ("srpo_boot", "null"),
+    "srpo_fast_over_null": ("srpo_fast", "null"),
+    "srpo_fast_over_ippo_fast_wall": ("ippo_fast", "srpo_fast"),
+    "srpo_role_fast_over_ippo_fast_wall": ("ippo_fast", "srpo_role_fast"),
+}
+
+
+METHODS = (
+    "ippo",
+    "srpo",
+    "srpo_reward_infos",
+    "srpo_role",
+    "ippo_ends",
+    "srpo_ends",
+    "srpo_role_ends",
+    "srpo_boot",
+    "ippo_fast",
+    "srpo_fast",
+    "srpo_role_fast",
+)
+
+
+def ratios(rates: dict[str, float]) -> dict[str, float]:
+    """The :data:`RATIOS` whose two rates were measured."""
+    return {k: round(rates[a] / rates[b], 3) for k, (a, b) in RATIOS.items() if a in rates and b in rates}
+
+
 def speed(args: argparse.Namespace) -> dict[str, Any]:
     from rqe_wrappers.batched import batched_vec_env
-    from rqe_wrappers.sb3 import SRPOCallback
+    from rqe_wrappers.sb3 import SRPOCallback, TimeLimitBootstrap
     from rqe_wrappers.sb3.role_policy import RolePolicy
 
     envs = batched_envs()
@@ -152,18 +193,34 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in args.envs:
         for n in args.copies:
-            setups = {  # method: (tau, reward infos, policy); srpo_role: separate partner/shadow networks
-                "ippo": (0.0, False, "MlpPolicy"),
-                "srpo": (args.tau, False, "MlpPolicy"),
-                "srpo_reward_infos": (args.tau, True, "MlpPolicy"),
-                "srpo_role": (args.tau, False, RolePolicy),
+            every = {  # method: (tau, reward infos, step infos, policy); srpo_role: separate partner/shadow networks
+                "ippo": (0.0, False, True, "MlpPolicy"),
+                "srpo": (args.tau, False, True, "MlpPolicy"),
+                "srpo_reward_infos": (args.tau, True, True, "MlpPolicy"),
+                "srpo_role": (args.tau, False, True, RolePolicy),
+                "ippo_ends": (0.0, False, False, "MlpPolicy"),  # infos at episode ends only (step_infos=False)
+                "srpo_ends": (args.tau, False, False, "MlpPolicy"),
+                "srpo_role_ends": (args.tau, False, False, RolePolicy),
+                "srpo_boot": (args.tau, False, True, "MlpPolicy"),  # + TimeLimitBootstrap
+                "ippo_fast": (0.0, False, False, "MlpPolicy"),  # step_infos=False + TimeLimitBootstrap
+                "srpo_fast": (args.tau, False, False, "MlpPolicy"),
+                "srpo_role_fast": (args.tau, False, False, RolePolicy),
             }
-            callbacks: dict[str, Any] = {m: SRPOCallback() for m in setups}
+            setups = {m: every[m] for m in args.methods}
+            callbacks: dict[str, Any] = {
+                m: [SRPOCallback(), TimeLimitBootstrap()] if m.endswith(("_boot", "_fast")) else SRPOCallback()
+                for m in setups
+            }
             models = {
-                m: ppo_model(batched_vec_env(envs[name](n), tau, seed=0, reward_infos=full), args, callbacks[m], pol)
-                for m, (tau, full, pol) in setups.items()
+                m: ppo_model(
+                    batched_vec_env(envs[name](n), tau, seed=0, reward_infos=full, step_infos=each),
+                    args,
+                    callbacks[m],
+                    pol,
+                )
+                for m, (tau, full, each, pol) in setups.items()
             }
-            venv = models["ippo"].get_env()
+            venv = next(iter(models.values())).get_env()
             spaces = (venv.num_envs, venv.observation_space, venv.action_space)
             models["null"] = ppo_model(null_vec_env(*spaces), args)
             callbacks["null"] = None
@@ -176,45 +233,78 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 "n_copies": n,
                 "slots": spaces[0],
                 **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
-                "srpo_over_null": round(rates["srpo"] / rates["null"], 3),
-                "srpo_over_ippo_wall": round(rates["ippo"] / rates["srpo"], 3),
-                "srpo_role_over_ippo_wall": round(rates["ippo"] / rates["srpo_role"], 3),
+                **ratios(rates),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
     return {"rows": rows}
 
 
-def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
-    """AHT (IPD, the nine partners, 2N copies) vs IPD self-play (N copies): agent-steps/s at 2N slots each."""
-    from rqe_wrappers.batched import batched_vec_env
+def aht_populations() -> dict[str, tuple[Callable[[int], Any], Callable[[], dict[str, Any]]]]:
+    """``env: (batched env of N copies, its AHT population)``: the IPD's nine scripted partners, and
+    cooking's 16 published PPO agents (``cooking/agents``, trained networks; seat ``agent_1``, with the
+    seat identity and role they were trained with, through ``as_policy``)."""
+    from rqe_wrappers.envs.cooking import BatchedCooking
     from rqe_wrappers.envs.ipd import BatchedIPD
-    from rqe_wrappers.sb3 import AHTCallback
+    from rqe_wrappers.eval.agents import as_policy
     from rqe_wrappers.zoo import load_population
 
-    members = load_population("ipd/train").policies()
+    def cooking_agents() -> dict[str, Any]:
+        env = BatchedCooking(1, "train")
+        seat = env.possible_agents[1]
+        obs, act = env.observation_space(seat), env.action_space(seat)
+        return {n: as_policy(m, obs, act, seat_index=1, who=n) for n, m in load_population("cooking/agents").items()}
+
+    return {
+        "ipd": (BatchedIPD, lambda: load_population("ipd/train").policies()),
+        "cooking": (lambda n: BatchedCooking(n, "train"), cooking_agents),
+    }
+
+
+def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """AHT (2N copies, one learner slot each) vs self-play (N copies, two slots): agent-steps/s at 2N slots,
+    per env of :func:`aht_populations` named in ``--envs``; as is, and ``*_fast``: infos at episode ends only
+    (``step_infos=False``) and ``TimeLimitBootstrap``."""
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.sb3 import AHTCallback, TimeLimitBootstrap
+
+    known = aht_populations()
     rows = []
-    for n in args.copies:
-        callbacks: dict[str, Any] = {"self_play": None, "aht": AHTCallback()}
-        venvs = {
-            "self_play": batched_vec_env(BatchedIPD(n), seed=0, reward_infos=False),
-            "aht": batched_vec_env(BatchedIPD(2 * n), seed=0, reward_infos=False, population=members),
-        }
-        models = {m: ppo_model(venvs[m], args, callbacks[m]) for m in venvs}
-        rates = dict.fromkeys(models, 0.0)
-        for _ in range(args.repeats):
-            for m, model in models.items():
-                rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
-        row = {
-            "env": "ipd",
-            "slots": 2 * n,
-            "self_play_copies": n,
-            "aht_copies": 2 * n,
-            **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
-            "aht_over_self_play": round(rates["aht"] / rates["self_play"], 3),
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    for name in [e for e in args.envs if e in known]:
+        make, population = known[name]
+        members = population()
+        for n in args.copies:
+            callbacks: dict[str, Any] = {"self_play": None, "aht": AHTCallback()}
+            callbacks |= {"self_play_fast": TimeLimitBootstrap(), "aht_fast": [AHTCallback(), TimeLimitBootstrap()]}
+            venvs = {
+                f"{m}{tail}": batched_vec_env(
+                    make(n if m == "self_play" else 2 * n),
+                    seed=0,
+                    reward_infos=False,
+                    step_infos=not tail,
+                    population=None if m == "self_play" else members,
+                    device=args.device,  # the members act on the learner's device
+                )
+                for tail in ("", "_fast")
+                for m in ("self_play", "aht")
+            }
+            models = {m: ppo_model(venvs[m], args, callbacks[m]) for m in venvs}
+            rates = dict.fromkeys(models, 0.0)
+            for _ in range(args.repeats):
+                for m, model in models.items():
+                    rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
+            row = {
+                "env": name,
+                "population_size": len(members),
+                "slots": 2 * n,
+                "self_play_copies": n,
+                "aht_copies": 2 * n,
+                **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
+                "aht_over_self_play": round(rates["aht"] / rates["self_play"], 3),
+                "aht_fast_over_self_play_fast": round(rates["aht_fast"] / rates["self_play_fast"], 3),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     return {"rows": rows}
 
 
@@ -334,6 +424,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (speed mode)")
     parser.add_argument("--envs", nargs="+", default=["cooking", "ipd"], help="batched envs (speed mode)")
     parser.add_argument("--copies", nargs="+", type=int, default=[256, 1024, 4096], help="env copies")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=["ippo", "srpo", "srpo_role", "ippo_fast", "srpo_fast", "srpo_role_fast"],
+        help="speed mode's set-ups, each beside the null env (*_ends: step_infos=False; *_boot: + TimeLimitBootstrap; "
+        "*_fast: both)",
+    )
     parser.add_argument("--tau", type=float, default=2.0, help="SRPO's risk aversion")
     parser.add_argument("--n-steps", type=int, default=32, help="PPO n_steps (per slot per rollout)")
     parser.add_argument("--batch-size", type=int, default=8192, help="PPO minibatch size")
@@ -367,6 +465,7 @@ def main() -> None:
             "timed_blocks_best_of": args.repeats,
             "srpo_tau": args.tau,
             "ippo_and_srpo_reward_infos": False,
+            "ends_step_infos": False,
         }
     result |= {"speed": speed, "curves": curves, "aht": aht_speed, "monitor": monitor_cost}[args.mode](args)
     out = args.out or Path("benchmarks/results") / f"batched-{args.mode}-{args.device}.json"

@@ -16,11 +16,13 @@ from rqe_wrappers.aht.config import AHTConfig
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.aht.wrapper import aht_wrap
 from rqe_wrappers.batched import BatchedVecEnv, batched_vec_env
+from rqe_wrappers.core import snapshot
 from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.core.snapshot import SnapshotPolicy
 from rqe_wrappers.envs.ipd import BatchedIPD, IPDEnv
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning
 from rqe_wrappers.partners.ipd import expected_return, make_partner
-from rqe_wrappers.sb3 import AHTCallback
+from rqe_wrappers.sb3 import AHTCallback, SB3Policy
 from rqe_wrappers.zoo import load_population
 
 ROUNDS = 3  # ipd/train's members play the 3-round IPD
@@ -125,6 +127,69 @@ def test_focal_returns_match_aht_wrap_and_exact_values(members):
         assert ret == pytest.approx(exact[i]), scenarios.ids[i]
 
 
+def test_self_play_scenarios_seat_the_shared_snapshot_and_pay_the_focal_mean(members):
+    """c2 (the learner and its snapshot): the snapshot shared under the config's name plays the other seat,
+    and the learner is paid the mean of both seats' rewards, as aht_wrap pays it."""
+    det = {k: v for k, v in members.items() if k != "random"}
+    scenarios = ScenarioSet.all(2, list(det))  # the eight c1 scenarios, then c2
+    learner = make_partner("ipd/tit-for-tat", rounds=ROUNDS)
+    shared_copy = make_partner("ipd/always-defect", rounds=ROUNDS)  # stands in for the learner's snapshot
+    snapshot.share("learner", shared_copy)
+    try:
+        r_learner, r_copy = expected_return(learner, shared_copy, ROUNDS)
+        venv = _venv(det, 32, seed=0, aht=AHTConfig(prior="uniform"), scenarios=scenarios)
+        c2 = scenarios.ids.index("c2")
+        assert isinstance(venv._background.policies[venv.aht.rows[c2, 1]], SnapshotPolicy)
+        obs, rng, paid = venv.reset(), stream(0, "test"), []
+        ends = []
+        for _ in range(4 * ROUNDS):
+            in_c2 = venv.aht.index == c2
+            obs, rew, dones, infos = venv.step(learner.act(obs, rng=rng)[0])
+            both = (venv.last_raw_rewards[:, 0] + venv.last_background_rewards[:, 0]) / 2
+            paid.append((rew[in_c2], both[in_c2], rew[~in_c2], venv.last_raw_rewards[~in_c2, 0]))
+            ends += [(infos[c]["scenario_index"], infos[c]["focal_return"]) for c in np.flatnonzero(dones)]
+        for own_c2, mean_c2, own_c1, raw_c1 in paid:
+            np.testing.assert_allclose(own_c2, mean_c2)  # c2: the focal per-capita reward
+            np.testing.assert_allclose(own_c1, raw_c1)  # c1: the learner's own
+        c2_returns = [ret for i, ret in ends if i == c2]
+        assert c2_returns and all(r == pytest.approx((r_learner + r_copy) / 2) for r in c2_returns)
+        for i, ret in ends:
+            if i != c2:
+                assert ret == pytest.approx(expected_return(learner, det[scenarios[i].background[0]], ROUNDS)[0])
+    finally:
+        snapshot.clear()
+
+
+def test_the_self_play_prior_trains_against_the_learners_own_snapshot(members):
+    venv = batched_vec_env(BatchedIPD(32, ROUNDS), population=members, aht=AHTConfig(prior="self-play"), seed=0)
+    ids = venv.get_attr("scenarios")[0].ids
+    assert ids[-1] == "c2" and len(ids) == 10  # the default set with the self-play prior: every focal count
+    model = PPO("MlpPolicy", venv, n_steps=6, batch_size=96, n_epochs=1, policy_kwargs=dict(net_arch=[8]), seed=0)
+    obs = np.random.default_rng(0).random((4, *venv.observation_space.shape)).astype(np.float32)
+
+    class AtRolloutEnd(BaseCallback):  # after AHTCallback: the learner as it was shared (before PPO's update)
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.probs = SB3Policy.from_model(self.model).action_probs(obs)
+
+    seen = AtRolloutEnd()
+    try:
+        model.learn(32 * 6 * 3, callback=CallbackList([AHTCallback(), seen]))
+        beta = venv.get_attr("beta")[0]
+        assert beta[-1] == 1.0 and beta[:-1].sum() == 0.0
+        shared_now = snapshot.shared("learner")
+        assert isinstance(shared_now, SB3Policy)  # AHTCallback shared the learner; the snapshot seat plays it
+        np.testing.assert_allclose(shared_now.action_probs(obs), seen.probs, atol=1e-7)
+        now = SB3Policy.from_model(model).action_probs(obs)
+        assert not np.allclose(seen.probs, now, atol=1e-7)  # shared before the last update: one behind
+        table = venv.venv._background.table
+        assert {type(venv.venv._background.policies[j]) for j in table[:, 1]} == {SnapshotPolicy}
+    finally:
+        snapshot.clear()
+
+
 class _Record(BaseCallback):
     def __init__(self):
         super().__init__()
@@ -173,8 +238,6 @@ def test_unsupported_settings_are_refused(members):
     env = BatchedIPD(2, ROUNDS)
     with pytest.raises(ConfigError, match="per-copy path"):
         batched_vec_env(env, population={}, aht=AHTConfig(prior="fictitious-play"))
-    with pytest.raises(ConfigError, match="per-copy path"):
-        batched_vec_env(env, population=members, scenarios=ScenarioSet.all(2, list(members)))  # has c2
     with pytest.raises(ConfigError, match="tau"):
         batched_vec_env(env, 1.0, population=members)
     with pytest.raises(ConfigError, match="learn must be one seat"):

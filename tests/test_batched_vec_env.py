@@ -21,6 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rqe_wrappers.batched import BatchedVecEnv, batched_vec_env
 from rqe_wrappers.batched.shadows import BatchedShadows
+from rqe_wrappers.batched.vec_env import NO_INFO
 from rqe_wrappers.core.policy import FunctionPolicy, RandomPolicy
 from rqe_wrappers.envs.batched import BatchedBase, BatchStep, batch_actions
 from rqe_wrappers.envs.cooking import BatchedCooking, CookingEnv
@@ -321,8 +322,8 @@ class Probe(BaseCallback):
         self.logged.append(dict(self.logger.name_to_value))
 
 
-def short_ppo(tau: float, seed: int):
-    venv = batched_vec_env(BatchedCooking(8, max_steps=16), tau, seed=seed)
+def short_ppo(tau: float, seed: int, **venv_kwargs):
+    venv = batched_vec_env(BatchedCooking(8, max_steps=16), tau, seed=seed, **venv_kwargs)
     model = PPO(
         "MlpPolicy",
         venv,
@@ -481,3 +482,80 @@ def test_a_narrower_background_seat_sees_its_own_observation_width():
     for _ in range(3):
         venv.step(np.zeros(venv.num_envs, dtype=np.int64))
     assert seen and set(seen) == {(4, 12)}
+
+
+@pytest.mark.parametrize("reward_infos", [True, False])
+def test_step_infos_off_fills_only_finished_slots_with_what_every_step_would_hold(reward_infos):
+    def make(step_infos):
+        venv = BatchedVecEnv(
+            BatchedCooking(4, max_steps=5),
+            1.0,
+            reward_infos=reward_infos,
+            step_infos=step_infos,
+            background=None,
+        )
+        venv.seed(2)
+        venv.reset()
+        return venv
+
+    full, lean = make(True), make(False)
+    assert all(same_info(a, b) for a, b in zip(full.reset_infos, lean.reset_infos, strict=True))
+    rng = np.random.default_rng(1)
+    ended = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingCallbackWarning)
+        for _ in range(12):
+            actions = rng.integers(0, full.action_space.n, full.num_envs)
+            roles = lean.roles()  # before the step: the roles the step's infos report
+            obs_f, rew_f, done_f, info_f = full.step(actions)
+            obs_l, rew_l, done_l, info_l = lean.step(actions)
+            np.testing.assert_array_equal(obs_f, obs_l)
+            np.testing.assert_array_equal(rew_f, rew_l)
+            np.testing.assert_array_equal(done_f, done_l)
+            assert lean.last_costs is not None
+            assert lean.last_costs.tolist() == [i["cost"] for i in info_f]
+            assert roles == [i["role"] for i in info_f]
+            for f, le, d in zip(info_f, info_l, done_f, strict=True):
+                if d:  # a finished slot: its own dict, as the full step's
+                    assert same_info(f, le) and "terminal_observation" in le
+                    le["mine"] = 1  # and writable
+                else:
+                    assert le is NO_INFO and len(le) == 0
+                    with pytest.raises(TypeError):
+                        le["x"] = 1  # type: ignore[index]
+            ended += int(done_f.sum())
+    assert ended == 2 * full.num_envs  # every slot finished twice (5-step episodes, 12 steps)
+
+
+def test_step_infos_off_learns_the_same_srpo_and_aht():
+    from rqe_wrappers.aht.config import AHTConfig
+    from rqe_wrappers.sb3 import AHTCallback
+    from rqe_wrappers.zoo import load_population
+
+    def srpo(step_infos):
+        model, probe, _ = short_ppo(1.0, seed=3, step_infos=step_infos)
+        return model, probe
+
+    def aht(step_infos):
+        venv = batched_vec_env(
+            BatchedIPD(32, rounds=3),
+            population=load_population("ipd/train"),
+            aht=AHTConfig(prior="maximin-utility"),
+            seed=3,
+            step_infos=step_infos,
+        )
+        model = PPO("MlpPolicy", venv, n_steps=12, batch_size=128, n_epochs=2, policy_kwargs=dict(net_arch=[8]), seed=3)
+        cb = AHTCallback()
+        model.learn(768, callback=cb)
+        return model, venv.get_attr("beta")[0]
+
+    (m_full, p_full), (m_lean, p_lean) = srpo(True), srpo(False)
+    for p, q in zip(m_full.policy.parameters(), m_lean.policy.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert p_full.logged == p_lean.logged and "srpo/partner_return" in p_lean.logged[1]
+    assert [e["r"] for e in m_full.ep_info_buffer] == [e["r"] for e in m_lean.ep_info_buffer]
+    (a_full, beta_full), (a_lean, beta_lean) = aht(True), aht(False)
+    np.testing.assert_array_equal(beta_full, beta_lean)
+    assert not np.allclose(beta_lean, beta_lean[0])  # nature's prior moved: the callback saw the episodes
+    for p, q in zip(a_full.policy.parameters(), a_lean.policy.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -186,3 +186,31 @@ def test_finite_returns_are_collected():
     cb.locals = {"infos": [{"focal_return": np.float64(0.5), "scenario_index": np.int64(2)}, {}]}
     cb._on_step()
     assert cb._batch == [(2, 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "value"), [("scenario_index", True), ("focal_return", True), ("focal_return", math.nan)]
+)
+def test_one_bad_episode_among_many_is_named_and_nothing_counted(bad, value):
+    # thousands of episodes per step on the batched path are checked as arrays; a bool (which numpy would
+    # silently read as 1) or a NaN among them still stops training, naming the slot
+    cb = callback()
+    infos = [{"focal_return": float(k), "scenario_index": k % 3} for k in range(64)]
+    infos[41][bad] = value
+    cb.locals = {"infos": infos, "dones": np.ones(64, bool)}
+    with pytest.raises((ConfigError, NonFiniteError), match="slot 41"):
+        cb._on_step()
+    assert cb._batch == []
+
+
+def test_many_episodes_are_collected_as_one_by_one_and_only_from_finished_slots():
+    cb = callback()
+    infos = [{"focal_return": np.float32(k) / 4, "scenario_index": np.int32(k % 3)} for k in range(10)]
+    infos[3] = {"focal_return": 7, "scenario_index": 1}  # a Python int return is a real number too
+    dones = np.ones(10, bool)
+    dones[[0, 9]] = False  # not finished: not an episode end, not counted
+    cb.locals = {"infos": infos, "dones": dones}
+    cb._on_step()
+    expected = [cb._episode(k, infos[k]) for k in range(1, 9)]
+    assert cb._batch == expected and expected[2] == (1, 7.0)
+    assert all(type(i) is int and type(r) is float for i, r in cb._batch)

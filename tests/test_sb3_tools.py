@@ -418,6 +418,32 @@ def test_the_monitor_splits_episodes_by_role():
         assert ep["l"] == 2 and ep["r"] == (1.0 if partner_ep else -1.0)
 
 
+def test_the_monitor_writes_what_sb3s_monitor_writes_where_there_are_no_roles(tmp_path):
+    # tau = 0 (every slot a partner): RoleVecMonitor must be SB3's VecMonitor, episode dicts and CSV rows alike
+    def run(cls, name):
+        venv = cls(
+            PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5, rounds=3), tau=0.0), 3),
+            filename=str(tmp_path / name),
+            info_keywords=("role",),
+        )
+        venv.seed(1)
+        venv.reset()
+        rng = np.random.default_rng(0)
+        episodes = []
+        for _ in range(7):
+            _, _, dones, infos = venv.step(rng.integers(0, 2, 6))
+            episodes += [(i, {k: v for k, v in infos[i]["episode"].items() if k != "t"}) for i in np.flatnonzero(dones)]
+            assert all(("episode" in info) == bool(d) for info, d in zip(infos, dones, strict=True))
+        venv.close()
+        with open(tmp_path / f"{name}.monitor.csv") as f:
+            rows = [{k: v for k, v in r.items() if k != "t"} for r in csv.DictReader(f.readlines()[1:])]
+        return episodes, rows, venv.episode_count
+
+    ours, sb3 = run(RoleVecMonitor, "ours"), run(VecMonitor, "sb3")
+    assert ours == sb3
+    assert len(ours[0]) == 12 and ours[2] == 12 and {r["role"] for r in ours[1]} == {"partner"}
+
+
 class EarlyExit(ParallelEnv):
     """player_0 leaves after one step, player_1 after three; reward 1 per step each."""
 

@@ -9,13 +9,15 @@ refused here (use the per-copy ``PettingZooVecEnv``). Docs: docs/batched.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
-from rqe_wrappers.core.seeding import stream
+from rqe_wrappers.core.seeding import categorical, stream
 from rqe_wrappers.envs.batched import BatchedEnv
 from rqe_wrappers.errors import ConfigError, SeatError
+from rqe_wrappers.sb3.stacked import StackedNets, stack_key
 
 STREAM = "background"
 
@@ -57,6 +59,9 @@ class BatchedBackground:
         self, seats: Sequence[str], policies: Mapping[str, Policy], n_copies: int, pool: Sequence[Policy] = ()
     ):
         self.policies: list[Policy] = []
+        #: groups of same-architecture networks evaluated together (built at the first fill; weights copied)
+        self._stacks: list[tuple[list[int], StackedNets]] | None = None
+        self._found: list[Any] = []  # each policy's stackable(), with the stacks
         row = np.full(len(seats), -1, np.int64)
         for col, seat in enumerate(seats):
             if seat in policies:
@@ -75,6 +80,7 @@ class BatchedBackground:
         if known:
             return known[0]
         self.policies.append(policy)
+        self._stacks = None
         return len(self.policies) - 1
 
     def seed(self, seed: int | None) -> None:
@@ -98,15 +104,46 @@ class BatchedBackground:
     def fill(self, actions: np.ndarray, obs: np.ndarray) -> None:
         """Write the background seats' actions into ``actions`` (copy, seat) from ``obs`` (copy, seat, ...).
 
-        Each policy acts once on all the (copy, seat) cells it plays, copy-major.
+        Each policy acts once on all the (copy, seat) cells it plays, copy-major. Members that are
+        networks of one architecture (:meth:`Policy.stackable`) are evaluated in one forward pass
+        (:class:`~rqe_wrappers.sb3.stacked.StackedNets`), then sample in policy order as ``act`` would.
         """
         if self._cells is None:
             self._cells = [(r, c) for r, c in (np.nonzero(self.table == p) for p in range(len(self.policies)))]
-        for pol, (rows, cols) in zip(self.policies, self._cells, strict=True):
-            if len(rows):
-                batch = obs[rows, cols]
-                shape = getattr(pol.observation_space, "shape", None)
-                if shape and len(shape) == 1 and batch.ndim == 2 and batch.shape[1] > shape[0]:
-                    batch = batch[:, : shape[0]]  # a narrower seat's row is zero-padded (e.g. Tag's runner)
-                acts, _ = pol.act(batch, rng=self.rng)
-                actions[rows, cols] = np.asarray(acts).reshape(len(rows))
+        if self._stacks is None:
+            self._found = [p.stackable() for p in self.policies]
+            self._stacks = _stacks(self._found)
+        probs: dict[int, np.ndarray] = {}
+        for members, stacked in self._stacks:
+            if any(len(self._cells[i][0]) for i in members):
+                batches = [self._batch(i, obs) for i in members]
+                probs |= dict(zip(members, stacked.probs(batches), strict=True))
+        for i, (pol, (rows, cols)) in enumerate(zip(self.policies, self._cells, strict=True)):
+            if not len(rows):
+                continue
+            if i in probs:
+                deterministic = self._found[i][2]
+                acts = probs[i].argmax(axis=1) if deterministic else categorical(probs[i], self.rng)
+            else:
+                acts, _ = pol.act(self._batch(i, obs, transform=False), rng=self.rng)
+            actions[rows, cols] = np.asarray(acts).reshape(len(rows))
+
+    def _batch(self, i: int, obs: np.ndarray, transform: bool = True) -> np.ndarray:
+        """Policy ``i``'s rows of ``obs`` (a narrower seat's zero padding cut), through its stackable transform."""
+        assert self._cells is not None
+        rows, cols = self._cells[i]
+        pol = self.policies[i]
+        batch = obs[rows, cols]
+        shape = getattr(pol.observation_space, "shape", None)
+        if shape and len(shape) == 1 and batch.ndim == 2 and batch.shape[1] > shape[0]:
+            batch = batch[:, : shape[0]]  # a narrower seat's row is zero-padded (e.g. Tag's runner)
+        return self._found[i][0](batch) if transform else batch
+
+
+def _stacks(found: Sequence[Any]) -> list[tuple[list[int], StackedNets]]:
+    """Groups (two or more) of policies whose ``stackable()`` (``found``) share one architecture, and their stacks."""
+    groups: dict[Any, list[int]] = {}
+    for i, f in enumerate(found):
+        if f is not None:
+            groups.setdefault((stack_key(f[1]), f[2]), []).append(i)
+    return [(g, StackedNets([found[i][1] for i in g])) for g in groups.values() if len(g) > 1]

@@ -1,13 +1,15 @@
 """Minimax-Bayes AHT's scenario sampling on whole batches: per copy per episode a scenario from nature's prior.
 
-The batched counterpart of :class:`~rqe_wrappers.aht.wrapper.AHTWrapper`'s reset, for scenarios in
-which the learner is the only focal player (``c1:<members>``): at each copy's reset its scenario is
+The batched counterpart of :class:`~rqe_wrappers.aht.wrapper.AHTWrapper`'s reset: at each copy's reset its scenario is
 drawn from the prior ``beta`` (inverse CDF, as :func:`~rqe_wrappers.core.seeding.categorical`), with
 counter-based per-copy streams (copy ``k``'s draws depend only on its seed and episode number, as
 :class:`~rqe_wrappers.batched.shadows.BatchedShadows`), and the scenario's members are written into
 the copy's row of :attr:`BatchedBackground.table <rqe_wrappers.batched.background.BatchedBackground.table>`.
-The learner keeps one seat; the members take the other seats in env order (the per-copy wrapper
-shuffles seats, which changes nothing in a symmetric game such as the IPD). The attributes
+The learner keeps one seat; in a ``c<n>`` scenario the learner's shared snapshot
+(:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`, which ``AHTCallback`` updates every rollout)
+takes the next ``n - 1`` seats and the members the rest, in env order (the per-copy wrapper shuffles
+seats, which changes nothing in a symmetric game such as the IPD); the learner is paid the focal
+per-capita reward, the mean over its seat and the snapshot's. The attributes
 :class:`~rqe_wrappers.sb3.AHTCallback` reads and writes (``aht_config``, ``set_prior``,
 ``aht_callback_attached``, ...) are this object's. Docs: docs/batched.md.
 """
@@ -25,7 +27,7 @@ from rqe_wrappers.aht.nature import Nature, normalized_prior
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
 from rqe_wrappers.envs.batched import BatchedEnv, copy_keys, uniforms
-from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError
+from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, SpaceMismatchError
 
 STREAM = "scenario"
 _PER_COPY = "use the per-copy path: make_vec_env(lambda: aht_wrap(<the PettingZoo env>, ...), n_copies)"
@@ -41,10 +43,10 @@ def check_aht(
     """The scenario set for the batched path (default: every ``c1`` scenario), after checking what it supports."""
     if not isinstance(config, AHTConfig):
         raise ConfigError(f"aht must be an AHTConfig, got {type(config).__name__}")
-    if config.prior in (FICTITIOUS_PLAY, SELF_PLAY):
+    if config.prior == FICTITIOUS_PLAY:
         raise ConfigError(
-            f"prior {config.prior!r} plays the learner's snapshots in other seats, which the batched path does "
-            f"not do yet; {_PER_COPY}"
+            f"prior {config.prior!r} plays past snapshots of the learner, which the batched path does not do yet; "
+            f"{_PER_COPY}"
         )
     if not members:
         raise ConfigError("the batched AHT path needs a population of partners ({name: Policy} or a zoo population)")
@@ -57,8 +59,9 @@ def check_aht(
                 check_policy_spaces(policy, env.observation_space(seat), env.action_space(seat), f"member {name!r}")
         if policy.initial_state(1) is not None:
             raise ConfigError(f"population member {name!r} is recurrent; the batched path plays stateless policies")
-    if scenarios is None:
-        scenarios = ScenarioSet.all(len(seats), list(members), config.max_scenarios, focal_counts=[1])
+    if scenarios is None:  # the c1 scenarios; with the self-play prior, every focal count (aht_wrap's default)
+        counts = None if config.prior == SELF_PLAY else [1]
+        scenarios = ScenarioSet.all(len(seats), list(members), config.max_scenarios, focal_counts=counts)
     if not isinstance(scenarios, ScenarioSet):
         raise ConfigError(f"scenarios must be a ScenarioSet, got {type(scenarios).__name__}")
     if scenarios.n_seats != len(seats):
@@ -66,11 +69,23 @@ def check_aht(
     missing = sorted(set(scenarios.members) - set(members))
     if missing:
         raise ConfigError(f"the scenario set names members {missing} that the population does not have")
-    focal = [s.id for s in scenarios if s.n_focal != 1]
-    if focal:
+    past = [s.id for s in scenarios if s.focal_snapshot is not None]
+    if past:
         raise ConfigError(
-            f"scenarios {focal} put learner snapshots in other seats, which the batched path does not do yet; "
-            f"keep the c1 scenarios (ScenarioSet.all(..., focal_counts=[1])) or {_PER_COPY}"
+            f"scenarios {past} seat past snapshots (fictitious play), not on the batched path yet; {_PER_COPY}"
+        )
+    copies = max(s.n_focal for s in scenarios) - 1
+    others = [s for s in seats if s != learner][:copies]
+    unlike = [
+        s
+        for s in others
+        if env.observation_space(s) != env.observation_space(learner)
+        or env.action_space(s) != env.action_space(learner)
+    ]
+    if unlike:
+        raise SpaceMismatchError(
+            f"scenarios with {copies + 1} focal players seat the learner's snapshot in {unlike}, whose spaces differ "
+            f"from the learner's seat {learner!r}; keep the c1 scenarios (focal_counts=[1])"
         )
     return scenarios
 
@@ -84,6 +99,8 @@ class BatchedScenarios:
         rows: ``(n_scenarios, n_seats)`` the background table row of each scenario (``-1``: the learner).
         n_copies: env copies.
         population: ``{name: Policy}``, kept for :attr:`population`.
+        focal: ``(n_scenarios, n_seats)`` bool, the focal seats (the learner's and its snapshot's) of each
+            scenario, whose mean reward the learner is paid.
     """
 
     def __init__(
@@ -93,6 +110,7 @@ class BatchedScenarios:
         rows: np.ndarray,
         n_copies: int,
         population: Mapping[str, Policy],
+        focal: np.ndarray,
     ):
         nature = config.make_nature(scenarios)  # checks best_responses against the scenarios
         self.config = config.resolved(scenarios)
@@ -101,6 +119,7 @@ class BatchedScenarios:
         self.focal_name = self.config.focal_name
         self.snapshot_name = self.config.snapshot_name
         self.rows = np.asarray(rows, np.int64)
+        self.focal = np.asarray(focal, bool)
         #: ``(n_copies,)`` each copy's current scenario index
         self.index = np.zeros(n_copies, np.int64)
         #: ``(n_copies,)`` each copy's focal return so far this episode
@@ -142,6 +161,11 @@ class BatchedScenarios:
         self.index[copies] = picks
         self.returns[copies] = 0.0
         return self.rows[picks]
+
+    def focal_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """Each copy's focal per-capita reward: the mean of ``rewards`` ``(n_copies, n_seats)`` over its focal seats."""
+        mask = self.focal[self.index]
+        return np.where(mask, rewards, 0.0).sum(axis=1) / mask.sum(axis=1)
 
     def ids(self, copies: Sequence[int] | np.ndarray) -> list[str]:
         """The scenario id of each of ``copies``."""

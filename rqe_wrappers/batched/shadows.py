@@ -53,6 +53,14 @@ class BatchedShadows:
         self.mask = np.zeros((n_copies, len(spaces)), bool)
         self._keys = np.zeros(n_copies, np.uint64)
         self._width = len(spaces)
+        #: every seat a 1-D Box of one width: observe() writes one array instead of concatenating per seat
+        self._flat = all(f.kind == "box" for f in self.features) and len({f.space.shape for f in self.features}) == 1
+        #: ``(n_learning_seats, tail)``: each seat's features in the partner role (seat one-hot, role)
+        self._partner_tails = (
+            np.stack([f.add(np.zeros(0, f.space.dtype), PARTNER, i) for i, f in enumerate(self.features)])
+            if self._flat
+            else None
+        )
 
     def draw(self, copies: np.ndarray, seeds: Sequence[int | None]) -> None:
         """New episodes for ``copies``: their shadows from their seeds (``None``: the copy's next episode)."""
@@ -72,6 +80,8 @@ class BatchedShadows:
     def observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
         """``obs`` ``(copies, n_learning_seats, ...)`` with each seat's features; ``copies``: the rows' copies (all)."""
         mask = self.mask if copies is None else self.mask[copies]
+        if self._flat:  # 1-D Box observations: one array written in place (the step path's common case)
+            return self._observe_flat(obs, mask)
         out = []
         for i, features in enumerate(self.features):
             featured = features.add_batch(obs[:, i], PARTNER, i)
@@ -80,6 +90,19 @@ class BatchedShadows:
                 featured[shadow] = set_role(featured[shadow], SHADOW)
             out.append(featured)
         return np.stack(out, axis=1)
+
+    def _observe_flat(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """:meth:`observe` for 1-D Box seats: raw values, then each seat's partner tail, shadows' role flipped."""
+        tails = self._partner_tails
+        assert tails is not None  # set with _flat
+        width = obs.shape[2]
+        out = np.empty((obs.shape[0], obs.shape[1], width + tails.shape[1]), tails.dtype)
+        out[:, :, :width] = obs
+        out[:, :, width:] = tails
+        if mask.any():
+            role = out[:, :, -2:]  # the role one-hot [partner, shadow], a view
+            role[mask] = (0, 1)
+        return out
 
     def shape(self, raw: np.ndarray) -> np.ndarray:
         """Rewards ``(n_copies, n_learning_seats)``: a shadow gets minus the mean of its team's non-shadows."""

@@ -54,6 +54,23 @@ class Policy(abc.ABC):
         """Log-probabilities of ``actions`` (optional; discrete policies provide it)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose log-probabilities")
 
+    def to(self, device: Any) -> Policy:
+        """Run on ``device`` (a torch device) where the policy has networks; returns ``self``.
+
+        Numpy policies ignore it; a wrapper passes it to the policy it wraps (``inner``).
+        """
+        inner = getattr(self, "inner", None)
+        if isinstance(inner, Policy):
+            inner.to(device)
+        return self
+
+    def stackable(self) -> Any:
+        """``(transform, network, deterministic)`` if this policy's action probabilities are a torch
+        network's on ``transform(obs)`` (Discrete actions, stateless, no mask), else ``None``: the
+        batched path evaluates such members of one architecture in one forward pass
+        (:mod:`rqe_wrappers.sb3.stacked`)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(obs={self.observation_space}, act={self.action_space})"
 

@@ -69,7 +69,7 @@ def train_cooking(
     max_steps: int = TRAIN_STEPS_PER_EPISODE,
     policy: str = "role",
 ) -> tuple[Any, dict[str, Any]]:
-    """Stock PPO (+ ``SRPOCallback``) on ``batched_vec_env(BatchedCooking(...), tau, seat_id=True)``.
+    """Stock PPO (+ ``SRPOCallback``, ``TimeLimitBootstrap``) on ``batched_vec_env(BatchedCooking(...), tau)``.
 
     One policy plays both seats; the seat one-hot lets IPPO (``tau = 0``) learn two different roles
     (free-riding), as the paper's IPPO can. ``policy``: ``"role"`` gives SRPO (``tau > 0``) separate
@@ -81,7 +81,7 @@ def train_cooking(
     from stable_baselines3 import PPO
 
     from rqe_wrappers.batched import batched_vec_env
-    from rqe_wrappers.sb3 import SRPOCallback
+    from rqe_wrappers.sb3 import SRPOCallback, TimeLimitBootstrap
     from rqe_wrappers.sb3.role_policy import RolePolicy
 
     (tau,) = check_taus([tau])
@@ -90,13 +90,13 @@ def train_cooking(
     if policy not in POLICIES:
         raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
     env = BatchedCooking(n_copies=settings.n_copies, layout=layout, max_steps=max_steps)
-    venv = batched_vec_env(env, tau, seed=seed, seat_id=True, reward_infos=False)
+    venv = batched_vec_env(env, tau, seed=seed, seat_id=True, reward_infos=False, step_infos=False)
     policy_class: Any = RolePolicy if policy == "role" and tau > 0 else "MlpPolicy"
     model = PPO(
         policy_class, venv, normalize_advantage=False, seed=seed, device=device, verbose=0, **settings.ppo_kwargs()
     )
     start = time.perf_counter()
-    model.learn(steps, callback=SRPOCallback())
+    model.learn(steps, callback=[SRPOCallback(), TimeLimitBootstrap()])
     seconds = time.perf_counter() - start
     metrics = {
         "tau": tau,

@@ -8,6 +8,7 @@ from rqe_wrappers.sb3.monitor import RoleVecMonitor
 from rqe_wrappers.sb3.normalize import RoleVecNormalize
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 from rqe_wrappers.sb3.srpo_callback import SRPOCallback
+from rqe_wrappers.sb3.timeouts import TimeLimitBootstrap
 from rqe_wrappers.sb3.vec_env import PettingZooVecEnv
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SB3Policy",
     "SRPOCallback",
     "StatefulCheckpointCallback",
+    "TimeLimitBootstrap",
     "evaluate_partner",
     "latest_checkpoint",
     "make_vec_env",

@@ -10,6 +10,8 @@ length. See docs/adapter.md, "SB3's own tools".
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -34,15 +36,31 @@ class RoleVecMonitor(VecMonitor):
         self.idle_rows = bool(getattr(venv, "idle_rows", True))
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = super().step_wait()
+        """SB3's ``VecMonitor.step_wait`` (same episode dicts, counts and CSV rows), looking at finished slots only."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.episode_returns += rewards
+        self.episode_lengths += 1
         done = np.asarray(dones, dtype=bool)
+        new_infos = list(infos)
         shadow = ROLES[SHADOW]
-        for i in np.flatnonzero(done).tolist():
-            info = infos[i]
-            if info.get("role") == shadow and "episode" in info:
-                info[SHADOW_EPISODE] = info.pop("episode")
+        ended = np.flatnonzero(done)
+        if len(ended):
+            t = round(time.time() - self.t_start, 6)
+            returns, lengths = self.episode_returns[ended], self.episode_lengths[ended]  # numpy scalars, as SB3's
+            self.episode_returns[ended] = 0
+            self.episode_lengths[ended] = 0
+            self.episode_count += len(ended)
+            for i, r, n in zip(ended.tolist(), returns, lengths, strict=True):
+                info = infos[i].copy()
+                episode = {"r": r, "l": n, "t": t}
+                for key in self.info_keywords:
+                    episode[key] = info[key]
+                info[SHADOW_EPISODE if info.get("role") == shadow else "episode"] = episode
+                if self.results_writer:
+                    self.results_writer.write_row(episode)
+                new_infos[i] = info
         if self.idle_rows:
             for i in np.flatnonzero(~done).tolist():
                 if infos[i].get("inactive"):  # an idle row between a seat's end and its copy's reset
                     self.episode_lengths[i] -= 1
-        return obs, rewards, dones, infos
+        return obs, rewards, dones, new_infos

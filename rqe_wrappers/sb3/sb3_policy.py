@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecTransposeImage, unwrap_vec_wrapper
 
 from rqe_wrappers.core.policy import Policy
@@ -39,11 +39,26 @@ class SB3Policy(Policy):
         fresh.load_state_dict({k: v.detach().to("cpu") for k, v in policy.state_dict().items()})
         return cls(fresh.to("cpu"), deterministic, _untransposed_space(model))
 
+    def to(self, device: Any) -> SB3Policy:
+        """Move the network to ``device`` (in place; e.g. the learner's ``model.device``); returns ``self``."""
+        self.policy.to(device)
+        return self
+
+    def stackable(self) -> Any:
+        """``(identity, net, deterministic)`` for a Discrete ``ActorCriticPolicy`` on its own space, else ``None``."""
+        if not isinstance(self.action_space, gym.spaces.Discrete) or not isinstance(self.policy, ActorCriticPolicy):
+            return None
+        if self.observation_space != self.policy.observation_space:  # e.g. images SB3 transposes
+            return None
+        return (_identity, self.policy, self.deterministic)
+
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.policy.state_dict().items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        self.policy.load_state_dict({k: th.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        self.policy.load_state_dict(
+            {k: th.as_tensor(np.asarray(v), device=self.policy.device) for k, v in weights.items()}
+        )
 
     def _dist(self, obs):
         with th.no_grad():
@@ -79,7 +94,11 @@ class SB3Policy(Policy):
     def log_prob(self, obs, actions, *, mask=None, state=None):
         with th.no_grad():
             dist = self._dist(obs)
-            return dist.log_prob(th.as_tensor(np.asarray(actions))).double().cpu().numpy()
+            return dist.log_prob(th.as_tensor(np.asarray(actions), device=self.policy.device)).double().cpu().numpy()
+
+
+def _identity(obs: Any) -> Any:
+    return obs
 
 
 def _untransposed_space(model: BaseAlgorithm | BasePolicy) -> gym.Space | None:

@@ -117,6 +117,14 @@ class PartnerRole(Policy):
     def log_prob(self, obs, actions, *, mask=None, state=None) -> np.ndarray:
         return self.inner.log_prob(self.featured(obs), actions, mask=mask, state=state)
 
+    def stackable(self) -> Any:
+        """The wrapped policy's, its transform after :meth:`featured`."""
+        inner = self.inner.stackable()
+        if inner is None:
+            return None
+        transform, net, deterministic = inner
+        return (lambda obs: transform(self.featured(obs)), net, deterministic)
+
     def __repr__(self) -> str:
         return f"PartnerRole({self.inner!r}" + ("" if self.seat is None else f", seat={self.seat}") + ")"
 

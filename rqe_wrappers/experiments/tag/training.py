@@ -240,9 +240,10 @@ def train_chasers_batched(
     """:func:`train_chasers` on the batched path: all ``settings.n_copies`` copies of Tag stepped as arrays.
 
     The env is ``batched_vec_env(BatchedTag(n_copies), tau, seed=seed, seat_id=seat_id,
-    background={"agent_0": runner}, reward_infos=False)`` (docs/batched.md), the same slots,
+    background={"agent_0": runner}, reward_infos=False, step_infos=False)`` (docs/batched.md), the same slots,
     observations (raw, seat one-hot, role) and rewards as ``srpo_wrap(tag_env(), ...)``; stock PPO
-    with ``normalize_advantage=False`` and :class:`~rqe_wrappers.sb3.SRPOCallback`. The runner must
+    with ``normalize_advantage=False``, :class:`~rqe_wrappers.sb3.SRPOCallback` and
+    :class:`~rqe_wrappers.sb3.TimeLimitBootstrap`. The runner must
     be stateless (a feed-forward SB3 model, a zoo member or a scripted name). The trained model
     plays :func:`~rqe_wrappers.envs.tag.tag_env` as :func:`train_chasers`' models do; the final
     evaluation is :func:`evaluate_chasers` on mpe2's env (the reference numbers).
@@ -254,7 +255,7 @@ def train_chasers_batched(
     """
     from rqe_wrappers.batched import batched_vec_env
     from rqe_wrappers.envs.tag_batched import BatchedTag
-    from rqe_wrappers.sb3 import SRPOCallback
+    from rqe_wrappers.sb3 import SRPOCallback, TimeLimitBootstrap
     from rqe_wrappers.sb3.role_policy import RolePolicy
 
     steps = _check_steps(steps)
@@ -275,13 +276,14 @@ def train_chasers_batched(
             seat_id=seat_id,
             background={RUNNER: runner},
             reward_infos=False,
+            step_infos=False,
         ),
         steps,
         settings,
         seed,
         device,
         verbose,
-        callback=[SRPOCallback(), _curve_callback(curve)],
+        callback=[SRPOCallback(), _curve_callback(curve), TimeLimitBootstrap()],
         policy=RolePolicy if float(tau) > 0 else "MlpPolicy",
         normalize_advantage=False,
     )
