@@ -190,6 +190,40 @@ def test_the_self_play_prior_trains_against_the_learners_own_snapshot(members):
         snapshot.clear()
 
 
+def test_fictitious_play_seats_each_slots_past_snapshot(members):
+    """prior='fictitious-play': scenario c2@fp/<k> seats the snapshot shared for slot k, paid per capita."""
+    venv = _venv({}, 48, seed=0, aht=AHTConfig(prior="fictitious-play", fp_capacity=3))
+    assert venv.get_attr("scenarios")[0].ids == ("c2@fp/0", "c2@fp/1", "c2@fp/2")
+    np.testing.assert_array_equal(venv.get_attr("beta")[0], [1.0, 0.0, 0.0])  # slot 0 only, before training
+    names = venv.get_attr("aht_config")[0]["fp_members"]
+    assert names == {f"fp/{k}": f"learner/fp/{k}" for k in range(3)}
+    learner = make_partner("ipd/tit-for-tat", rounds=ROUNDS)
+    past = [make_partner(f"ipd/{m}", rounds=ROUNDS) for m in ("always-defect", "always-cooperate", "tat-for-tit")]
+    for k, policy in enumerate(past):
+        snapshot.share(names[f"fp/{k}"], policy)
+    try:
+        venv.env_method("set_prior", np.ones(3))
+        ends = [e for run in _episode_ends(venv, 3, learner) for e in run]
+        assert {i for i, _ in ends} == {0, 1, 2}
+        for i, ret in ends:
+            assert ret == pytest.approx(sum(expected_return(learner, past[i], ROUNDS)) / 2)
+    finally:
+        snapshot.clear()
+
+
+def test_fictitious_play_trains_with_the_stock_callback():
+    venv = batched_vec_env(BatchedIPD(16, ROUNDS), aht=AHTConfig(prior="fictitious-play", fp_capacity=2), seed=0)
+    model = PPO("MlpPolicy", venv, n_steps=6, batch_size=48, n_epochs=1, policy_kwargs=dict(net_arch=[8]), seed=0)
+    callback = AHTCallback()
+    try:
+        model.learn(16 * 6 * 3, callback=callback)
+        assert callback.fp_seen == 4  # the initial policy and one per rollout, kept by reservoir sampling
+        assert all(isinstance(snapshot.shared(f"learner/fp/{k}"), SB3Policy) for k in range(2))
+        np.testing.assert_allclose(venv.get_attr("beta")[0], [0.5, 0.5])  # both slots filled: uniform over them
+    finally:
+        snapshot.clear()
+
+
 class _Record(BaseCallback):
     def __init__(self):
         super().__init__()
@@ -236,8 +270,8 @@ def test_ppo_with_aht_callback_updates_nature(members):
 
 def test_unsupported_settings_are_refused(members):
     env = BatchedIPD(2, ROUNDS)
-    with pytest.raises(ConfigError, match="per-copy path"):
-        batched_vec_env(env, population={}, aht=AHTConfig(prior="fictitious-play"))
+    with pytest.raises(ConfigError, match="past snapshots"):
+        batched_vec_env(env, population=members, aht=AHTConfig(prior="fictitious-play"))
     with pytest.raises(ConfigError, match="tau"):
         batched_vec_env(env, 1.0, population=members)
     with pytest.raises(ConfigError, match="learn must be one seat"):

@@ -140,8 +140,10 @@ def fictitious_play_scenarios(n_seats: int, members: Sequence[str], focal: bool 
     return ScenarioSet(n_seats, tuple(members), chosen)
 
 
-def _fictitious_play(config: AHTConfig, n_seats: int, spaces: _Spaces):
-    """``(scenarios, members, fp_members)``: one slot per past snapshot, in every seat but the learner's."""
+def fictitious_play_setup(config: AHTConfig, n_seats: int, spaces: _Spaces):
+    """``(scenarios, members, fp_members)`` of ``prior="fictitious-play"``: one slot per past snapshot,
+    in every seat but the learner's; ``members[slot]`` plays the snapshot shared as ``fp_members[slot]``
+    (``AHTCallback`` fills the slots). Used by ``aht_wrap`` and the batched path."""
     fp_members = {f"fp/{k}": f"{config.snapshot_name}/fp/{k}" for k in range(config.fp_capacity)}
     members = {m: learner_snapshot(*spaces, snap) for m, snap in fp_members.items()}
     return fictitious_play_scenarios(n_seats, list(fp_members), config.fp_focal), members, fp_members
@@ -214,7 +216,7 @@ class AHTWrapper(BaseParallelWrapper):
         _check_population(config, members, scenarios, spaces)
         fp_members: dict[str, str] = {}
         if config.prior == FICTITIOUS_PLAY:
-            scenarios, members, fp_members = _fictitious_play(config, len(seats), spaces)
+            scenarios, members, fp_members = fictitious_play_setup(config, len(seats), spaces)
         elif scenarios is None:
             scenarios = ScenarioSet.all(len(seats), list(members), config.max_scenarios)
         scenarios = _check_scenarios(scenarios, members, len(seats))

@@ -9,7 +9,8 @@ The learner keeps one seat; in a ``c<n>`` scenario the learner's shared snapshot
 (:class:`~rqe_wrappers.core.snapshot.SnapshotPolicy`, which ``AHTCallback`` updates every rollout)
 takes the next ``n - 1`` seats and the members the rest, in env order (the per-copy wrapper shuffles
 seats, which changes nothing in a symmetric game such as the IPD); the learner is paid the focal
-per-capita reward, the mean over its seat and the snapshot's. The attributes
+per-capita reward, the mean over its seat and the snapshot's. Fictitious play's ``c<n>@fp/<k>``
+seats the past snapshot of slot ``k`` there instead (:func:`fictitious_play`). The attributes
 :class:`~rqe_wrappers.sb3.AHTCallback` reads and writes (``aht_config``, ``set_prior``,
 ``aht_callback_attached``, ...) are this object's. Docs: docs/batched.md.
 """
@@ -25,12 +26,29 @@ import numpy as np
 from rqe_wrappers.aht.config import ADAPTIVE, FICTITIOUS_PLAY, SELF_PLAY, AHTConfig, aht_config_dict
 from rqe_wrappers.aht.nature import Nature, normalized_prior
 from rqe_wrappers.aht.scenarios import ScenarioSet
+from rqe_wrappers.aht.wrapper import fictitious_play_setup
 from rqe_wrappers.core.policy import Policy, check_policy_spaces
 from rqe_wrappers.envs.batched import BatchedEnv, copy_keys, uniforms
 from rqe_wrappers.errors import ConfigError, MissingCallbackWarning, SeatError, SpaceMismatchError
 
 STREAM = "scenario"
 _PER_COPY = "use the per-copy path: make_vec_env(lambda: aht_wrap(<the PettingZoo env>, ...), n_copies)"
+
+
+def fictitious_play(
+    env: BatchedEnv, learner: str, members: Mapping[str, Policy], config: AHTConfig, scenarios: ScenarioSet | None
+) -> tuple[ScenarioSet, dict[str, Policy], dict[str, str]]:
+    """``prior="fictitious-play"``'s ``(scenarios, members, fp_members)``, as ``aht_wrap`` builds them: one
+    slot per kept past snapshot, each a member that plays the snapshot ``AHTCallback`` shares for it."""
+    if members:
+        raise ConfigError(
+            f"prior 'fictitious-play' trains against the learner's own past snapshots; pass no population "
+            f"(got {len(members)} members: {sorted(members)[:5]})"
+        )
+    if scenarios is not None:
+        raise ConfigError("prior 'fictitious-play' builds its own scenarios (the learner + one past snapshot)")
+    spaces = (env.observation_space(learner), env.action_space(learner))
+    return fictitious_play_setup(config, len(env.possible_agents), spaces)
 
 
 def check_aht(
@@ -43,11 +61,6 @@ def check_aht(
     """The scenario set for the batched path (default: every ``c1`` scenario), after checking what it supports."""
     if not isinstance(config, AHTConfig):
         raise ConfigError(f"aht must be an AHTConfig, got {type(config).__name__}")
-    if config.prior == FICTITIOUS_PLAY:
-        raise ConfigError(
-            f"prior {config.prior!r} plays past snapshots of the learner, which the batched path does not do yet; "
-            f"{_PER_COPY}"
-        )
     if not members:
         raise ConfigError("the batched AHT path needs a population of partners ({name: Policy} or a zoo population)")
     seats = list(env.possible_agents)
@@ -69,11 +82,6 @@ def check_aht(
     missing = sorted(set(scenarios.members) - set(members))
     if missing:
         raise ConfigError(f"the scenario set names members {missing} that the population does not have")
-    past = [s.id for s in scenarios if s.focal_snapshot is not None]
-    if past:
-        raise ConfigError(
-            f"scenarios {past} seat past snapshots (fictitious play), not on the batched path yet; {_PER_COPY}"
-        )
     copies = max(s.n_focal for s in scenarios) - 1
     others = [s for s in seats if s != learner][:copies]
     unlike = [
@@ -101,6 +109,7 @@ class BatchedScenarios:
         population: ``{name: Policy}``, kept for :attr:`population`.
         focal: ``(n_scenarios, n_seats)`` bool, the focal seats (the learner's and its snapshot's) of each
             scenario, whose mean reward the learner is paid.
+        fp_members: fictitious play's ``{slot member: shared snapshot name}`` (``aht_config``'s).
     """
 
     def __init__(
@@ -111,6 +120,7 @@ class BatchedScenarios:
         n_copies: int,
         population: Mapping[str, Policy],
         focal: np.ndarray,
+        fp_members: Mapping[str, str] | None = None,
     ):
         nature = config.make_nature(scenarios)  # checks best_responses against the scenarios
         self.config = config.resolved(scenarios)
@@ -120,19 +130,22 @@ class BatchedScenarios:
         self.snapshot_name = self.config.snapshot_name
         self.rows = np.asarray(rows, np.int64)
         self.focal = np.asarray(focal, bool)
+        self.fp_members = dict(fp_members or {})
         #: ``(n_copies,)`` each copy's current scenario index
         self.index = np.zeros(n_copies, np.int64)
         #: ``(n_copies,)`` each copy's focal return so far this episode
         self.returns = np.zeros(n_copies)
         self.aht_callback_attached = False  # set by AHTCallback through VecEnv.set_attr
         self._beta = np.asarray(nature.beta, np.float64)
+        if self.config.prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
+            self._beta = np.eye(len(scenarios))[0]
         self._keys = np.zeros(n_copies, np.uint64)
         self._warned = False
 
     @property
     def aht_config(self) -> dict[str, Any]:
         """Plain data the callback reads (``get_attr("aht_config")``), as ``AHTWrapper.aht_config``."""
-        return aht_config_dict(self.config, self.scenarios, {})
+        return aht_config_dict(self.config, self.scenarios, self.fp_members)
 
     @property
     def beta(self) -> np.ndarray:

@@ -15,11 +15,11 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from rqe_wrappers.aht.config import AHTConfig
+from rqe_wrappers.aht.config import FICTITIOUS_PLAY, AHTConfig
 from rqe_wrappers.aht.population import population_policies
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.batched.background import BatchedBackground, check_background
-from rqe_wrappers.batched.scenarios import BatchedScenarios, check_aht
+from rqe_wrappers.batched.scenarios import BatchedScenarios, check_aht, fictitious_play
 from rqe_wrappers.batched.shadows import BatchedShadows
 from rqe_wrappers.core.checks import integer, is_integer, real
 from rqe_wrappers.core.policy import Policy
@@ -178,6 +178,7 @@ class BatchedVecEnv(VecEnv):
         members: dict[str, Policy] = {}
         chosen: ScenarioSet | None = None
         snapshot: Policy | None = None
+        fp_members: dict[str, str] = {}
         use_aht = population is not None or aht is not None
         if not use_aht:
             fixed = check_background(env, background or {})
@@ -190,12 +191,14 @@ class BatchedVecEnv(VecEnv):
             learner = _aht_learner(env, self.tau, background, teams, learn, seat_id)
             members = population_policies(population, env)
             config = AHTConfig() if aht is None else aht
+            if isinstance(config, AHTConfig) and config.prior == FICTITIOUS_PLAY:  # past snapshots as members
+                scenarios, members, fp_members = fictitious_play(env, learner, members, config, scenarios)
             chosen = check_aht(env, learner, members, config, scenarios)
-            if any(s.n_focal > 1 for s in chosen):  # the learner's shared snapshot plays the other focal seats
+            if any(s.n_focal > 1 and s.focal_snapshot is None for s in chosen):  # the current snapshot plays
                 snapshot = SnapshotPolicy(
                     env.observation_space(learner), env.action_space(learner), config.snapshot_name
                 )
-            named = [m for s in chosen for m in s.background]
+            named = [m for s in chosen for m in (*s.background, s.focal_snapshot) if m is not None]
             first = members[named[0]] if named else snapshot
             assert first is not None  # no member in any scenario: only c<n> ones, so a snapshot
             fixed = {s: first for s in seats if s != learner}
@@ -234,10 +237,11 @@ class BatchedVecEnv(VecEnv):
             focal = np.zeros((len(chosen), len(seats)), bool)
             focal[:, seats.index(self.learning_seats[0])] = True
             for i, scenario in enumerate(chosen):  # snapshots first, then the members, in env order
-                players = [cast(Policy, snapshot)] * (scenario.n_focal - 1) + [members[m] for m in scenario.background]
+                copy = cast(Policy, snapshot) if scenario.focal_snapshot is None else members[scenario.focal_snapshot]
+                players = [copy] * (scenario.n_focal - 1) + [members[m] for m in scenario.background]
                 rows[i, self._background.columns] = [self._background.index(p) for p in players]
                 focal[i, self._background.columns[: scenario.n_focal - 1]] = True
-            self.aht = BatchedScenarios(chosen, config, rows, self.n_copies, members, focal)
+            self.aht = BatchedScenarios(chosen, config, rows, self.n_copies, members, focal, fp_members)
         if device is not None:
             for policy in self._background.policies:
                 policy.to(_device(device))
