@@ -129,8 +129,9 @@ class BatchedVecEnv(VecEnv):
             read only finished slots.
         population, aht, scenarios: minimax-Bayes AHT (``aht_wrap``'s ``population``, ``config`` and
             ``scenarios``; either of the first two turns it on): one learner slot per copy in seat
-            ``learn`` (default: the first seat), a ``c1`` scenario per copy and episode
-            (:mod:`rqe_wrappers.batched.scenarios`); then ``tau``, ``background`` and ``teams`` stay unset.
+            ``learn`` (default: the first seat), a scenario per copy and episode (``c1``; self-play
+            ``c<n>`` and fictitious play seat the learner's snapshots: :mod:`rqe_wrappers.batched.scenarios`);
+            then ``tau``, ``background`` and ``teams`` stay unset.
         device: move the background and population policies that have networks to this torch device
             (in place; :meth:`Policy.to <rqe_wrappers.core.policy.Policy.to>`), e.g. the learner's
             ``"cuda"``: each still acts once per step, on all its rows, there. ``None``: where they are.
@@ -243,8 +244,9 @@ class BatchedVecEnv(VecEnv):
                 focal[i, self._background.columns[: scenario.n_focal - 1]] = True
             self.aht = BatchedScenarios(chosen, config, rows, self.n_copies, members, focal, fp_members)
         if device is not None:
+            where = _device(device)
             for policy in self._background.policies:
-                policy.to(_device(device))
+                policy.to(where)
         self._bg_seats = [seats[c] for c in self._background.columns.tolist()]
         self._n_seats = len(seats)
         self._n_learn = len(self.learning_seats)
@@ -378,6 +380,12 @@ class BatchedVecEnv(VecEnv):
                 info["scenario"], info["scenario_index"] = sid, i
         return out
 
+    def _slot_costs(self, rows: Any) -> list[float]:
+        """:attr:`last_costs` of the slots of copies ``rows``, as a list."""
+        assert self.last_costs is not None  # set by the step before its infos
+        costs: list[float] = self.last_costs.reshape(self.n_copies, self._n_learn)[rows].reshape(-1).tolist()
+        return costs
+
     def roles(self) -> list[str]:
         """Each slot's role now (``"partner"`` / ``"shadow"``), slot order; the ``role`` key of its info."""
         return self.shadow_logic.roles_flat()
@@ -392,9 +400,7 @@ class BatchedVecEnv(VecEnv):
         seats, learn = self.learning_seats, self._n_learn
         rows: Any = slice(None) if copies is None else copies
         roles = self.shadow_logic.roles_flat(copies)
-        costs = (
-            None if out.costs is None else np.asarray(out.costs, np.float64)[rows][:, self._cols].reshape(-1).tolist()
-        )
+        costs = None if out.costs is None else self._slot_costs(rows)
         raw_rew = raw_rew[rows]
         if not self.reward_infos:
             if costs is None:
