@@ -72,3 +72,26 @@ def test_a_stacked_population_plays_the_episodes_its_members_play_alone():
     for a, b in zip(stacked, alone, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+def test_networks_that_differ_only_in_their_activation_are_not_stacked_together():
+    import gymnasium as gym
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from torch import nn
+
+    box, act = gym.spaces.Box(-1.0, 1.0, (4,), np.float32), gym.spaces.Discrete(3)
+
+    def net(activation, seed):
+        torch.manual_seed(seed)
+        return ActorCriticPolicy(box, act, lambda _: 0.0, net_arch=[8], activation_fn=activation)
+
+    tanh, relu, tanh2 = net(nn.Tanh, 0), net(nn.ReLU, 1), net(nn.Tanh, 2)
+    assert stack_key(tanh) == stack_key(tanh2) != stack_key(relu)  # same shapes, another activation
+    with pytest.raises(ValueError, match="one architecture"):
+        StackedNets([tanh, relu])
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    got = StackedNets([tanh, tanh2]).probs([x, x[:2]])
+    for n, rows, g in ((tanh, x, got[0]), (tanh2, x[:2], got[1])):
+        with torch.no_grad():
+            want = n.get_distribution(torch.as_tensor(rows)).distribution.probs.double().numpy()
+        np.testing.assert_allclose(g, want, rtol=0, atol=1e-6)

@@ -27,10 +27,12 @@ Stackable = tuple[Callable[[Any], Any], ActorCriticPolicy, bool]
 
 
 def stack_key(net: nn.Module) -> Hashable:
-    """Networks with equal keys can be stacked: class, device, and every parameter's and buffer's name and shape."""
+    """Networks with equal keys can be stacked: class, device, every submodule's class (activations
+    included) and every parameter's and buffer's name, shape and dtype."""
     tensors = [*net.named_parameters(), *net.named_buffers()]
     device = next((t.device for _, t in tensors), th.device("cpu"))
-    return (type(net), str(device), tuple((n, tuple(t.shape), str(t.dtype)) for n, t in tensors))
+    modules = tuple((name, type(m)) for name, m in net.named_modules())
+    return (type(net), str(device), modules, tuple((n, tuple(t.shape), str(t.dtype)) for n, t in tensors))
 
 
 class _Logits(nn.Module):
