@@ -273,7 +273,10 @@ CASES: tuple[EnvCase, ...] = (
         {"game_name": "hanabi", "config": {"players": 2, "colors": 3, "ranks": 3, "hand_size": 3}},
         masked=True,
         info_masks=True,
-        note="the SRPO paper's Hanabi (3 colours x 3 ranks)",
+        note=(
+            "the SRPO paper's Hanabi (3 colours x 3 ranks); check the returns: shimmy 2.0.1 hands seat k the "
+            "final reward k + 1 times (hanabi_env mends it)"
+        ),
         extra="openspiel",
     ),
     EnvCase(
@@ -283,7 +286,7 @@ CASES: tuple[EnvCase, ...] = (
         masked=True,
         info_masks=True,
         srpo={"n_shadows": 1},
-        note="4 players: one shared policy, one shadow per episode",
+        note="4 players: one shared policy, one shadow per episode; shimmy repeats the final reward as in 2p",
         extra="openspiel",
     ),
     EnvCase(
