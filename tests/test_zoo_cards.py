@@ -85,3 +85,20 @@ def test_write_population_writes_a_card_and_regenerating_is_stable(tmp_path):
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     hub_card = model_card(read_manifest(path), hub_repo="org/card")
     assert 'load_population("hf://org/card@2")' in hub_card
+
+
+def test_a_box_whose_bounds_vary_by_entry_is_summarised_on_the_card():
+    import gymnasium as gym
+    import numpy as np
+
+    from rqe_wrappers.zoo.publish.card import _space
+
+    varied = gym.spaces.Box(np.array([-np.inf, 0.0, 0.0]), np.array([np.inf, 1.0, 1.0]), dtype=np.float32)
+    assert _space(varied) == "Box(low in [-inf, 0], high in [1, inf], (3,), float32)"
+    uniform = gym.spaces.Box(0.0, 1.0, (500,), np.float32)
+    assert _space(uniform) == str(uniform)  # gymnasium's own repr is short already
+    assert _space(gym.spaces.Discrete(4)) == "Discrete(4)"
+    hanabi = (Path(__file__).resolve().parents[1] / "populations/hanabi/agents-2p/1/README.md").read_text(
+        encoding="utf-8"
+    )
+    assert "| observation space | `Box(low in [-inf, 0], high in [1, inf], (204,), float64)` |" in hanabi

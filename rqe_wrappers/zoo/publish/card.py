@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from rqe_wrappers.zoo.manifest import Manifest, MemberEntry
 from rqe_wrappers.zoo.population import read_manifest
 from rqe_wrappers.zoo.publish.index import _atomic_write_text, scan_populations
@@ -36,6 +38,18 @@ def _num(x: Any) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _space(space: Any) -> str:
+    """A space for a card cell: a Box whose bounds vary by entry shows their ranges (its repr lists every entry)."""
+    if isinstance(space, gym.spaces.Box) and space.low.size > 1:
+        low, high = space.low, space.high
+        if not ((low == low.flat[0]).all() and (high == high.flat[0]).all()):
+            return (
+                f"Box(low in [{low.min():g}, {low.max():g}], high in [{high.min():g}, {high.max():g}], "
+                f"{space.shape}, {space.dtype})"
+            )
+    return str(space)
 
 
 def _policy(entry: MemberEntry) -> str:
@@ -99,8 +113,8 @@ def model_card(manifest: Manifest, *, hub_repo: str | None = None) -> str:
         f"| environment | `{env.id}`" + (f" ({env.version})" if env.version else "") + " |",
         f"| env kwargs | `{_cell(json.dumps(env.kwargs, sort_keys=True))}` |",
         f"| seats | {', '.join(f'`{s}`' for s in env.seats) or 'every seat'} |",
-        f"| observation space | `{_cell(str(manifest.observation_space))}` |",
-        f"| action space | `{_cell(str(manifest.action_space))}` |",
+        f"| observation space | `{_cell(_space(manifest.observation_space))}` |",
+        f"| action space | `{_cell(_space(manifest.action_space))}` |",
         f"| members | {len(manifest.members)} ({', '.join(kinds)}) |",
         f"| written by | rqe-wrappers {manifest.library_version} |",
         "",
