@@ -1,0 +1,262 @@
+"""Melting Pot substrates (dmlab2d) as seeded PettingZoo parallel envs: ``meltingpot_env("<substrate>")``.
+
+Each player is a seat ``player_<i>`` observing its ``RGB`` view (uint8, e.g. 40 x 40 x 3 in the
+collaborative cooking layouts) and choosing one of the substrate's discrete actions (8 in cooking);
+rewards are the players' own. An episode ends when the substrate's timestep is the last one:
+``terminated`` where dm_env's discount is 0 (Melting Pot's fixed-length episodes), else ``truncated``.
+``reset(seed=s)`` rebuilds the dmlab2d world with ``env_seed = s`` (a build takes ~0.3 s) and Python's
+``random`` (which Melting Pot draws from while building) seeded from ``s``, from a copy of Melting Pot's
+Lua tree in which the avatars take their spawn points in a fixed order (:func:`patched_root`; the
+original order changes from build to build): one seed gives one episode. A reset without a seed
+continues the world's own stream. The world is built
+at the first reset, inside the process that steps it (dmlab2d objects do not pickle), so the env
+object itself pickles and works with ``PettingZooVecEnv(..., n_workers=k)``.
+
+Melting Pot is an optional extra (``pip install "rqe-wrappers[meltingpot]"``, docs/meltingpot.md for
+the offline install): this module imports it only when an env is made, and ``import rqe_wrappers``
+never does. Melting Pot's own substrate import brings TensorFlow in.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import ParallelEnv
+
+from rqe_wrappers.core.checks import is_integer
+from rqe_wrappers.errors import ConfigError
+
+#: the collaborative cooking layouts of the minimax-Bayes paper's deep-RL experiment (Table 3)
+PAPER_LAYOUTS = ("collaborative_cooking__circuit", "collaborative_cooking__cramped")
+
+_INSTALL = (
+    "Melting Pot is not installed: pip install 'rqe-wrappers[meltingpot]' (offline: docs/meltingpot.md, the "
+    "pre-seeded assets tarball)"
+)
+
+
+def _meltingpot() -> Any:
+    try:
+        from meltingpot import substrate
+    except ImportError as e:
+        raise ImportError(f"{_INSTALL} ({e})") from e
+    return substrate
+
+
+#: ``BaseSimulation:_avatarStart`` hands the seeded spawn points to the avatars in ``pairs()`` order over a
+#: table keyed by strings; the Lua VM seeds its string hash per state, so that order (who spawns where)
+#: changes from build to build. The patched copy iterates in sorted key order: (original, replacement).
+_AVATAR_ORDER = (
+    (
+        "  local cachedAvatarSpawnGroups = {}\n  for key, avatarObject in pairs(self._variables.avatarObjects) do\n",
+        "  local cachedAvatarSpawnGroups = {}\n  local sortedKeys = {}\n"
+        "  for key, _ in pairs(self._variables.avatarObjects) do\n    table.insert(sortedKeys, key)\n  end\n"
+        "  table.sort(sortedKeys)\n  for _, key in ipairs(sortedKeys) do\n"
+        "    local avatarObject = self._variables.avatarObjects[key]\n",
+    ),
+    (
+        "  for spawnGroup, numAvatarsThisGroup in pairs(avatarsPerSpawnGroup) do\n",
+        "  local sortedGroups = {}\n  for spawnGroup, _ in pairs(avatarsPerSpawnGroup) do\n"
+        "    table.insert(sortedGroups, spawnGroup)\n  end\n  table.sort(sortedGroups)\n"
+        "  for _, spawnGroup in ipairs(sortedGroups) do\n"
+        "    local numAvatarsThisGroup = avatarsPerSpawnGroup[spawnGroup]\n",
+    ),
+    (
+        "  -- Create the avatars.\n  for key, avatarObject in pairs(self._variables.avatarObjects) do\n",
+        "  -- Create the avatars.\n  for _, key in ipairs(sortedKeys) do\n"
+        "    local avatarObject = self._variables.avatarObjects[key]\n",
+    ),
+)
+
+
+def patched_root() -> str:
+    """A copy of Melting Pot's Lua tree with the avatar order fixed (:data:`_AVATAR_ORDER`), built once per
+    Melting Pot version under this user's cache; returns the directory that holds ``meltingpot/lua``."""
+    import importlib.metadata
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import meltingpot
+    from platformdirs import user_cache_dir
+
+    version = importlib.metadata.version("dm-meltingpot")
+    root = Path(user_cache_dir("rqe-wrappers")) / "meltingpot-lua" / version
+    if (root / "meltingpot" / "lua" / "PATCHED").exists():
+        return str(root)
+    source = Path(meltingpot.__file__).parent / "lua"
+    text = (source / "modules" / "base_simulation.lua").read_text(encoding="utf-8")
+    for old, new in _AVATAR_ORDER:
+        if text.count(old) != 1:
+            raise ImportError(
+                f"dm-meltingpot {version}: base_simulation.lua is not the one rqe_wrappers patches for seeded "
+                "resets; use dm-meltingpot 2.4.1 (pip install 'rqe-wrappers[meltingpot]')"
+            )
+        text = text.replace(old, new)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent))  # built aside, then moved in: no half-written tree
+    shutil.copytree(source, staging / "meltingpot" / "lua")
+    (staging / "meltingpot" / "lua" / "modules" / "base_simulation.lua").write_text(text, encoding="utf-8")
+    (staging / "meltingpot" / "lua" / "PATCHED").write_text(version, encoding="utf-8")
+    try:
+        staging.rename(root)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(root)
+
+
+def _build(factory: Any, roles: tuple[str, ...], seed: int | None) -> Any:
+    """``factory.build(roles)`` with dmlab2d's ``env_seed`` and the patched Lua tree (Melting Pot's own
+    build draws a random seed and spawns the avatars in an order that changes from build to build)."""
+    from meltingpot.utils.substrates import builder
+    from meltingpot.utils.substrates import substrate as mp_substrate
+    from meltingpot.utils.substrates.wrappers import (
+        collective_reward_wrapper,
+        discrete_action_wrapper,
+        multiplayer_wrapper,
+        observables_wrapper,
+    )
+
+    root, builder._MELTINGPOT_ROOT = builder._MELTINGPOT_ROOT, patched_root()  # read by builder() only
+    try:
+        env = builder.builder(factory._lab2d_settings_builder(roles), env_seed=seed)
+    finally:
+        builder._MELTINGPOT_ROOT = root
+    env = observables_wrapper.ObservablesWrapper(env)
+    env = multiplayer_wrapper.Wrapper(
+        env,
+        individual_observation_names=factory._individual_observations,
+        global_observation_names=factory._global_observations,
+    )
+    env = discrete_action_wrapper.Wrapper(env, action_table=factory._action_table)
+    env = collective_reward_wrapper.CollectiveRewardWrapper(env)
+    return mp_substrate.Substrate(env)
+
+
+class MeltingPotEnv(ParallelEnv):
+    """A Melting Pot substrate as a PettingZoo parallel env (see the module doc).
+
+    Args:
+        substrate: a name from ``meltingpot.substrate.SUBSTRATES`` (default: cooking's circuit layout).
+        roles: one role per player (default: the substrate's ``default_player_roles``).
+        observation: the per-player observation key (``"RGB"``).
+        render_mode: ``"rgb_array"`` renders ``WORLD.RGB`` (the whole map).
+    """
+
+    metadata = {"name": "meltingpot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        substrate: str = PAPER_LAYOUTS[0],
+        roles: tuple[str, ...] | list[str] | None = None,
+        observation: str = "RGB",
+        render_mode: str | None = None,
+    ):
+        mp = _meltingpot()
+        if substrate not in mp.SUBSTRATES:
+            raise ConfigError(f"unknown Melting Pot substrate {substrate!r}; known: {sorted(mp.SUBSTRATES)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.substrate = substrate
+        self._factory_cache: Any = mp.get_factory(substrate)
+        self.roles = tuple(self._factory.default_player_roles() if roles is None else roles)
+        unknown = sorted(set(self.roles) - set(self._factory.valid_roles()))
+        if unknown or not self.roles:
+            raise ConfigError(
+                f"roles {unknown or list(self.roles)} are not valid for {substrate}: "
+                f"{sorted(self._factory.valid_roles())}"
+            )
+        spec = self._factory.timestep_spec().observation
+        if observation not in spec:
+            raise ConfigError(f"{substrate} has no per-player observation {observation!r}; it has {sorted(spec)}")
+        shape, n_actions = spec[observation].shape, int(self._factory.action_spec().num_values)
+        self.observation, self.render_mode = observation, render_mode
+        self.possible_agents = [f"player_{i}" for i in range(len(self.roles))]
+        self.agents: list[str] = []
+        self._obs_space = gym.spaces.Box(0, 255, tuple(shape), np.uint8)
+        self._act_space = gym.spaces.Discrete(n_actions)
+        self._world: Any = None
+        self._last: Any = None
+
+    def observation_space(self, agent: str) -> gym.Space:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> gym.Space:
+        return self._act_space
+
+    @property
+    def _factory(self) -> Any:
+        if self._factory_cache is None:  # after unpickling: fetched again in this process
+            self._factory_cache = _meltingpot().get_factory(self.substrate)
+        return self._factory_cache
+
+    def __getstate__(self) -> dict[str, Any]:  # the dmlab2d world and the factory stay in their process
+        state = dict(self.__dict__)
+        state["_world"], state["_last"], state["_factory_cache"] = None, None, None
+        return state
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None and (not is_integer(seed) or int(seed) < 0):
+            raise ConfigError(f"seed must be a whole number >= 0 or None, got {seed!r}")
+        if seed is None and self._world is not None:
+            self._last = self._world.reset()  # the world's own streams go on
+        else:
+            if self._world is not None:
+                self._world.close()
+            # Melting Pot draws from Python's global `random` while it builds and resets a world: seeded
+            # here from `seed` (and the caller's global state put back), so one seed gives one episode
+            state = random.getstate()
+            random.seed(None if seed is None else int(seed))
+            try:
+                self._world = _build(self._factory, self.roles, None if seed is None else int(seed))
+                self._last = self._world.reset()
+            finally:
+                random.setstate(state)
+        self.agents = list(self.possible_agents)
+        return self._observations(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() after the episode ended; call reset() first")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ConfigError(f"step() needs an action for every live player; missing {missing}")
+        acts = [int(actions[a]) for a in self.possible_agents]
+        bad = [a for a, x in zip(self.possible_agents, acts, strict=True) if not 0 <= x < self._act_space.n]
+        if bad:
+            raise ConfigError(f"actions of {bad} are outside {self._act_space}")
+        self._last = self._world.step(acts)
+        obs = self._observations()
+        rewards = {a: float(r) for a, r in zip(self.possible_agents, self._last.reward, strict=True)}
+        end = bool(self._last.last())
+        terminated = end and float(np.asarray(self._last.discount)) == 0.0
+        term = {a: terminated for a in self.agents}
+        trunc = {a: end and not terminated for a in self.agents}
+        infos: dict[str, dict] = {a: {} for a in self.agents}
+        if end:
+            self.agents = []
+        return obs, rewards, term, trunc, infos
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        return {
+            a: np.asarray(o[self.observation], np.uint8)
+            for a, o in zip(self.possible_agents, self._last.observation, strict=True)
+        }
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array" or self._last is None:
+            return None
+        return np.asarray(self._last.observation[0]["WORLD.RGB"], np.uint8)
+
+    def close(self) -> None:
+        if self._world is not None:
+            self._world.close()
+            self._world = None
+
+
+def meltingpot_env(substrate: str = PAPER_LAYOUTS[0], **kwargs: Any) -> MeltingPotEnv:
+    """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``)."""
+    return MeltingPotEnv(substrate, **kwargs)
