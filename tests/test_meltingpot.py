@@ -112,3 +112,16 @@ def test_srpo_with_a_cnn_policy_through_subprocess_workers():
         assert model.num_timesteps >= 64
     finally:
         venv.close()
+
+
+@needs_meltingpot
+def test_a_lua_tree_it_does_not_know_is_refused_not_patched_blindly(monkeypatch, tmp_path):
+    import platformdirs
+
+    from rqe_wrappers.envs import meltingpot as mp_env
+
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name: str(tmp_path))
+    monkeypatch.setattr(mp_env, "_AVATAR_ORDER", (("-- a line this version does not have\n", "x"),))
+    with pytest.raises(ImportError, match="not the one rqe_wrappers patches"):
+        mp_env.patched_root()
+    assert not list(tmp_path.rglob("PATCHED"))  # nothing half-made is left to be taken for a patched tree
