@@ -125,3 +125,20 @@ def test_a_lua_tree_it_does_not_know_is_refused_not_patched_blindly(monkeypatch,
     with pytest.raises(ImportError, match="not the one rqe_wrappers patches"):
         mp_env.patched_root()
     assert not list(tmp_path.rglob("PATCHED"))  # nothing half-made is left to be taken for a patched tree
+
+
+@needs_meltingpot
+def test_substrates_run_without_tensorflow_through_the_stand_in():
+    # the GPU box cannot carry TensorFlow: with it unimportable, a stand-in module lets the substrates run
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"  # makes `import tensorflow` fail, as if not installed
+        "from rqe_wrappers.envs.meltingpot import meltingpot_env\n"
+        "env = meltingpot_env(); obs, _ = env.reset(seed=0)\n"
+        "out = env.step({a: 1 for a in env.agents})\n"
+        "tf = sys.modules['tensorflow']\n"
+        "print(type(tf).__name__, obs['player_0'].shape)\n"
+        "try:\n    tf.saved_model\nexcept ImportError as e:\n    print('bots:', 'need the real one' in str(e))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "_TensorFlowStub (40, 40, 3)" in out.stdout and "bots: True" in out.stdout

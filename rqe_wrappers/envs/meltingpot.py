@@ -14,12 +14,15 @@ object itself pickles and works with ``PettingZooVecEnv(..., n_workers=k)``.
 
 Melting Pot is an optional extra (``pip install "rqe-wrappers[meltingpot]"``, docs/meltingpot.md for
 the offline install): this module imports it only when an env is made, and ``import rqe_wrappers``
-never does. Melting Pot's own substrate import brings TensorFlow in.
+never does. Melting Pot's own substrate import brings TensorFlow in; where TensorFlow is not installed
+a stand-in module takes its place (the substrates never call it; the bots need the real one).
 """
 
 from __future__ import annotations
 
 import random
+import sys
+import types
 from typing import Any
 
 import gymnasium as gym
@@ -38,7 +41,36 @@ _INSTALL = (
 )
 
 
+class _TensorFlowStub(types.ModuleType):
+    """Stands in for TensorFlow where it is not installed (e.g. the GPU box, where it is too large to carry).
+
+    Melting Pot imports TensorFlow for its bots' saved models only; its substrates never call it. At
+    import time its modules read ``tf.Tensor`` (in annotations) and ``tf.executing_eagerly()``; any
+    other name raises an ImportError that says the bots need the real TensorFlow.
+    """
+
+    Tensor = type("Tensor", (), {})
+
+    def __init__(self) -> None:
+        super().__init__("tensorflow", "rqe_wrappers' stand-in: Melting Pot's substrates run without TensorFlow")
+
+    @staticmethod
+    def executing_eagerly() -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        raise ImportError(
+            f"tensorflow.{name}: TensorFlow is not installed (rqe_wrappers stands in for it so that Melting Pot's "
+            "substrates run); Melting Pot's bots and scenarios need the real one: pip install tensorflow"
+        )
+
+
 def _meltingpot() -> Any:
+    """``meltingpot.substrate``; without TensorFlow, :class:`_TensorFlowStub` takes its place."""
+    try:
+        import tensorflow  # noqa: F401  (Melting Pot imports it; present: the real one)
+    except ImportError:
+        sys.modules["tensorflow"] = _TensorFlowStub()
     try:
         from meltingpot import substrate
     except ImportError as e:
