@@ -4,7 +4,8 @@ per-copy learning curves, written as JSON.
 ``speed`` (default): for each env (``cooking``, ``ipd``; ``tag`` when ``rqe_wrappers.envs.tag_batched``
 exists) and each ``--copies`` N, stock PPO (+ ``SRPOCallback``) on ``batched_vec_env(<batched env of N
 copies>, tau, reward_infos=False)`` for the ``--methods`` set-ups: IPPO (tau = 0) and SRPO (``--tau``);
-``srpo_reward_infos`` (the default ``reward_infos=True``); ``srpo_role`` (``RolePolicy``); ``*_ends``
+``srpo_reward_infos`` (the default ``reward_infos=True``); ``srpo_role`` (``RolePolicy``; ``ippo_role_fast``:
+IPPO with that policy class, so the wall ratio compares one network class); ``*_ends``
 (``step_infos=False``); ``*_boot`` (+ ``TimeLimitBootstrap``); ``*_fast`` (both: the fast path), and the
 same PPO on a *null* VecEnv with the same spaces and slot count (zero observations and rewards, no env,
 no infos, no episode ends): SB3's own ceiling at those settings. Agent-steps/s = slots x steps / wall
@@ -158,6 +159,8 @@ RATIOS = {
     "srpo_fast_over_null": ("srpo_fast", "null"),
     "srpo_fast_over_ippo_fast_wall": ("ippo_fast", "srpo_fast"),
     "srpo_role_fast_over_ippo_fast_wall": ("ippo_fast", "srpo_role_fast"),
+    # one network class on both sides: what SRPO adds to IPPO when both train RolePolicy's two networks
+    "srpo_role_fast_over_ippo_role_fast_wall": ("ippo_role_fast", "srpo_role_fast"),
 }
 
 
@@ -173,6 +176,7 @@ METHODS = (
     "ippo_fast",
     "srpo_fast",
     "srpo_role_fast",
+    "ippo_role_fast",
 )
 
 
@@ -205,6 +209,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
                 "ippo_fast": (0.0, False, False, "MlpPolicy"),  # step_infos=False + TimeLimitBootstrap
                 "srpo_fast": (args.tau, False, False, "MlpPolicy"),
                 "srpo_role_fast": (args.tau, False, False, RolePolicy),
+                "ippo_role_fast": (0.0, False, False, RolePolicy),  # IPPO with SRPO's two-network policy
             }
             setups = {m: every[m] for m in args.methods}
             callbacks: dict[str, Any] = {

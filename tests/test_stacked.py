@@ -64,11 +64,12 @@ def test_a_stacked_population_plays_the_episodes_its_members_play_alone():
         venv.reset()
         rng = np.random.default_rng(1)
         steps = [venv.step(rng.integers(0, 5, venv.num_envs))[:3] for _ in range(20)]
-        return steps, venv.venv._background._stacks
+        return steps, venv.venv._background._stacks or []
 
     stacked, groups = trace(False)
     alone, none = trace(True)
-    assert sorted(len(g) for g, _ in groups) == [2, 3] and none == []
+    assert sorted(len(g) for g, _, _ in groups) == [2, 3] and none == []
+    assert all(shared and s.grouped is not None for _, s, shared in groups)  # one transform, batched matmuls
     for a, b in zip(stacked, alone, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
@@ -95,3 +96,91 @@ def test_networks_that_differ_only_in_their_activation_are_not_stacked_together(
         with torch.no_grad():
             want = n.get_distribution(torch.as_tensor(rows)).distribution.probs.double().numpy()
         np.testing.assert_allclose(g, want, rtol=0, atol=1e-6)
+
+
+def _extractor_net(extractor, seed):
+    """An ActorCriticPolicy on a 4-d Box whose features pass through ``extractor`` (a features extractor class)."""
+    import gymnasium as gym
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    box, act = gym.spaces.Box(-1.0, 1.0, (4,), np.float32), gym.spaces.Discrete(3)
+    torch.manual_seed(seed)
+    return ActorCriticPolicy(box, act, lambda _: 0.0, net_arch=[8], features_extractor_class=extractor)
+
+
+def _own_probs(net, rows):
+    with torch.no_grad():
+        return net.get_distribution(torch.as_tensor(rows)).distribution.probs.double().numpy()
+
+
+def test_linear_only_networks_run_grouped_others_through_vmap_each_with_its_own_probabilities():
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    class Normed(BaseFeaturesExtractor):  # a LayerNorm holds weights: not a linear layer
+        def __init__(self, space):
+            super().__init__(space, 4)
+            self.norm = nn.LayerNorm(4)
+
+        def forward(self, obs):
+            return self.norm(obs)
+
+    class Centred(BaseFeaturesExtractor):  # no weights, but mixes rows (each row minus the batch mean)
+        def __init__(self, space):
+            super().__init__(space, 4)
+
+        def forward(self, obs):
+            return obs - obs.mean(dim=0, keepdim=True)
+
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((k, 4)).astype(np.float32) for k in (5, 2, 3)]
+    for extractor, grouped in ((FlattenExtractor, True), (Normed, False), (Centred, False)):
+        nets = [_extractor_net(extractor, s) for s in range(3)]
+        if extractor is Normed:
+            with torch.no_grad():  # LayerNorm starts at weight 1, bias 0: make the members differ
+                for k, n in enumerate(nets):
+                    n.features_extractor.norm.weight.add_(k)
+        stacked = StackedNets(nets)
+        assert (stacked.grouped is not None) == grouped, extractor.__name__
+        got = stacked.probs(x)
+        for n, rows, g in zip(nets, x, got, strict=True):
+            if extractor is Centred:  # the member's own net sees only its rows; so does the stack (padding aside)
+                continue
+            np.testing.assert_allclose(g, _own_probs(n, rows), rtol=0, atol=1e-6)
+        flat = stacked.probs_concat(np.concatenate(x), [5, 2, 3])
+        np.testing.assert_allclose(flat, np.concatenate(got), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="counts"):
+        stacked.probs_concat(np.concatenate(x), [5, 2])
+
+
+def test_partner_role_transforms_are_equal_only_for_one_seat_and_one_space():
+    found = members(["srpo0.1-s0", "srpo0.1-s1"])
+    a, b = (p.stackable()[0] for p in found.values())
+    assert a == b and a is not b
+    env = BatchedCooking(1)
+    other_seat = as_policy(
+        load_population("cooking/agents")["srpo0.1-s0"],
+        env.observation_space(env.possible_agents[0]),
+        env.action_space(env.possible_agents[0]),
+        seat_index=0,
+        who="s0",
+    )
+    c = other_seat.stackable()[0]
+    assert c != a
+    x = np.zeros((2, 54), np.float32)
+    assert not np.array_equal(a(x), c(x))  # the seat one-hot differs, so one transform cannot serve both
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (run on the GPU box)")
+def test_cuda_graph_replays_give_the_probabilities_of_the_plain_forward():
+    found = [p.stackable() for p in members(["ippo-s0", "ippo-s1", "ippo-s2"]).values()]
+    nets = [f[1].to("cuda") for f in found]
+    graphed, plain = StackedNets(nets), StackedNets(nets, cuda_graphs=False)
+    assert graphed.cuda_graphs and not plain.cuda_graphs
+    rng = np.random.default_rng(0)
+    for counts in ([5, 0, 3], [2, 3, 3], [8, 0, 0], [1, 1, 6], [30, 1, 1]):  # repeated shapes replay one graph
+        x = found[0][0](rng.random((sum(counts), 54)).astype(np.float32))
+        np.testing.assert_allclose(graphed.probs_concat(x, counts), plain.probs_concat(x, counts), rtol=0, atol=1e-6)
+    assert len(graphed._graphs) == 3  # 8 rows at widths 8 (from 5, 8, 6) and 4 (from 3); 32 rows at 32

@@ -60,7 +60,7 @@ class BatchedBackground:
     ):
         self.policies: list[Policy] = []
         #: groups of same-architecture networks evaluated together (built at the first fill; weights copied)
-        self._stacks: list[tuple[list[int], StackedNets]] | None = None
+        self._stacks: list[tuple[list[int], StackedNets, bool]] | None = None
         self._found: list[Any] = []  # each policy's stackable(), with the stacks
         row = np.full(len(seats), -1, np.int64)
         for col, seat in enumerate(seats):
@@ -106,44 +106,81 @@ class BatchedBackground:
 
         Each policy acts once on all the (copy, seat) cells it plays, copy-major. Members that are
         networks of one architecture (:meth:`Policy.stackable`) are evaluated in one forward pass
-        (:class:`~rqe_wrappers.sb3.stacked.StackedNets`), then sample in policy order as ``act`` would.
+        (:class:`~rqe_wrappers.sb3.stacked.StackedNets`; one observation transform for the group where
+        the members' transforms are equal), then sample in policy order as ``act`` would: consecutive
+        sampling policies draw in one call, one uniform per row from the one stream.
         """
         if self._cells is None:
             self._cells = [(r, c) for r, c in (np.nonzero(self.table == p) for p in range(len(self.policies)))]
         if self._stacks is None:
             self._found = [p.stackable() for p in self.policies]
-            self._stacks = _stacks(self._found)
+            self._stacks = _stacks(self._found, self.policies)
         probs: dict[int, np.ndarray] = {}
-        for members, stacked in self._stacks:
-            if any(len(self._cells[i][0]) for i in members):
-                batches = [self._batch(i, obs) for i in members]
-                probs |= dict(zip(members, stacked.probs(batches), strict=True))
+        for members, stacked, shared in self._stacks:
+            counts = [len(self._cells[i][0]) for i in members]
+            if not sum(counts):
+                continue
+            if shared:  # one gather and one transform for the whole group
+                rows = np.concatenate([self._cells[i][0] for i in members])
+                cols = np.concatenate([self._cells[i][1] for i in members])
+                x = self._found[members[0]][0](self._cut(members[0], obs[rows, cols]))
+            else:
+                x = np.concatenate([self._batch(i, obs) for i in members])
+            flat = stacked.probs_concat(x, counts)
+            probs |= dict(zip(members, np.split(flat, np.cumsum(counts)[:-1]), strict=True))
+        pending: list[int] = []  # sampling policies whose draws are made together, in policy order
         for i, (pol, (rows, cols)) in enumerate(zip(self.policies, self._cells, strict=True)):
             if not len(rows):
                 continue
-            if i in probs:
-                deterministic = self._found[i][2]
-                acts = probs[i].argmax(axis=1) if deterministic else categorical(probs[i], self.rng)
+            if i in probs and self._found[i][2]:  # deterministic: no draw
+                actions[rows, cols] = probs[i].argmax(axis=1)
+            elif i in probs:
+                pending.append(i)
             else:
+                self._draw(pending, probs, actions)
                 acts, _ = pol.act(self._batch(i, obs, transform=False), rng=self.rng)
-            actions[rows, cols] = np.asarray(acts).reshape(len(rows))
+                actions[rows, cols] = np.asarray(acts).reshape(len(rows))
+        self._draw(pending, probs, actions)
+
+    def _draw(self, pending: list[int], probs: dict[int, np.ndarray], actions: np.ndarray) -> None:
+        """Sample the ``pending`` policies' actions in one call (their rows in order), then clear it."""
+        if not pending:
+            return
+        assert self._cells is not None
+        acts = categorical(np.concatenate([probs[i] for i in pending]), self.rng)
+        rows = np.concatenate([self._cells[i][0] for i in pending])
+        cols = np.concatenate([self._cells[i][1] for i in pending])
+        actions[rows, cols] = acts
+        pending.clear()
+
+    def _cut(self, i: int, batch: np.ndarray) -> np.ndarray:
+        """``batch`` without the zero padding of a narrower seat than policy ``i``'s (e.g. Tag's runner)."""
+        shape = getattr(self.policies[i].observation_space, "shape", None)
+        if shape and len(shape) == 1 and batch.ndim == 2 and batch.shape[1] > shape[0]:
+            return batch[:, : shape[0]]
+        return batch
 
     def _batch(self, i: int, obs: np.ndarray, transform: bool = True) -> np.ndarray:
         """Policy ``i``'s rows of ``obs`` (a narrower seat's zero padding cut), through its stackable transform."""
         assert self._cells is not None
         rows, cols = self._cells[i]
-        pol = self.policies[i]
-        batch = obs[rows, cols]
-        shape = getattr(pol.observation_space, "shape", None)
-        if shape and len(shape) == 1 and batch.ndim == 2 and batch.shape[1] > shape[0]:
-            batch = batch[:, : shape[0]]  # a narrower seat's row is zero-padded (e.g. Tag's runner)
+        batch = self._cut(i, obs[rows, cols])
         return self._found[i][0](batch) if transform else batch
 
 
-def _stacks(found: Sequence[Any]) -> list[tuple[list[int], StackedNets]]:
-    """Groups (two or more) of policies whose ``stackable()`` (``found``) share one architecture, and their stacks."""
+def _stacks(found: Sequence[Any], policies: Sequence[Policy]) -> list[tuple[list[int], StackedNets, bool]]:
+    """Groups (two or more) of policies whose ``stackable()`` (``found``) share one architecture: each
+    group's members, their stack, and whether one transform serves them all (equal transforms and spaces)."""
     groups: dict[Any, list[int]] = {}
     for i, f in enumerate(found):
         if f is not None:
             groups.setdefault((stack_key(f[1]), f[2]), []).append(i)
-    return [(g, StackedNets([found[i][1] for i in g])) for g in groups.values() if len(g) > 1]
+    out = []
+    for g in (g for g in groups.values() if len(g) > 1):
+        first = g[0]
+        shared = all(
+            found[i][0] == found[first][0] and policies[i].observation_space == policies[first].observation_space
+            for i in g
+        )
+        out.append((g, StackedNets([found[i][1] for i in g]), shared))
+    return out

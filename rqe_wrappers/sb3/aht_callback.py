@@ -191,8 +191,9 @@ class AHTCallback(BaseCallback):
                 "AHTCallback needs envs made by aht_wrap(...) (no 'aht_config' on the training env); "
                 "wrap each env copy with rqe_wrappers.aht.wrapper.aht_wrap before vectorising"
             ) from None
-        first = json.dumps(configs[0], sort_keys=True)
-        if any(json.dumps(c, sort_keys=True) != first for c in configs[1:]):
+        distinct = list({id(c): c for c in configs}.values())  # a batched env hands every slot one dict
+        first = json.dumps(distinct[0], sort_keys=True)
+        if any(json.dumps(c, sort_keys=True) != first for c in distinct[1:]):
             raise ConfigError("all env copies must share one aht_wrap configuration (scenarios, prior, lr, ...)")
         return configs[0]
 

@@ -3,8 +3,13 @@
 A population of trained partners on the batched path acts once per member per step; with 16
 members that is 16 small forward passes a step, each a few kernel launches on a GPU. Members whose
 networks have one architecture (class, parameter shapes, device) are stacked here and evaluated
-together: each member's rows are padded to the longest, the weights stacked along a new first
-axis, and one vmapped call gives every member's action probabilities. Used by
+together: each member's rows are padded to the longest and one call gives every member's action
+probabilities. Networks whose only weights are ``nn.Linear`` layers (SB3's ``MlpPolicy``,
+:class:`~rqe_wrappers.sb3.role_policy.RolePolicy`) run as one copy of the network whose linear layers
+multiply each member's block of rows by that member's weights (one batched matrix product per
+layer; everything else acts row by row); others run through ``torch.func.vmap`` over the stacked
+weights, which pays a reparametrisation per call. On CUDA the grouped path is recorded as a CUDA
+graph per (rows, padded width) and replayed: one launch instead of a few dozen small kernels. Used by
 :class:`~rqe_wrappers.batched.background.BatchedBackground`; the sampling stays per member, in the
 same order and from the same stream, so a stacked and an unstacked run draw alike up to the float
 rounding of the batched product. Docs: docs/batched.md, "AHT on the batched path".
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -24,6 +29,9 @@ from torch.func import functional_call, stack_module_state, vmap
 
 #: what :meth:`Policy.stackable` returns: (observation transform, network, deterministic)
 Stackable = tuple[Callable[[Any], Any], ActorCriticPolicy, bool]
+
+#: what the grouped path must reproduce (checked on random rows when a stack is built)
+_GROUPED_ATOL = 1e-5
 
 
 def stack_key(net: nn.Module) -> Hashable:
@@ -48,13 +56,44 @@ class _Logits(nn.Module):
         return p.action_net(p.mlp_extractor.forward_actor(features))
 
 
+class _GroupedLinear(nn.Module):
+    """``n`` linear layers of one shape; rows ``(n * w, in)``: ``n`` blocks of ``w``, block ``i`` by layer ``i``."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight_t = nn.Parameter(th.stack([lin.weight.detach().t() for lin in layers]), requires_grad=False)
+        bias = [lin.bias.detach() if lin.bias is not None else th.zeros_like(lin.weight[:, 0]) for lin in layers]
+        self.bias = nn.Parameter(th.stack(bias).unsqueeze(1), requires_grad=False)
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        n, _, out = self.weight_t.shape
+        return th.baddbmm(self.bias, x.reshape(n, -1, x.shape[-1]), self.weight_t).reshape(-1, out)
+
+
+def _grouped(wrapped: Sequence[nn.Module]) -> nn.Module | None:
+    """One copy of ``wrapped[0]`` with every ``nn.Linear`` replaced by a :class:`_GroupedLinear` over all
+    of ``wrapped``; ``None`` where a module other than ``nn.Linear`` holds weights or buffers."""
+    for m in wrapped[0].modules():
+        own = [*m.parameters(recurse=False), *m.buffers(recurse=False)]
+        if own and type(m) is not nn.Linear:
+            return None
+    net = copy.deepcopy(wrapped[0])
+    for name, m in list(net.named_modules()):
+        if type(m) is nn.Linear:
+            parent, _, leaf = name.rpartition(".")
+            layers = [cast(nn.Linear, w.get_submodule(name)) for w in wrapped]
+            setattr(net.get_submodule(parent) if parent else net, leaf, _GroupedLinear(layers))
+    return net
+
+
 class StackedNets:
     """Action probabilities of ``nets`` (one architecture: equal :func:`stack_key`) in one forward pass.
 
-    The weights are copied when built: call again after a network's weights change.
+    The weights are copied when built: call again after a network's weights change. ``cuda_graphs``:
+    replay the grouped forward as CUDA graphs on a CUDA device (widths padded to a power of two).
     """
 
-    def __init__(self, nets: Sequence[ActorCriticPolicy]):
+    def __init__(self, nets: Sequence[ActorCriticPolicy], *, cuda_graphs: bool = True):
         keys = {stack_key(n) for n in nets}
         if len(keys) != 1:
             raise ValueError(f"StackedNets needs networks of one architecture, got {len(keys)} kinds")
@@ -67,18 +106,83 @@ class StackedNets:
         def logits(params: dict[str, th.Tensor], buffers: dict[str, th.Tensor], x: th.Tensor) -> th.Tensor:
             return functional_call(self._base, (params, buffers), (x,))
 
-        self._logits = vmap(logits)
+        self._vmapped = vmap(logits)
+        #: the grouped network (one batched matrix product per linear layer), or ``None``: vmap
+        self.grouped = _grouped(wrapped)
+        if self.grouped is not None and not self._agrees(wrapped, nets[0]):
+            self.grouped = None  # a module that mixes rows: only vmap keeps members apart
+        self.cuda_graphs = bool(cuda_graphs) and self.grouped is not None and self.device.type == "cuda"
+        self._graphs: dict[tuple[int, ...], tuple[Any, th.Tensor, th.Tensor, th.Tensor]] = {}
+
+    def _logits(self, x: th.Tensor) -> th.Tensor:
+        """Logits ``(n, w, actions)`` of inputs ``(n, w, ...)``, member ``i`` on ``x[i]``."""
+        if self.grouped is None:
+            return self._vmapped(self.params, self.buffers, x)
+        n, w = x.shape[:2]
+        return self.grouped(x.reshape(n * w, *x.shape[2:])).reshape(n, w, -1)
+
+    def _agrees(self, wrapped: Sequence[nn.Module], net: ActorCriticPolicy) -> bool:
+        """Whether the grouped network gives each member's own logits on random rows."""
+        shape = net.observation_space.shape or ()
+        x = th.rand((self.n, 3, *shape), generator=th.Generator().manual_seed(0)).to(self.device)
+        with th.no_grad():
+            want = th.stack([w(x[i]) for i, w in enumerate(wrapped)])
+            return bool(th.allclose(self._logits(x), want, rtol=0, atol=_GROUPED_ATOL))
 
     def probs(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each net's action probabilities on its own batch (``batches[i]``: net ``i``'s rows), float64."""
         if len(batches) != self.n:
             raise ValueError(f"{self.n} nets, {len(batches)} batches")
-        rows = [len(b) for b in batches]
-        width = max(rows)
-        x = np.zeros((self.n, width, *np.shape(batches[0])[1:]), np.float32)
-        for i, b in enumerate(batches):
-            x[i, : len(b)] = b
+        counts = [len(b) for b in batches]
+        flat = self.probs_concat(np.concatenate([np.asarray(b, np.float32) for b in batches]), counts)
+        return np.split(flat, np.cumsum(counts)[:-1])
+
+    def probs_concat(self, x: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+        """Action probabilities (float64) of rows ``x`` that are net 0's ``counts[0]`` rows, then net 1's, ...
+
+        The rows are padded into one ``(n, max(counts), ...)`` block on the nets' device, evaluated in
+        one call, and returned in ``x``'s order.
+        """
+        counts_a = np.asarray(counts, np.int64)
+        if len(counts_a) != self.n or len(x) != counts_a.sum():
+            raise ValueError(f"{self.n} nets: need {self.n} counts summing to the {len(x)} rows, got {list(counts)}")
+        width = int(counts_a.max(initial=0))
+        if self.cuda_graphs:
+            width = 1 << max(width - 1, 0).bit_length()  # few widths, few graphs
+        starts = np.cumsum(counts_a) - counts_a
+        pos = np.arange(len(x)) + np.repeat(np.arange(self.n) * width - starts, counts_a)  # each row's padded slot
         with th.no_grad():
-            out = th.softmax(self._logits(self.params, self.buffers, th.as_tensor(x, device=self.device)), dim=-1)
-        probs = out.double().cpu().numpy()
-        return [probs[i, :r] for i, r in enumerate(rows)]
+            rows = th.as_tensor(np.asarray(x, np.float32), device=self.device)
+            index = th.as_tensor(pos, device=self.device)
+            if self.cuda_graphs:
+                out = self._replay(rows, index, width)
+            else:
+                out = self._rows_probs(rows, index, width)
+        return out.double().cpu().numpy()
+
+    def _rows_probs(self, rows: th.Tensor, index: th.Tensor, width: int) -> th.Tensor:
+        """Probabilities of ``rows``, row ``j`` evaluated at padded slot ``index[j]`` of ``(n, width)``."""
+        padded = rows.new_zeros((self.n * width, *rows.shape[1:]))
+        padded[index] = rows
+        logits = self._logits(padded.reshape(self.n, width, *rows.shape[1:]))
+        return th.softmax(logits.reshape(self.n * width, -1)[index], dim=-1)
+
+    def _replay(self, rows: th.Tensor, index: th.Tensor, width: int) -> th.Tensor:
+        """:meth:`_rows_probs` through a CUDA graph recorded once per (rows' shape, width)."""
+        key = (*rows.shape, width)
+        if key not in self._graphs:
+            static_rows, static_index = rows.clone(), index.clone()
+            side = th.cuda.Stream(self.device)
+            side.wait_stream(th.cuda.current_stream(self.device))
+            with th.cuda.stream(side):  # warm-up outside the capture, as torch.cuda.graphs asks
+                self._rows_probs(static_rows, static_index, width)
+            th.cuda.current_stream(self.device).wait_stream(side)
+            graph = th.cuda.CUDAGraph()
+            with th.cuda.graph(graph):
+                static_out = self._rows_probs(static_rows, static_index, width)
+            self._graphs[key] = (graph, static_rows, static_index, static_out)
+        graph, static_rows, static_index, static_out = self._graphs[key]
+        static_rows.copy_(rows)
+        static_index.copy_(index)
+        graph.replay()
+        return static_out

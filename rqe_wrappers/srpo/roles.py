@@ -123,10 +123,32 @@ class PartnerRole(Policy):
         if inner is None:
             return None
         transform, net, deterministic = inner
-        return (lambda obs: transform(self.featured(obs)), net, deterministic)
+        return (_Featured(self.features, self.seat, transform), net, deterministic)
 
     def __repr__(self) -> str:
         return f"PartnerRole({self.inner!r}" + ("" if self.seat is None else f", seat={self.seat}") + ")"
+
+
+class _Featured:
+    """``then(obs with the partner role and seat added)``; equal to another with equal features, seat and
+    ``then``, so the batched path can transform a stacked group's rows in one call."""
+
+    def __init__(self, features: ObsFeatures, seat: int | None, then: Any):
+        self.features, self.seat, self.then = features, seat, then
+
+    def __call__(self, obs: Any) -> Any:
+        return self.then(self.features.add_batch(obs, PARTNER, self.seat))
+
+    def __eq__(self, other: object) -> bool:
+        f, g = self.features, getattr(other, "features", None)
+        return (
+            isinstance(other, _Featured)
+            and isinstance(g, ObsFeatures)
+            and (f.raw, f.n_seats, self.seat) == (g.raw, g.n_seats, other.seat)
+            and self.then == other.then
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, mutable parts: not a dict key
 
 
 def as_partner(policy: Policy, observation_space: gym.Space, *, seat: int | None = None) -> Policy:
