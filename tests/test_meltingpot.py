@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import pickle
 import subprocess
 import sys
@@ -142,3 +143,157 @@ def test_substrates_run_without_tensorflow_through_the_stand_in():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "_TensorFlowStub (40, 40, 3)" in out.stdout and "bots: True" in out.stdout
+
+
+# ---- Melting Pot's scenarios, with bots the tests build themselves ---------------------------------------
+
+SCENARIO = "collaborative_cooking__circuit_0"  # one focal player (player_0), one bot: chef_0 or chef_1
+CHEFS = ("collaborative_cooking__circuit__chef_0", "collaborative_cooking__circuit__chef_1")
+
+
+def _save_bot(path, low: int) -> None:
+    """A saved model with Melting Pot's bot interface (``initial_state(key)``, ``step(key, timestep,
+    prev_state)``, its function signatures): it plays ``low + (key + t) % 4`` at step ``t``, so the
+    chef_0 test bot plays actions 0-3 and the chef_1 one 4-7, and the key (seeded) sets the phase."""
+    import dm_env
+    import tensorflow as tf
+
+    class Bot(tf.Module):
+        @tf.function(input_signature=[])
+        def function_signatures(self):
+            kind = tf.constant(1, tf.int32)  # inspect.Parameter.POSITIONAL_OR_KEYWORD
+            step = [(tf.constant(b"key"), kind), (tf.constant(b"timestep"), kind), (tf.constant(b"prev_state"), kind)]
+            return {"initial_state": [(tf.constant(b"key"), kind)], "step": step}
+
+        @tf.function(input_signature=[])
+        def function_tables(self):
+            return {}
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.uint32)])
+        def initial_state(self, key):
+            return key, tf.zeros([1], tf.int32)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([2], tf.uint32),
+                dm_env.TimeStep(
+                    step_type=tf.TensorSpec([], tf.int32),
+                    reward=tf.TensorSpec([], tf.float32),
+                    discount=tf.TensorSpec([], tf.float32),
+                    observation={"RGB": tf.TensorSpec([40, 40, 3], tf.uint8)},
+                ),
+                tf.TensorSpec([1], tf.int32),
+            ]
+        )
+        def step(self, key, timestep, prev_state):
+            action = tf.cast(low + key[1] % 4, tf.int64)
+            return key + tf.constant([0, 1], tf.uint32), ((action, {}), prev_state + 1)
+
+    tf.saved_model.save(Bot(), str(path))
+
+
+@pytest.fixture(scope="module")
+def saved_bots(tmp_path_factory):
+    pytest.importorskip("meltingpot")
+    pytest.importorskip("tensorflow")
+    root = tmp_path_factory.mktemp("saved_models")
+    for i, name in enumerate(CHEFS):
+        _save_bot(root / name, 4 * i)
+    return root
+
+
+@pytest.fixture
+def test_bots(saved_bots, monkeypatch):
+    """Melting Pot's bot configs for the scenario's two chefs pointed at the test's saved models."""
+    from meltingpot.configs import bots as bot_configs
+
+    configs = dict(bot_configs.BOT_CONFIGS)
+    for name in CHEFS:
+        configs[name] = bot_configs.BotConfig(
+            substrate="collaborative_cooking__circuit",
+            roles={"default"},
+            model_path=str(saved_bots / name),
+            puppeteer_builder=None,
+        )
+    monkeypatch.setattr(bot_configs, "BOT_CONFIGS", configs)
+
+
+def _bot_actions(env, seed: int, steps: int = 12) -> tuple[tuple[str, ...], list[int]]:
+    """The bots drawn for the episode of ``seed`` and the actions they played (read from Melting Pot's
+    own record of the background population's actions)."""
+    _, infos = env.reset(seed=seed)
+    played: list[int] = []
+    env._world.observables().background.action.subscribe(lambda a: played.extend(int(x) for x in a))
+    for _ in range(steps):
+        env.step(dict.fromkeys(env.agents, 0))
+    return infos["player_0"]["bots"], played
+
+
+@needs_meltingpot
+def test_a_scenario_seats_its_focal_players_and_its_bots_play_the_rest(test_bots):
+    import gymnasium as gym
+    from pettingzoo.test import parallel_api_test
+
+    from rqe_wrappers.envs.meltingpot import meltingpot_scenario_env
+
+    env = meltingpot_scenario_env(SCENARIO, render_mode="rgb_array")
+    assert env.possible_agents == ["player_0"]  # player_1 is the scenario's bot
+    assert env.observation_space("player_0") == gym.spaces.Box(0, 255, (40, 40, 3), np.uint8)
+    parallel_api_test(env, num_cycles=20)
+    drawn = {}
+    for seed in range(8):
+        bots, played = _bot_actions(env, seed)
+        assert len(bots) == 1 and bots[0] in CHEFS and len(played) == 12
+        low = 4 * CHEFS.index(bots[0])
+        assert all(low <= a < low + 4 for a in played), (bots, played)  # the drawn bot's own model acts
+        assert all((b - a) % 4 == 1 for a, b in itertools.pairwise(played))  # its key advances
+        drawn[seed] = (bots, played)
+    assert {b for b, _ in drawn.values()} == {(CHEFS[0],), (CHEFS[1],)}  # both bots drawn across seeds
+    for seed in (0, 5):  # one seed, one draw and one key: the same bot plays the same actions
+        assert _bot_actions(env, seed) == drawn[seed]
+    assert env.render().shape[2] == 3
+    env.close()
+
+
+@needs_meltingpot
+def test_scenario_bots_that_are_not_installed_are_named(monkeypatch, tmp_path):
+    from meltingpot.configs import bots as bot_configs
+
+    from rqe_wrappers.envs.meltingpot import meltingpot_scenario_env
+    from rqe_wrappers.errors import ConfigError
+
+    configs = dict(bot_configs.BOT_CONFIGS)
+    configs[CHEFS[1]] = bot_configs.BotConfig(
+        substrate="collaborative_cooking__circuit",
+        roles={"default"},
+        model_path=str(tmp_path / "absent"),
+        puppeteer_builder=None,
+    )
+    monkeypatch.setattr(bot_configs, "BOT_CONFIGS", configs)
+    with pytest.raises(ConfigError, match="chef_1"):
+        meltingpot_scenario_env(SCENARIO)
+    with pytest.raises(ConfigError, match="unknown Melting Pot scenario"):
+        meltingpot_scenario_env("collaborative_cooking__nowhere_0")
+
+
+@needs_meltingpot
+def test_evaluate_scenarios_scores_an_agent_against_the_bots_reproducibly(test_bots):
+    from rqe_wrappers.core.policy import Policy
+    from rqe_wrappers.envs.meltingpot import meltingpot_scenario_env
+    from rqe_wrappers.eval.episodes import play_episodes
+    from rqe_wrappers.eval.meltingpot import evaluate_scenarios
+
+    class Noop(Policy):
+        def act(self, obs, *, rng, mask=None, state=None):
+            return np.zeros(len(obs), np.int64), None
+
+    env = meltingpot_scenario_env(SCENARIO)
+    agent = Noop(env.observation_space("player_0"), env.action_space("player_0"))
+    result = evaluate_scenarios(agent, [SCENARIO], episodes=2, seed=3, batch=2)
+    again = evaluate_scenarios(agent, [SCENARIO], episodes=2, seed=3, batch=1)  # other batching, same episodes
+    assert result.returns == again.returns and len(result.returns[SCENARIO]) == 2
+    by_hand = play_episodes(
+        [env, meltingpot_scenario_env(SCENARIO)], {"player_0": agent}, [3, 4], {"player_0": np.random.default_rng(0)}
+    )
+    assert result.returns[SCENARIO] == [e.returns["player_0"] for e in by_hand]
+    assert result.table()[0]["episodes"] == 2 and result.worst()[0] == SCENARIO

@@ -12,6 +12,13 @@ continues the world's own stream. The world is built
 at the first reset, inside the process that steps it (dmlab2d objects do not pickle), so the env
 object itself pickles and works with ``PettingZooVecEnv(..., n_workers=k)``.
 
+``meltingpot_scenario_env("<scenario>")`` is one of Melting Pot's evaluation scenarios the same way:
+its focal players are the seats (named by their player index), its bots (saved models under
+Melting Pot's ``assets/saved_models``) play the other players inside the env, drawn per episode
+from Python's ``random`` as Melting Pot draws them, which the env seeds from ``reset(seed=...)``.
+The bots' models come with an online install of Melting Pot; where they are missing (the offline
+install) making the env raises :class:`~rqe_wrappers.errors.ConfigError` naming them.
+
 Melting Pot is an optional extra (``pip install "rqe-wrappers[meltingpot]"``, docs/meltingpot.md for
 the offline install): this module imports it only when an env is made, and ``import rqe_wrappers``
 never does. Melting Pot's own substrate import brings TensorFlow in; where TensorFlow is not installed
@@ -20,6 +27,7 @@ a stand-in module takes its place (the substrates never call it; the bots need t
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import types
@@ -168,6 +176,46 @@ def _build(factory: Any, roles: tuple[str, ...], seed: int | None) -> Any:
     return mp_substrate.Substrate(env)
 
 
+class _Kept:
+    """A bot that outlives the scenario built around it (Melting Pot closes a scenario's bots with it;
+    the env builds a new world at every seeded reset and keeps its bots until :meth:`MeltingPotEnv.close`)."""
+
+    def __init__(self, bot: Any):
+        self.bot = bot
+
+    def initial_state(self) -> Any:
+        return self.bot.initial_state()
+
+    def step(self, timestep: Any, prev_state: Any) -> Any:
+        return self.bot.step(timestep, prev_state)
+
+    def close(self) -> None:
+        """Kept open: the env closes the bot."""
+
+
+def _scenario_config(name: str) -> Any:
+    """Melting Pot's config of scenario ``name``, its bots' saved models checked to be installed."""
+    _meltingpot()
+    from meltingpot import scenario as mp_scenario
+    from meltingpot.configs import bots as bot_configs
+
+    if name not in mp_scenario.SCENARIOS:
+        raise ConfigError(f"unknown Melting Pot scenario {name!r}; known: {sorted(mp_scenario.SCENARIOS)}")
+    config = mp_scenario.get_config(name)
+    names = sorted(set().union(*config.bots_by_role.values()))
+    missing = [
+        f"{n} ({bot_configs.BOT_CONFIGS[n].model_path})"
+        for n in names
+        if not os.path.isdir(bot_configs.BOT_CONFIGS[n].model_path)
+    ]
+    if missing:
+        raise ConfigError(
+            f"scenario {name!r} needs the saved models of its bots, which are not installed: {missing}. They come "
+            "with Melting Pot's assets: pip install dm-meltingpot with internet access (docs/meltingpot.md)"
+        )
+    return config
+
+
 class MeltingPotEnv(ParallelEnv):
     """A Melting Pot substrate as a PettingZoo parallel env (see the module doc).
 
@@ -176,6 +224,8 @@ class MeltingPotEnv(ParallelEnv):
         roles: one role per player (default: the substrate's ``default_player_roles``).
         observation: the per-player observation key (``"RGB"``).
         render_mode: ``"rgb_array"`` renders ``WORLD.RGB`` (the whole map).
+        scenario: a name from ``meltingpot.scenario.SCENARIOS``: its substrate with its bots in the
+            non-focal players (``substrate`` and ``roles`` then come from the scenario).
     """
 
     metadata = {"name": "meltingpot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -186,8 +236,16 @@ class MeltingPotEnv(ParallelEnv):
         roles: tuple[str, ...] | list[str] | None = None,
         observation: str = "RGB",
         render_mode: str | None = None,
+        scenario: str | None = None,
     ):
         mp = _meltingpot()
+        self.scenario = scenario
+        is_focal: tuple[bool, ...] | None = None
+        if scenario is not None:
+            config = _scenario_config(scenario)
+            if roles is not None:
+                raise ConfigError(f"scenario {scenario!r} sets the roles ({list(config.roles)}); leave roles unset")
+            substrate, roles, is_focal = config.substrate, tuple(config.roles), tuple(config.is_focal)
         if substrate not in mp.SUBSTRATES:
             raise ConfigError(f"unknown Melting Pot substrate {substrate!r}; known: {sorted(mp.SUBSTRATES)}")
         if render_mode not in (None, "rgb_array"):
@@ -206,8 +264,14 @@ class MeltingPotEnv(ParallelEnv):
             raise ConfigError(f"{substrate} has no per-player observation {observation!r}; it has {sorted(spec)}")
         shape, n_actions = spec[observation].shape, int(self._factory.action_spec().num_values)
         self.observation, self.render_mode = observation, render_mode
-        self.possible_agents = [f"player_{i}" for i in range(len(self.roles))]
+        focal = is_focal or (True,) * len(self.roles)
+        self.possible_agents = [f"player_{i}" for i, f in enumerate(focal) if f]
         self.agents: list[str] = []
+        self._py_random: Any = None  # the state of Python's `random` that Melting Pot draws from, this env's own
+        self._bots: dict[str, Any] = {}
+        self._substrate_world: Any = None
+        #: a scenario's bots in this episode, in the order of its non-focal players (``infos[seat]["bots"]``)
+        self.bots: tuple[str, ...] = ()
         self._obs_space = gym.spaces.Box(0, 255, tuple(shape), np.uint8)
         self._act_space = gym.spaces.Discrete(n_actions)
         self._world: Any = None
@@ -228,27 +292,64 @@ class MeltingPotEnv(ParallelEnv):
     def __getstate__(self) -> dict[str, Any]:  # the dmlab2d world and the factory stay in their process
         state = dict(self.__dict__)
         state["_world"], state["_last"], state["_factory_cache"] = None, None, None
+        state["_bots"], state["_substrate_world"] = {}, None
         return state
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None and (not is_integer(seed) or int(seed) < 0):
             raise ConfigError(f"seed must be a whole number >= 0 or None, got {seed!r}")
         if seed is None and self._world is not None:
-            self._last = self._world.reset()  # the world's own streams go on
+            self._last = self._drawing(self._world.reset)  # the world's own streams go on
         else:
             if self._world is not None:
                 self._world.close()
-            # Melting Pot draws from Python's global `random` while it builds and resets a world: seeded
-            # here from `seed` (and the caller's global state put back), so one seed gives one episode
-            state = random.getstate()
-            random.seed(None if seed is None else int(seed))
-            try:
-                self._world = _build(self._factory, self.roles, None if seed is None else int(seed))
-                self._last = self._world.reset()
-            finally:
-                random.setstate(state)
+            # Melting Pot draws from Python's global `random` while it builds and resets a world (and a
+            # scenario's bots at each reset): this env's own state of it, seeded from `seed`, is swapped
+            # in around those calls (and the caller's put back), so one seed gives one episode
+            self._py_random = random.Random(None if seed is None else int(seed)).getstate()
+            self._world = self._drawing(lambda: self._build(None if seed is None else int(seed)))
+            self._last = self._drawing(self._world.reset)
         self.agents = list(self.possible_agents)
-        return self._observations(), {a: {} for a in self.agents}
+        info = {"bots": self.bots} if self.scenario is not None else {}
+        return self._observations(), {a: dict(info) for a in self.agents}
+
+    def _drawing(self, fn: Any) -> Any:
+        """``fn()`` with this env's state of Python's ``random`` in place of the caller's."""
+        outer = random.getstate()
+        random.setstate(self._py_random)
+        try:
+            return fn()
+        finally:
+            self._py_random = random.getstate()
+            random.setstate(outer)
+
+    def _build(self, seed: int | None) -> Any:
+        """A new world: the substrate, and for a scenario the scenario around it with the env's bots."""
+        self._substrate_world = _build(self._factory, self.roles, seed)
+        if self.scenario is None:
+            return self._substrate_world
+        from meltingpot import bot as mp_bot
+        from meltingpot import scenario as mp_scenario
+        from meltingpot.utils.scenarios import scenario as scenario_lib
+
+        config = mp_scenario.get_config(self.scenario)
+        names = sorted(set().union(*config.bots_by_role.values()))
+        for name in names:
+            if name not in self._bots:
+                self._bots[name] = mp_bot.build(name)
+        world = scenario_lib.build_scenario(
+            substrate=self._substrate_world,
+            bots={n: _Kept(self._bots[n]) for n in names},
+            bots_by_role=config.bots_by_role,
+            roles=config.roles,
+            is_focal=config.is_focal,
+            permitted_observations=mp_scenario.PERMITTED_OBSERVATIONS,
+        )
+        world.observables().background.names.subscribe(self._drawn)  # the bots of each episode, at its reset
+        return world
+
+    def _drawn(self, names: Any) -> None:
+        self.bots = tuple(str(n) for n in names)
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -281,14 +382,23 @@ class MeltingPotEnv(ParallelEnv):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self._last is None:
             return None
-        return np.asarray(self._last.observation[0]["WORLD.RGB"], np.uint8)
+        return np.asarray(self._substrate_world.observation()[0]["WORLD.RGB"], np.uint8)
 
     def close(self) -> None:
         if self._world is not None:
             self._world.close()
             self._world = None
+        for bot in self._bots.values():
+            bot.close()
+        self._bots = {}
 
 
 def meltingpot_env(substrate: str = PAPER_LAYOUTS[0], **kwargs: Any) -> MeltingPotEnv:
     """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``)."""
     return MeltingPotEnv(substrate, **kwargs)
+
+
+def meltingpot_scenario_env(scenario: str, **kwargs: Any) -> MeltingPotEnv:
+    """Melting Pot's scenario ``scenario`` (e.g. ``"collaborative_cooking__circuit_0"``): its focal players
+    as the seats, its bots inside (:class:`MeltingPotEnv`; ``observation``, ``render_mode``)."""
+    return MeltingPotEnv(scenario=scenario, **kwargs)
