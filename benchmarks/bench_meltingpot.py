@@ -12,7 +12,8 @@ untimed warm-up rollout, the best of ``--repeats`` blocks. Episodes are 1,000 st
 
 Usage (needs the ``[meltingpot]`` extra, docs/meltingpot.md):
     python benchmarks/bench_meltingpot.py step --workers 0 2 --out benchmarks/results/meltingpot-step-cpu-2core.json
-    python benchmarks/bench_meltingpot.py train --device cpu --copies 4 --workers 0 2 --out benchmarks/results/meltingpot-train-cpu-2core.json
+    python benchmarks/bench_meltingpot.py train --device cpu --copies 4 --workers 0 2 \
+        --out benchmarks/results/meltingpot-train-cpu-2core.json
 """
 
 from __future__ import annotations
