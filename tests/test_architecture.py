@@ -171,7 +171,12 @@ def test_zoo_read_side_never_imports_training_code():
     assert not bad, f"the zoo's read side loads and verifies; it never trains: {bad}"
 
 
-@pytest.mark.parametrize("heavy", ["torch", "stable_baselines3", "matplotlib", "meltingpot", "tensorflow"])
+def test_nothing_imports_the_rllib_package():
+    bad = [(m, i) for m in MODULES if not _in(m, "rllib") for i, _ in GRAPH[m] if _in(i, "rllib")]
+    assert not bad, f"rllib/ is a leaf (it needs ray): {bad}"
+
+
+@pytest.mark.parametrize("heavy", ["torch", "stable_baselines3", "matplotlib", "meltingpot", "tensorflow", "ray"])
 def test_import_rqe_wrappers_stays_light(heavy):
     code = f"import sys, rqe_wrappers; assert {heavy!r} not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -211,6 +216,7 @@ ALLOWED = {
     | {"srpo", "zoo"},
     "cli": {"(top)", "_compat", "aht", "core", "envs", "errors", "experiments", "partners", "plots", "sb3", "seats"}
     | {"eval", "srpo", "zoo", "zoo.publish"},
+    "rllib": {"aht", "core", "errors", "srpo"},  # the wrappers on Ray RLlib: never SB3's side
 }
 
 

@@ -79,6 +79,37 @@ def normalized_prior(beta: Any, n_scenarios: int) -> np.ndarray:
     return b / b.sum()
 
 
+def update_utilities(
+    utilities: np.ndarray, counts: np.ndarray, batch: list[tuple[int, float]], utility_ema: float | None
+) -> None:
+    """Nature's per-scenario utility estimates after ``batch`` of ``(scenario index, focal return)`` episodes,
+    in place: a scenario's first episodes set it; then a running mean (``utility_ema=None``) or an
+    exponential average with weight ``1 - (1 - utility_ema) ** k`` for ``k`` new episodes."""
+    if not batch:
+        return
+    idx = np.array([i for i, _ in batch])
+    ret = np.array([r for _, r in batch], dtype=np.float64)
+    for s in np.unique(idx):
+        got = ret[idx == s]
+        k, n = len(got), int(counts[s])
+        if n == 0:
+            utilities[s] = got.mean()
+        elif utility_ema is None:
+            utilities[s] = (utilities[s] * n + got.sum()) / (n + k)
+        else:
+            w = 1.0 - (1.0 - utility_ema) ** k
+            utilities[s] += w * (got.mean() - utilities[s])
+        counts[s] = n + k
+
+
+def filled_utilities(utilities: np.ndarray) -> np.ndarray:
+    """The estimates with unseen scenarios (NaN) set to the mean of the seen ones (0 if none is seen)."""
+    u = np.array(utilities, dtype=np.float64)
+    seen = ~np.isnan(u)
+    u[~seen] = u[seen].mean() if seen.any() else 0.0
+    return u
+
+
 class Nature:
     """Nature's prior over ``n_scenarios`` scenarios.
 

@@ -58,7 +58,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat
 
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
-from rqe_wrappers.aht.nature import Nature
+from rqe_wrappers.aht.nature import Nature, filled_utilities, update_utilities
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.core.policy import Policy
@@ -317,29 +317,12 @@ class AHTCallback(BaseCallback):
         self._log(beta, batch)
 
     def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
-        if not batch:
-            return
         utilities, counts = _started(self.utilities, "utilities"), _started(self.counts, "counts")
-        idx = np.array([i for i, _ in batch])
-        ret = np.array([r for _, r in batch])
-        for s in np.unique(idx):
-            got = ret[idx == s]
-            k, n = len(got), int(counts[s])
-            if n == 0:
-                utilities[s] = got.mean()
-            elif self.utility_ema is None:
-                utilities[s] = (utilities[s] * n + got.sum()) / (n + k)
-            else:
-                w = 1.0 - (1.0 - self.utility_ema) ** k
-                utilities[s] += w * (got.mean() - utilities[s])
-            counts[s] = n + k
+        update_utilities(utilities, counts, batch, self.utility_ema)
 
     def _filled_utilities(self) -> np.ndarray:
         """Estimates with unseen scenarios set to the mean of the seen ones."""
-        u = _started(self.utilities, "utilities").copy()
-        seen = ~np.isnan(u)
-        u[~seen] = u[seen].mean() if seen.any() else 0.0
-        return u
+        return filled_utilities(_started(self.utilities, "utilities"))
 
     def _current_beta(self) -> np.ndarray:
         if self.fictitious_play:
