@@ -297,3 +297,33 @@ def test_evaluate_scenarios_scores_an_agent_against_the_bots_reproducibly(test_b
     )
     assert result.returns[SCENARIO] == [e.returns["player_0"] for e in by_hand]
     assert result.table()[0]["episodes"] == 2 and result.worst()[0] == SCENARIO
+
+
+def _components(tree, name):
+    """Every ``{"component": name, "kwargs": ...}`` entry in a nested lab2d settings structure."""
+    if isinstance(tree, dict):
+        found = [tree] if tree.get("component") == name else []
+        return found + [c for v in tree.values() for c in _components(v, name)]
+    if isinstance(tree, list | tuple):
+        return [c for v in tree for c in _components(v, name)]
+    return []
+
+
+@needs_meltingpot
+def test_substrate_settings_reach_the_world_that_is_built():
+    from rqe_wrappers.envs.meltingpot import meltingpot_env
+    from rqe_wrappers.errors import ConfigError
+
+    def pots(env):
+        return {
+            c["kwargs"]["reward"] for c in _components(env._factory._lab2d_settings_builder(env.roles), "CookingPot")
+        }
+
+    assert pots(meltingpot_env()) == {0.0}  # Melting Pot's default: no reward for a tomato in the pot
+    shaped = meltingpot_env(settings={"cooking_pot_pseudoreward": 1.0})  # the minimax-Bayes paper's training shaping
+    assert pots(shaped) == {1.0}
+    assert pots(pickle.loads(pickle.dumps(shaped))) == {1.0}  # a worker process builds the same world
+    with pytest.raises(ConfigError, match="no config keys"):
+        meltingpot_env(settings={"delivery_global_reward": False})
+    with pytest.raises(ConfigError, match="as published"):
+        meltingpot_env(scenario="collaborative_cooking__circuit_0", settings={"cooking_pot_pseudoreward": 1.0})

@@ -176,6 +176,21 @@ def _build(factory: Any, roles: tuple[str, ...], seed: int | None) -> Any:
     return mp_substrate.Substrate(env)
 
 
+def _substrate_factory(substrate: str, settings: dict[str, Any]) -> Any:
+    """Melting Pot's factory of ``substrate``, built from its config with ``settings`` overriding config keys."""
+    mp = _meltingpot()
+    if not settings:
+        return mp.get_factory(substrate)
+    config = mp.get_config(substrate)
+    unknown = sorted(k for k in settings if k not in config)
+    if unknown:
+        raise ConfigError(f"{substrate} has no config keys {unknown}; its keys: {sorted(config.keys())}")
+    with config.unlocked():
+        for key, value in settings.items():
+            config[key] = value
+    return mp.get_factory_from_config(config)
+
+
 class _Kept:
     """A bot that outlives the scenario built around it (Melting Pot closes a scenario's bots with it;
     the env builds a new world at every seeded reset and keeps its bots until :meth:`MeltingPotEnv.close`)."""
@@ -226,6 +241,8 @@ class MeltingPotEnv(ParallelEnv):
         render_mode: ``"rgb_array"`` renders ``WORLD.RGB`` (the whole map).
         scenario: a name from ``meltingpot.scenario.SCENARIOS``: its substrate with its bots in the
             non-focal players (``substrate`` and ``roles`` then come from the scenario).
+        settings: substrate config keys to override, e.g. ``{"cooking_pot_pseudoreward": 1.0}`` (the
+            minimax-Bayes paper's shaping for training); not with ``scenario`` (evaluation is as published).
     """
 
     metadata = {"name": "meltingpot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -237,9 +254,15 @@ class MeltingPotEnv(ParallelEnv):
         observation: str = "RGB",
         render_mode: str | None = None,
         scenario: str | None = None,
+        settings: dict[str, Any] | None = None,
     ):
         mp = _meltingpot()
         self.scenario = scenario
+        if settings is not None and not isinstance(settings, dict):
+            raise ConfigError(f"settings must be a dict of substrate config keys, got {type(settings).__name__}")
+        if settings and scenario is not None:
+            raise ConfigError("settings change the substrate; Melting Pot's scenarios are evaluated as published")
+        self.settings = dict(settings or {})
         is_focal: tuple[bool, ...] | None = None
         if scenario is not None:
             config = _scenario_config(scenario)
@@ -251,7 +274,7 @@ class MeltingPotEnv(ParallelEnv):
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.substrate = substrate
-        self._factory_cache: Any = mp.get_factory(substrate)
+        self._factory_cache: Any = _substrate_factory(substrate, self.settings)
         self.roles = tuple(self._factory.default_player_roles() if roles is None else roles)
         unknown = sorted(set(self.roles) - set(self._factory.valid_roles()))
         if unknown or not self.roles:
@@ -286,7 +309,7 @@ class MeltingPotEnv(ParallelEnv):
     @property
     def _factory(self) -> Any:
         if self._factory_cache is None:  # after unpickling: fetched again in this process
-            self._factory_cache = _meltingpot().get_factory(self.substrate)
+            self._factory_cache = _substrate_factory(self.substrate, self.settings)
         return self._factory_cache
 
     def __getstate__(self) -> dict[str, Any]:  # the dmlab2d world and the factory stay in their process
@@ -394,7 +417,7 @@ class MeltingPotEnv(ParallelEnv):
 
 
 def meltingpot_env(substrate: str = PAPER_LAYOUTS[0], **kwargs: Any) -> MeltingPotEnv:
-    """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``)."""
+    """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``, ``settings``)."""
     return MeltingPotEnv(substrate, **kwargs)
 
 
