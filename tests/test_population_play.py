@@ -1,0 +1,109 @@
+"""Background populations by population play with preferences (rqe_wrappers.experiments.population_play)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rqe_wrappers.aht.preferences import Preferences, sample_preferences, shaped_reward
+from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.envs.matrix import MatrixGameEnv
+from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments import population_play as pp
+from rqe_wrappers.experiments.settings import PPOSettings
+
+torch.set_num_threads(1)
+
+#: payoffs[a0, a1] = (reward of player_0, reward of player_1), symmetric: gains and losses
+PAYOFFS = np.array([[[2.0, 2.0], [-1.0, 3.0]], [[3.0, -1.0], [0.0, 0.0]]])
+
+
+def game() -> MatrixGameEnv:
+    return MatrixGameEnv(PAYOFFS, rounds=2, name="mixed_v0")
+
+
+class Always(Policy):
+    """Plays one action."""
+
+    def __init__(self, action: int):
+        env = game()
+        super().__init__(env.observation_space("player_0"), env.action_space("player_0"))
+        self.action = action
+
+    def act(self, obs, *, rng, mask=None, state=None):
+        return np.full(len(obs), self.action, np.int64), None
+
+
+def test_a_member_is_paid_its_shaped_reward_against_a_partner_of_its_sub_population():
+    prefs = Preferences(0.8, 1.7)
+    env = pp.member_env(game, prefs, {"zero": Always(0), "one": Always(1)})
+    met = set()
+    for seed in range(12):
+        _, infos = env.reset(seed=seed)
+        partner = {"c1:zero": 0, "c1:one": 1}[infos["focal"]["scenario"]]
+        met.add(partner)
+        for mine in (1, 0):
+            _, rew, _, _, _ = env.step({"focal": mine})
+            own, other = PAYOFFS[mine, partner]  # symmetric game: either seat pays alike
+            assert rew["focal"] == pytest.approx(shaped_reward(own, other, prefs, 2), abs=1e-12)
+    assert met == {0, 1}  # both partners drawn across episodes
+
+
+def small(**kw) -> pp.PopulationPlay:
+    ppo = PPOSettings(n_copies=4, n_steps=16, batch_size=64, n_epochs=1, net_arch=(8,))
+    return pp.PopulationPlay(**{"sizes": (2, 3), "rounds": 2, "steps_per_round": 64, "seed": 5, "ppo": ppo, **kw})
+
+
+def test_population_play_trains_each_member_with_its_own_sub_population(monkeypatch):
+    seen: list[tuple[Preferences, tuple[str, ...]]] = []
+    real = pp.member_env
+
+    def spy(env_fn, preferences, partners):
+        seen.append((preferences, tuple(sorted(partners))))
+        return real(env_fn, preferences, partners)
+
+    monkeypatch.setattr(pp, "member_env", spy)
+    lines: list[str] = []
+    members = pp.train_population_play(game, small(), progress=lines.append)
+    assert [m.name for m in members] == ["sp0-m0", "sp0-m1", "sp1-m0", "sp1-m1", "sp1-m2"]
+    assert [m.sub_population for m in members] == [0, 0, 1, 1, 1]
+    assert [m.preferences for m in members] == sample_preferences(5, 5)  # seeded from the settings' seed
+    assert len(lines) == 2 * 5 and all(m.model.num_timesteps == 2 * 64 for m in members)
+    by_prefs = {m.preferences: m for m in members}
+    for prefs, partners in set(seen):  # every env a member trained in: partners from its own sub-population
+        member = by_prefs[prefs]
+        group = {m.name for m in members if m.sub_population == member.sub_population} - {member.name}
+        assert set(partners) == group, (member.name, partners)
+    assert members[0].metrics() == {
+        "sub_population": 0,
+        "preferences.prosociality": members[0].preferences.prosociality,
+        "preferences.risk_aversion": members[0].preferences.risk_aversion,
+    }
+
+
+def test_one_seed_trains_one_population_and_it_publishes_with_its_preferences(tmp_path):
+    from rqe_wrappers.zoo import load_population
+    from rqe_wrappers.zoo.publish import member_from_sb3, write_population
+
+    def weights(members):
+        return [np.concatenate([p.detach().numpy().ravel() for p in m.model.policy.parameters()]) for m in members]
+
+    settings = small(sizes=(2,), rounds=1)
+    a, b = pp.train_population_play(game, settings), pp.train_population_play(game, settings)
+    for x, y in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    new = [member_from_sb3(m.model, m.name, metrics=m.metrics()) for m in a]
+    write_population(tmp_path, id="test/pp", version=1, env="mixed_v0", members=new, description="population play")
+    pop = load_population(tmp_path / "test" / "pp" / "1")
+    assert pop["sp0-m1"].metrics["preferences.risk_aversion"] == a[1].preferences.risk_aversion
+    assert pop["sp0-m1"].metrics["sub_population"] == 0
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="sizes"):
+        pp.PopulationPlay(sizes=(1, 3))
+    with pytest.raises(ConfigError, match="rounds"):
+        pp.PopulationPlay(rounds=0)
+    with pytest.raises(ConfigError, match="ppo"):
+        pp.PopulationPlay(ppo={"n_steps": 8})
