@@ -129,20 +129,29 @@ def test_a_lua_tree_it_does_not_know_is_refused_not_patched_blindly(monkeypatch,
 
 
 @needs_meltingpot
-def test_substrates_run_without_tensorflow_through_the_stand_in():
-    # the GPU box cannot carry TensorFlow: with it unimportable, a stand-in module lets the substrates run
+def test_substrates_run_without_tensorflow_or_jax_through_the_stand_ins():
+    # the GPU box cannot carry TensorFlow: with it, jax and chex (and what only Melting Pot's evaluation
+    # tools import) unimportable, stand-in modules let the substrates run
+    absent = ["tensorflow", "jax", "jaxlib", "chex", "cv2", "pandas"]
     code = (
-        "import sys; sys.modules['tensorflow'] = None\n"  # makes `import tensorflow` fail, as if not installed
+        f"import sys; sys.modules.update(dict.fromkeys({absent!r}))\n"  # `import x` fails, as if not installed
         "from rqe_wrappers.envs.meltingpot import meltingpot_env\n"
         "env = meltingpot_env(); obs, _ = env.reset(seed=0)\n"
         "out = env.step({a: 1 for a in env.agents})\n"
-        "tf = sys.modules['tensorflow']\n"
-        "print(type(tf).__name__, obs['player_0'].shape)\n"
-        "try:\n    tf.saved_model\nexcept ImportError as e:\n    print('bots:', 'need the real one' in str(e))\n"
+        "from meltingpot.utils.policies import saved_model_policy\n"
+        "from meltingpot.utils.substrates import substrate\n"
+        "tf = saved_model_policy.tf\n"  # what Melting Pot's modules hold
+        "print(type(tf).__name__, type(substrate.chex).__name__, obs['player_0'].shape)\n"
+        "try:\n    tf.saved_model\nexcept AttributeError as e:\n    print('bots:', 'need the real one' in str(e))\n"
+        # sys.modules is as it was: libraries that look for TensorFlow (torch's compiler) find none
+        f"print('left:', [sys.modules.get(m, 'gone') for m in {absent[:4]!r}])\n"
+        "import inspect; [m for m in list(sys.modules.values()) if inspect.ismodule(m) and hasattr(m, '__file__')]\n"
+        "print('inspect:', hasattr(tf, '__file__'), hasattr(substrate.chex, '__file__'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "_TensorFlowStub (40, 40, 3)" in out.stdout and "bots: True" in out.stdout
+    assert "_TensorFlowStub _ChexStub (40, 40, 3)" in out.stdout and "bots: True" in out.stdout
+    assert "left: [None, None, None, None]" in out.stdout and "inspect: False False" in out.stdout
 
 
 # ---- Melting Pot's scenarios, with bots the tests build themselves ---------------------------------------

@@ -21,12 +21,15 @@ install) making the env raises :class:`~rqe_wrappers.errors.ConfigError` naming 
 
 Melting Pot is an optional extra (``pip install "rqe-wrappers[meltingpot]"``, docs/meltingpot.md for
 the offline install): this module imports it only when an env is made, and ``import rqe_wrappers``
-never does. Melting Pot's own substrate import brings TensorFlow in; where TensorFlow is not installed
-a stand-in module takes its place (the substrates never call it; the bots need the real one).
+never does. Melting Pot's own substrate import brings TensorFlow and chex (hence jax) in; where they
+are not installed stand-in modules take their places (the substrates never call TensorFlow and use
+chex only for ``@chex.dataclass``; the bots need the real TensorFlow).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import random
 import sys
@@ -49,12 +52,17 @@ _INSTALL = (
 )
 
 
+class _MissingModuleError(AttributeError):
+    """A name a stand-in module does not provide: an AttributeError (so ``hasattr`` and ``inspect``, which
+    torch runs over every module in ``sys.modules``, see a missing attribute) that says what is missing."""
+
+
 class _TensorFlowStub(types.ModuleType):
     """Stands in for TensorFlow where it is not installed (e.g. the GPU box, where it is too large to carry).
 
     Melting Pot imports TensorFlow for its bots' saved models only; its substrates never call it. At
     import time its modules read ``tf.Tensor`` (in annotations) and ``tf.executing_eagerly()``; any
-    other name raises an ImportError that says the bots need the real TensorFlow.
+    other name raises an AttributeError that says the bots need the real TensorFlow.
     """
 
     Tensor = type("Tensor", (), {})
@@ -67,22 +75,58 @@ class _TensorFlowStub(types.ModuleType):
         return True
 
     def __getattr__(self, name: str) -> Any:
-        raise ImportError(
+        raise _MissingModuleError(
             f"tensorflow.{name}: TensorFlow is not installed (rqe_wrappers stands in for it so that Melting Pot's "
             "substrates run); Melting Pot's bots and scenarios need the real one: pip install tensorflow"
         )
 
 
+class _ChexStub(types.ModuleType):
+    """Stands in for chex where it (or jax, which it imports; jaxlib is a 93 MB wheel) is not installed.
+
+    Melting Pot's substrate and scenario modules use chex only as ``@chex.dataclass(frozen=True)`` for
+    their observables records: here a frozen, keyword-only ``dataclasses.dataclass``. Any other name
+    raises an AttributeError that says chex is not installed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("chex", "rqe_wrappers' stand-in: Melting Pot's substrates run without jax")
+
+    @staticmethod
+    def dataclass(cls: Any = None, *, frozen: bool = False, **_: Any) -> Any:
+        wrap = functools.partial(dataclasses.dataclass, frozen=frozen, kw_only=True)
+        return wrap if cls is None else wrap(cls)
+
+    def __getattr__(self, name: str) -> Any:
+        raise _MissingModuleError(
+            f"chex.{name}: chex (and jax) are not installed; rqe_wrappers stands in for chex.dataclass"
+        )
+
+
 def _meltingpot() -> Any:
-    """``meltingpot.substrate``; without TensorFlow, :class:`_TensorFlowStub` takes its place."""
+    """``meltingpot.substrate``; without TensorFlow or chex/jax, :class:`_TensorFlowStub` and
+    :class:`_ChexStub` take their places while Melting Pot is imported (its modules keep them; the
+    substrates run without the real ones, the bots need TensorFlow), then ``sys.modules`` is put back as
+    it was, so other libraries that look for TensorFlow (torch's compiler does) do not find a stand-in."""
+    stubs: dict[str, types.ModuleType] = {}
     try:
         import tensorflow  # noqa: F401  (Melting Pot imports it; present: the real one)
     except ImportError:
-        sys.modules["tensorflow"] = _TensorFlowStub()
+        stubs["tensorflow"] = _TensorFlowStub()
+    try:
+        import chex  # noqa: F401  (imports jax)
+    except ImportError:
+        stubs["chex"] = _ChexStub()
+    before = {name: sys.modules[name] for name in stubs if name in sys.modules}  # e.g. a None that blocks it
+    sys.modules.update(stubs)
     try:
         from meltingpot import substrate
     except ImportError as e:
         raise ImportError(f"{_INSTALL} ({e})") from e
+    finally:
+        for name in stubs:
+            del sys.modules[name]
+        sys.modules.update(before)
     return substrate
 
 
