@@ -65,16 +65,16 @@ class AHTTable:
             raise ConfigError(f"ppo must be PPOSettings, got {type(self.ppo).__name__}")
 
 
-def _ppo(env_fn: Callable[[], Any], callback: Any, settings: AHTTable, seed: int, policy: str, device: str) -> Any:
-    """Stock PPO trained ``settings.steps`` on copies of ``env_fn()`` (an ``aht_wrap`` env)."""
+def _ppo(env_fn: Callable[[], Any], steps: int, ppo: PPOSettings, seed: int, policy: str, device: str) -> Any:
+    """Stock PPO + ``AHTCallback`` trained ``steps`` agent-steps on copies of ``env_fn()`` (an ``aht_wrap`` env)."""
     from stable_baselines3 import PPO
 
-    from rqe_wrappers.sb3 import PettingZooVecEnv
+    from rqe_wrappers.sb3 import AHTCallback, PettingZooVecEnv
 
-    venv = PettingZooVecEnv(env_fn, settings.ppo.n_copies, n_workers=settings.ppo.n_workers)
+    venv = PettingZooVecEnv(env_fn, ppo.n_copies, n_workers=ppo.n_workers)
     venv.seed(seed)
-    model = PPO(policy, venv, seed=seed, device=device, **settings.ppo.ppo_kwargs())
-    model.learn(settings.steps, callback=callback)
+    model = PPO(policy, venv, seed=seed, device=device, **ppo.ppo_kwargs())
+    model.learn(steps, callback=AHTCallback())
     venv.close()
     return model
 
@@ -90,8 +90,6 @@ def best_responses(
 ) -> dict[str, float]:
     """Each member's best-response utility, estimated: a PPO learner trained ``best_response_steps``
     against that member alone (``c1:<member>``), scored over ``episodes`` episodes; ``{member: utility}``."""
-    from rqe_wrappers.sb3 import AHTCallback
-
     steps = settings.best_response_steps
     if steps < 1:
         raise ConfigError("best_responses needs best_response_steps >= 1")
@@ -100,9 +98,7 @@ def best_responses(
         one = {name: member}
         n_seats = len(env_fn().possible_agents)
         scenarios = ScenarioSet.all(n_seats, [name], focal_counts=[1])
-        make = _Env(env_fn, one, "uniform", {"scenarios": scenarios})
-        brief = AHTTable(seeds=(seed,), steps=steps, episodes=settings.episodes, ppo=settings.ppo)
-        model = _ppo(make, AHTCallback(), brief, seed, policy, device)
+        model = _ppo(_Env(env_fn, one, "uniform", {"scenarios": scenarios}), steps, settings.ppo, seed, policy, device)
         result = evaluate_population(model, one, env_fn, episodes=settings.episodes, seed=seed, reps=100)
         out[name] = float(result.summary["mean"])
     return out
@@ -134,13 +130,11 @@ def train_learner(
     MR's nature uses ``scenario_best_responses`` (``{scenario id: utility}`` over all of ``aht_wrap``'s
     training scenarios) where given, else the best utility seen so far per scenario (``aht_wrap``'s default).
     """
-    from rqe_wrappers.sb3 import AHTCallback
-
     kwargs: dict[str, Any] = {"lr": settings.nature_lr}
     members = {} if prior in ("SP", "FP") else dict(population)
     if prior == "MR" and scenario_best_responses is not None:
         kwargs["best_responses"] = dict(scenario_best_responses)
-    return _ppo(_Env(env_fn, members, PRIORS[prior], kwargs), AHTCallback(), settings, seed, policy, device)
+    return _ppo(_Env(env_fn, members, PRIORS[prior], kwargs), settings.steps, settings.ppo, seed, policy, device)
 
 
 def run_table(
