@@ -212,7 +212,7 @@ def saved_bots(tmp_path_factory):
 
 
 @pytest.fixture
-def test_bots(saved_bots, monkeypatch):
+def chef_bots(saved_bots, monkeypatch):
     """Melting Pot's bot configs for the scenario's two chefs pointed at the test's saved models."""
     from meltingpot.configs import bots as bot_configs
 
@@ -239,7 +239,7 @@ def _bot_actions(env, seed: int, steps: int = 12) -> tuple[tuple[str, ...], list
 
 
 @needs_meltingpot
-def test_a_scenario_seats_its_focal_players_and_its_bots_play_the_rest(test_bots):
+def test_a_scenario_seats_its_focal_players_and_its_bots_play_the_rest(chef_bots):
     import gymnasium as gym
     from pettingzoo.test import parallel_api_test
 
@@ -286,7 +286,7 @@ def test_scenario_bots_that_are_not_installed_are_named(monkeypatch, tmp_path):
 
 
 @needs_meltingpot
-def test_evaluate_scenarios_scores_an_agent_against_the_bots_reproducibly(test_bots):
+def test_evaluate_scenarios_scores_an_agent_against_the_bots_reproducibly(chef_bots):
     from rqe_wrappers.core.policy import Policy
     from rqe_wrappers.envs.meltingpot import meltingpot_scenario_env
     from rqe_wrappers.eval.episodes import play_episodes
