@@ -93,10 +93,10 @@ def best_responses(
     steps = settings.best_response_steps
     if steps < 1:
         raise ConfigError("best_responses needs best_response_steps >= 1")
+    n_seats = len(env_fn().possible_agents)
     out = {}
     for name, member in population.items():
         one = {name: member}
-        n_seats = len(env_fn().possible_agents)
         scenarios = ScenarioSet.all(n_seats, [name], focal_counts=[1])
         model = _ppo(_Env(env_fn, one, "uniform", {"scenarios": scenarios}), steps, settings.ppo, seed, policy, device)
         result = evaluate_population(model, one, env_fn, episodes=settings.episodes, seed=seed, reps=100)

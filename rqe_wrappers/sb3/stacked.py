@@ -86,6 +86,18 @@ def _grouped(wrapped: Sequence[nn.Module]) -> nn.Module | None:
     return net
 
 
+def _vmapped(wrapped: Sequence[nn.Module]) -> Callable[[th.Tensor], th.Tensor]:
+    """``x (n, w, ...) -> logits (n, w, actions)``: ``torch.func.vmap`` over the stacked weights of ``wrapped``."""
+    params, buffers = stack_module_state(list(wrapped))
+    base = copy.deepcopy(wrapped[0]).to("meta")
+
+    def logits(p: dict[str, th.Tensor], b: dict[str, th.Tensor], x: th.Tensor) -> th.Tensor:
+        return functional_call(base, (p, b), (x,))
+
+    batched = vmap(logits)
+    return lambda x: batched(params, buffers, x)
+
+
 class StackedNets:
     """Action probabilities of ``nets`` (one architecture: equal :func:`stack_key`) in one forward pass.
 
@@ -98,26 +110,21 @@ class StackedNets:
         if len(keys) != 1:
             raise ValueError(f"StackedNets needs networks of one architecture, got {len(keys)} kinds")
         wrapped = [_Logits(n) for n in nets]
-        self.params, self.buffers = stack_module_state(wrapped)
-        self._base = copy.deepcopy(wrapped[0]).to("meta")
-        self.device = next(iter(self.params.values())).device
+        self.device = next(wrapped[0].parameters()).device
         self.n = len(nets)
-
-        def logits(params: dict[str, th.Tensor], buffers: dict[str, th.Tensor], x: th.Tensor) -> th.Tensor:
-            return functional_call(self._base, (params, buffers), (x,))
-
-        self._vmapped = vmap(logits)
         #: the grouped network (one batched matrix product per linear layer), or ``None``: vmap
         self.grouped = _grouped(wrapped)
         if self.grouped is not None and not self._agrees(wrapped, nets[0]):
             self.grouped = None  # a module that mixes rows: only vmap keeps members apart
+        self._vmapped = None if self.grouped is not None else _vmapped(wrapped)
         self.cuda_graphs = bool(cuda_graphs) and self.grouped is not None and self.device.type == "cuda"
         self._graphs: dict[tuple[int, ...], tuple[Any, th.Tensor, th.Tensor, th.Tensor]] = {}
 
     def _logits(self, x: th.Tensor) -> th.Tensor:
         """Logits ``(n, w, actions)`` of inputs ``(n, w, ...)``, member ``i`` on ``x[i]``."""
         if self.grouped is None:
-            return self._vmapped(self.params, self.buffers, x)
+            assert self._vmapped is not None
+            return self._vmapped(x)
         n, w = x.shape[:2]
         return self.grouped(x.reshape(n * w, *x.shape[2:])).reshape(n, w, -1)
 
