@@ -23,6 +23,7 @@ COMMANDS = [
     "rqe_wrappers.cli.tag",
     "rqe_wrappers.cli.cooking",
     "rqe_wrappers.cli.hanabi",
+    "rqe_wrappers.cli.meltingpot",
     "rqe_wrappers.cli.zoo",
     "rqe_wrappers.cli.eval",
 ]

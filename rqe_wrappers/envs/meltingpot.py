@@ -287,6 +287,9 @@ class MeltingPotEnv(ParallelEnv):
             non-focal players (``substrate`` and ``roles`` then come from the scenario).
         settings: substrate config keys to override, e.g. ``{"cooking_pot_pseudoreward": 1.0}`` (the
             minimax-Bayes paper's shaping for training); not with ``scenario`` (evaluation is as published).
+        frames: each seat observes its last ``frames`` views stacked along the channel axis, oldest
+            first (40 x 40 x 3k in cooking); at a reset the first view fills every slot. A
+            feed-forward CNN then sees motion (the paper's policies have an LSTM instead).
     """
 
     metadata = {"name": "meltingpot_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -299,7 +302,11 @@ class MeltingPotEnv(ParallelEnv):
         render_mode: str | None = None,
         scenario: str | None = None,
         settings: dict[str, Any] | None = None,
+        frames: int = 1,
     ):
+        if not is_integer(frames) or not 1 <= int(frames) <= 16:
+            raise ConfigError(f"frames must be a whole number from 1 to 16, got {frames!r}")
+        self.frames = int(frames)
         mp = _meltingpot()
         self.scenario = scenario
         if settings is not None and not isinstance(settings, dict):
@@ -339,7 +346,9 @@ class MeltingPotEnv(ParallelEnv):
         self._substrate_world: Any = None
         #: a scenario's bots in this episode, in the order of its non-focal players (``infos[seat]["bots"]``)
         self.bots: tuple[str, ...] = ()
-        self._obs_space = gym.spaces.Box(0, 255, tuple(shape), np.uint8)
+        shape = (*tuple(shape)[:-1], int(shape[-1]) * self.frames)
+        self._obs_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        self._stack: dict[str, np.ndarray] = {}
         self._act_space = gym.spaces.Discrete(n_actions)
         self._world: Any = None
         self._last: Any = None
@@ -377,6 +386,7 @@ class MeltingPotEnv(ParallelEnv):
             self._world = self._drawing(lambda: self._build(None if seed is None else int(seed)))
             self._last = self._drawing(self._world.reset)
         self.agents = list(self.possible_agents)
+        self._stack = {}
         info = {"bots": self.bots} if self.scenario is not None else {}
         return self._observations(), {a: dict(info) for a in self.agents}
 
@@ -441,10 +451,18 @@ class MeltingPotEnv(ParallelEnv):
         return obs, rewards, term, trunc, infos
 
     def _observations(self) -> dict[str, np.ndarray]:
-        return {
+        views = {
             a: np.asarray(o[self.observation], np.uint8)
             for a, o in zip(self.possible_agents, self._last.observation, strict=True)
         }
+        if self.frames == 1:
+            return views
+        for a, view in views.items():  # the oldest view drops out, the newest comes in last
+            old = self._stack.get(a)
+            c = view.shape[-1]
+            new = np.concatenate([view] * self.frames, -1) if old is None else np.concatenate([old[..., c:], view], -1)
+            self._stack[a] = new
+        return {a: s.copy() for a, s in self._stack.items()}
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self._last is None:
@@ -461,11 +479,11 @@ class MeltingPotEnv(ParallelEnv):
 
 
 def meltingpot_env(substrate: str = PAPER_LAYOUTS[0], **kwargs: Any) -> MeltingPotEnv:
-    """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``, ``settings``)."""
+    """:class:`MeltingPotEnv` (``substrate``, ``roles``, ``observation``, ``render_mode``, ``settings``, ``frames``)."""
     return MeltingPotEnv(substrate, **kwargs)
 
 
 def meltingpot_scenario_env(scenario: str, **kwargs: Any) -> MeltingPotEnv:
     """Melting Pot's scenario ``scenario`` (e.g. ``"collaborative_cooking__circuit_0"``): its focal players
-    as the seats, its bots inside (:class:`MeltingPotEnv`; ``observation``, ``render_mode``)."""
+    as the seats, its bots inside (:class:`MeltingPotEnv`; ``observation``, ``render_mode``, ``frames``)."""
     return MeltingPotEnv(scenario=scenario, **kwargs)

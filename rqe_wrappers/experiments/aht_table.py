@@ -65,15 +65,26 @@ class AHTTable:
             raise ConfigError(f"ppo must be PPOSettings, got {type(self.ppo).__name__}")
 
 
-def _ppo(env_fn: Callable[[], Any], steps: int, ppo: PPOSettings, seed: int, policy: str, device: str) -> Any:
-    """Stock PPO + ``AHTCallback`` trained ``steps`` agent-steps on copies of ``env_fn()`` (an ``aht_wrap`` env)."""
+def _ppo(
+    env_fn: Callable[[], Any],
+    steps: int,
+    ppo: PPOSettings,
+    seed: int,
+    policy: str,
+    device: str,
+    policy_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """Stock PPO + ``AHTCallback`` trained ``steps`` agent-steps on copies of ``env_fn()`` (an ``aht_wrap`` env);
+    ``policy_kwargs`` are added to the settings' (e.g. a CNN's ``features_extractor_kwargs``)."""
     from stable_baselines3 import PPO
 
     from rqe_wrappers.sb3 import AHTCallback, PettingZooVecEnv
 
     venv = PettingZooVecEnv(env_fn, ppo.n_copies, n_workers=ppo.n_workers)
     venv.seed(seed)
-    model = PPO(policy, venv, seed=seed, device=device, **ppo.ppo_kwargs())
+    kwargs = ppo.ppo_kwargs()
+    kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], **(policy_kwargs or {})}
+    model = PPO(policy, venv, seed=seed, device=device, **kwargs)
     model.learn(steps, callback=AHTCallback())
     venv.close()
     return model
@@ -86,6 +97,7 @@ def best_responses(
     *,
     seed: int = 0,
     policy: str = "MlpPolicy",
+    policy_kwargs: Mapping[str, Any] | None = None,
     device: str = "cpu",
 ) -> dict[str, float]:
     """Each member's best-response utility, estimated: a PPO learner trained ``best_response_steps``
@@ -98,7 +110,8 @@ def best_responses(
     for name, member in population.items():
         one = {name: member}
         scenarios = ScenarioSet.all(n_seats, [name], focal_counts=[1])
-        model = _ppo(_Env(env_fn, one, "uniform", {"scenarios": scenarios}), steps, settings.ppo, seed, policy, device)
+        env = _Env(env_fn, one, "uniform", {"scenarios": scenarios})
+        model = _ppo(env, steps, settings.ppo, seed, policy, device, policy_kwargs)
         result = evaluate_population(model, one, env_fn, episodes=settings.episodes, seed=seed, reps=100)
         out[name] = float(result.summary["mean"])
     return out
@@ -123,6 +136,7 @@ def train_learner(
     *,
     scenario_best_responses: Mapping[str, float] | None = None,
     policy: str = "MlpPolicy",
+    policy_kwargs: Mapping[str, Any] | None = None,
     device: str = "cpu",
 ) -> Any:
     """One learner (``prior``: an abbreviation of :data:`PRIORS`) trained with stock PPO + ``AHTCallback``.
@@ -134,7 +148,8 @@ def train_learner(
     members = {} if prior in ("SP", "FP") else dict(population)
     if prior == "MR" and scenario_best_responses is not None:
         kwargs["best_responses"] = dict(scenario_best_responses)
-    return _ppo(_Env(env_fn, members, PRIORS[prior], kwargs), settings.steps, settings.ppo, seed, policy, device)
+    env = _Env(env_fn, members, PRIORS[prior], kwargs)
+    return _ppo(env, settings.steps, settings.ppo, seed, policy, device, policy_kwargs)
 
 
 def run_table(

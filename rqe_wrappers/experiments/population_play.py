@@ -14,8 +14,11 @@ Publish the members with ``rqe_wrappers.zoo.publish.member_from_sb3(m.model, m.n
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rqe_wrappers.aht.config import AHTConfig
@@ -30,6 +33,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.aht.wrapper import aht_wrap
 from rqe_wrappers.core.checks import integer
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.experiments.common import run_jobs
 from rqe_wrappers.experiments.settings import PPOSettings
 
 
@@ -89,46 +93,161 @@ def train_population_play(
     settings: PopulationPlay = PopulationPlay(),
     *,
     policy: str = "MlpPolicy",
+    policy_kwargs: Mapping[str, Any] | None = None,
     device: str = "cpu",
+    jobs: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[PopulationMember]:
     """Train the population of ``settings`` on ``env_fn()`` (a PettingZoo parallel env, seats with equal
-    spaces) by population play; see the module docstring. ``progress`` gets one line per member turn."""
+    spaces) by population play; see the module docstring and :func:`train_populations`."""
+    plans = {"population": (env_fn, settings)}
+    return train_populations(
+        plans, policy=policy, policy_kwargs=policy_kwargs, devices=(device,), jobs=jobs, progress=progress
+    )["population"]
+
+
+def train_populations(
+    plans: Mapping[str, tuple[Callable[[], Any], PopulationPlay]],
+    *,
+    policy: str = "MlpPolicy",
+    policy_kwargs: Mapping[str, Any] | None = None,
+    devices: Sequence[str] = ("cpu",),
+    jobs: int = 1,
+    workdir: str | os.PathLike[str] | None = None,
+    turn_seconds: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[PopulationMember]]:
+    """Train several populations (``{key: (env_fn, settings)}``) by population play, side by side.
+
+    Rounds are synchronous: in round ``r`` every member trains ``steps_per_round`` agent-steps against
+    the other members of its sub-population as they were at the end of round ``r - 1`` (uniformly
+    random partners in round one), so a member's turn never depends on another's in the same round
+    and the turns of all populations run in ``jobs`` processes at once (turn ``k`` on
+    ``devices[k % len(devices)]``) with the same result as one by one. Models pass between rounds as
+    SB3 files in ``workdir`` (a temporary directory by default; these are this run's own files).
+    ``policy_kwargs`` are added to the settings' (e.g. ``{"features_extractor_kwargs": ...}``).
+    ``turn_seconds``: a turn stops early once its training has taken that long (a guard for fixed
+    machine time; the steps each member got are in its model's ``num_timesteps``). Returns
+    ``{key: members}``, each member's model loaded on the CPU; ``progress`` gets a line per turn.
+    """
     from stable_baselines3 import PPO
 
-    from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy
+    integer("jobs", jobs, low=1)
+    if not devices or not all(isinstance(d, str) for d in devices):
+        raise ConfigError(f"devices must be device names such as 'cpu' or 'cuda:0', got {devices!r}")
+    roster: dict[str, tuple[list[str], list[int], list[Preferences]]] = {}
+    for key, (_, settings) in plans.items():
+        if not isinstance(settings, PopulationPlay):
+            raise ConfigError(f"population {key!r}: settings must be PopulationPlay, got {type(settings).__name__}")
+        prefs = sample_preferences(
+            sum(settings.sizes), settings.seed, prosociality=settings.prosociality, risk_aversion=settings.risk_aversion
+        )
+        names = [f"sp{k}-m{j}" for k, s in enumerate(settings.sizes) for j in range(s)]
+        groups = [k for k, s in enumerate(settings.sizes) for _ in range(s)]
+        roster[key] = (names, groups, prefs)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        files: dict[tuple[str, str], Path] = {}  # (population, member) -> its model file after the last round
+        for r in range(max(s.rounds for _, s in plans.values())):
+            turns = []
+            for key, (env_fn, settings) in plans.items():
+                if r >= settings.rounds:
+                    continue
+                names, groups, prefs = roster[key]
+                for i, name in enumerate(names):
+                    partners = {
+                        names[j]: files.get((key, names[j]))
+                        for j in range(len(names))
+                        if j != i and groups[j] == groups[i]
+                    }
+                    model_file = work / _safe(key) / f"round{r}" / f"{name}.zip"
+                    seeds = (settings.seed * 1_009 + i, settings.seed * 1_000_003 + r * 1_009 + i)
+                    own = files.get((key, name))
+                    turn = (env_fn, prefs[i], partners, own, model_file, policy, dict(policy_kwargs or {}))
+                    turns.append((*turn, settings.ppo.to_json(), seeds, settings.steps_per_round, key, name, r))
 
-    prefs = sample_preferences(
-        sum(settings.sizes), settings.seed, prosociality=settings.prosociality, risk_aversion=settings.risk_aversion
-    )
-    groups: list[list[int]] = []
-    for s in settings.sizes:
-        start = sum(len(g) for g in groups)
-        groups.append(list(range(start, start + s)))
-    names = [f"sp{k}-m{j}" for k, g in enumerate(groups) for j in range(len(g))]
-    members: list[PopulationMember | None] = [None] * len(names)
-    ppo = settings.ppo
-    for r in range(settings.rounds):
-        for k, group in enumerate(groups):
-            for i in group:
-                partners = {}
-                for j in group:
-                    if j != i:  # a partner that has not trained yet (round one) acts uniformly at random
-                        other = members[j]
-                        partners[names[j]] = _uniform(env_fn) if other is None else SB3Policy.from_model(other.model)
-                venv = PettingZooVecEnv(_MemberEnv(env_fn, prefs[i], partners), ppo.n_copies, n_workers=ppo.n_workers)
-                venv.seed(settings.seed * 1_000_003 + r * 1_009 + i)
-                current = members[i]
-                if current is None:
-                    model = PPO(policy, venv, seed=settings.seed * 1_009 + i, device=device, **ppo.ppo_kwargs())
-                    current = members[i] = PopulationMember(names[i], k, prefs[i], model)
-                else:
-                    current.model.set_env(venv)
-                current.model.learn(settings.steps_per_round, reset_num_timesteps=False)
-                venv.close()
+            def finished(result: dict) -> None:
                 if progress is not None:
-                    progress(f"round {r + 1}/{settings.rounds}: {names[i]} (sub-population {k}) trained")
-    return [m for m in members if m is not None]
+                    progress(
+                        f"{result['population']} round {result['round']}: {result['name']} trained "
+                        f"({result['steps']} steps, {result['seconds']:.0f} s"
+                        f"{', cut at the time limit' * result['cut']})"
+                    )
+
+            args = [(*t[:10], devices[k % len(devices)], *t[10:], turn_seconds) for k, t in enumerate(turns)]
+            run_jobs(_member_turn, args, jobs, finished)
+            for t in turns:
+                files[(t[10], t[11])] = t[4]
+        out: dict[str, list[PopulationMember]] = {}
+        for key in plans:
+            names, groups, prefs = roster[key]
+            out[key] = [
+                PopulationMember(name, groups[i], prefs[i], PPO.load(files[(key, name)], device="cpu"))
+                for i, name in enumerate(names)
+            ]
+    return out
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key) or "population"
+
+
+def _member_turn(
+    env_fn: Callable[[], Any],
+    preferences: Preferences,
+    partner_files: Mapping[str, Path | None],
+    own_file: Path | None,
+    out_file: Path,
+    policy: str,
+    policy_kwargs: dict[str, Any],
+    ppo_json: dict[str, Any],
+    seeds: tuple[int, int],
+    steps: int,
+    device: str,
+    population: str,
+    name: str,
+    round_: int,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    """One member's turn of one round (runs in a worker process): train, save, report."""
+    import multiprocessing
+    import time
+
+    import torch
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # one of many turns running side by side
+    ppo = PPOSettings.from_json(ppo_json)
+    partners = {n: _uniform(env_fn) if f is None else load_partner(f, env_fn) for n, f in partner_files.items()}
+    venv = PettingZooVecEnv(_MemberEnv(env_fn, preferences, partners), ppo.n_copies, n_workers=ppo.n_workers)
+    venv.seed(seeds[1])
+    if own_file is None:
+        kwargs = ppo.ppo_kwargs()
+        kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], **policy_kwargs}
+        model = PPO(policy, venv, seed=seeds[0], device=device, **kwargs)
+    else:
+        model = PPO.load(own_file, env=venv, device=device)
+        model.set_random_seed(seeds[1])
+    start = time.perf_counter()
+    before = model.num_timesteps
+    model.learn(steps, reset_num_timesteps=False, callback=None if seconds is None else _deadline(start + seconds))
+    took = time.perf_counter() - start
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out_file)
+    venv.close()
+    return {
+        "population": population,
+        "name": name,
+        "round": round_ + 1,
+        "file": str(out_file),
+        "steps": int(model.num_timesteps),
+        "turn_steps": int(model.num_timesteps - before),
+        "cut": bool(model.num_timesteps - before < steps),
+        "seconds": took,
+    }
 
 
 class _MemberEnv:
@@ -139,6 +258,31 @@ class _MemberEnv:
 
     def __call__(self) -> Any:
         return member_env(self.env_fn, self.preferences, self.partners)
+
+
+def _deadline(deadline: float) -> Any:
+    """An SB3 callback that stops ``learn`` once ``time.perf_counter()`` passes ``deadline``."""
+    import time
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Deadline(BaseCallback):
+        def _on_step(self) -> bool:
+            return time.perf_counter() < deadline
+
+    return Deadline()
+
+
+def load_partner(file: str | os.PathLike[str], env_fn: Callable[[], Any]) -> Any:
+    """A saved member (an SB3 PPO file this run wrote) as a CPU Policy on ``env_fn()``'s seats (images
+    as the env gives them, though SB3 transposed them for the network)."""
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.sb3 import SB3Policy
+
+    env = env_fn()
+    space = env.observation_space(env.possible_agents[0])
+    return SB3Policy.from_model(PPO.load(str(file), device="cpu"), observation_space=space)
 
 
 def _uniform(env_fn: Callable[[], Any]) -> Any:

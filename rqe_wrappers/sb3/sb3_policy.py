@@ -32,12 +32,20 @@ class SB3Policy(Policy):
         self.deterministic = deterministic
 
     @classmethod
-    def from_model(cls, model: BaseAlgorithm | BasePolicy, deterministic: bool = False) -> SB3Policy:
-        """A detached CPU copy of the model's current policy (later training does not change it)."""
+    def from_model(
+        cls,
+        model: BaseAlgorithm | BasePolicy,
+        deterministic: bool = False,
+        observation_space: gym.Space | None = None,
+    ) -> SB3Policy:
+        """A detached CPU copy of the model's current policy (later training does not change it).
+
+        ``observation_space``: the env's, for a model loaded without its env whose images SB3 transposed
+        (default: found from the model's env, else the policy's own)."""
         policy = model.policy if isinstance(model, BaseAlgorithm) else model
         fresh = type(policy)(**policy._get_constructor_parameters())
         fresh.load_state_dict({k: v.detach().to("cpu") for k, v in policy.state_dict().items()})
-        return cls(fresh.to("cpu"), deterministic, _untransposed_space(model))
+        return cls(fresh.to("cpu"), deterministic, observation_space or _untransposed_space(model))
 
     def to(self, device: Any) -> SB3Policy:
         """Move the network to ``device`` (in place; e.g. the learner's ``model.device``); returns ``self``."""

@@ -786,3 +786,101 @@ def _hanabi_member(path: Path, run: dict, players: int, episodes: int) -> NewMem
         "eval_seed": EVAL_SEED,
     }
     return member_from_sb3(model, name, seed=seed, metrics=metrics)
+
+
+#: params a meltingpot-cooking recipe may set
+_MP_PARAMS = {"layout", "sizes", "jobs", "devices", "eval_episodes", "turn_seconds", "reuse_dir"}
+
+
+def meltingpot_cooking(recipe: Recipe) -> BuildResult:
+    """A background population of Melting Pot's collaborative cooking, as the minimax-Bayes paper builds them.
+
+    :func:`rqe_wrappers.experiments.meltingpot_cooking.train_cooking_populations` for one layout
+    (``params.layout``) and one seed (``seeds: [s]``): sub-populations ``params.sizes`` trained by
+    population play (``budget.rounds`` rounds of ``budget.steps_per_round`` agent-steps per member),
+    each member with its own prosociality and risk aversion (recorded in its metrics), CNN policies
+    on ``env.kwargs.frames`` stacked views; metrics: dishes per episode and returns with each partner
+    of its sub-population. ``params.reuse_dir``: a directory of ``rqe meltingpot populations`` output
+    (``results.json`` and ``<layout>-s<seed>/<member>.zip``); a population trained there with the same
+    layout, seed, sizes, rounds and steps is published as it is (no Melting Pot needed), else it is trained.
+    """
+    import dataclasses
+    import json
+    import tempfile
+
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.experiments.meltingpot_cooking import LAYOUTS, MP_PLAY, train_cooking_populations
+
+    params, _, reuse = _sweep_params(recipe, "meltingpot-cooking", _MP_PARAMS, {})
+    layout, seeds = params.get("layout"), list(recipe.seeds)
+    if layout not in LAYOUTS or len(seeds) != 1:
+        raise ConfigError(
+            f"{recipe.path}: needs params.layout in {sorted(LAYOUTS)} and one seed, got {layout!r}, {seeds}"
+        )
+    try:
+        play = dataclasses.replace(
+            MP_PLAY,
+            sizes=tuple(params.get("sizes", MP_PLAY.sizes)),
+            rounds=recipe.budget.get("rounds", MP_PLAY.rounds),
+            steps_per_round=recipe.budget.get("steps_per_round", MP_PLAY.steps_per_round),
+            seed=seeds[0],
+        )
+    except (ConfigError, TypeError) as e:
+        raise ConfigError(f"{recipe.path}: {e}") from None
+    key = f"{layout}-s{seeds[0]}"
+
+    def adopt(directory: Path) -> tuple[dict, list[dict]] | None:
+        try:
+            report = json.loads((directory / "results.json").read_text(encoding="utf-8"))
+            ran = report["play"]
+            same = (ran["sizes"], ran["rounds"], ran["steps_per_round"]) == (
+                list(play.sizes),
+                play.rounds,
+                play.steps_per_round,
+            )
+            return (report, report["populations"][key]) if same and layout in report["layouts"] else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = adopt(Path(reuse)) if reuse is not None else None
+        work = Path(reuse) if found is not None and reuse is not None else Path(tmp)
+        if found is None:
+            train_cooking_populations(
+                work,
+                [layout],
+                seeds,
+                play,
+                eval_episodes=params.get("eval_episodes", 2),
+                jobs=params.get("jobs", 1),
+                devices=params.get("devices", ["cpu"]),
+                turn_seconds=params.get("turn_seconds"),
+            )
+            found = adopt(work)
+            assert found is not None
+        report, rows = found
+        members = []
+        for row in rows:
+            model = PPO.load(str(work / row["file"]), device="cpu")
+            metrics = {k: v for k, v in row.items() if k not in ("name", "file")}
+            metrics.update(eval_episodes=report["eval_episodes"], eval_seed=report["eval_seed"])
+            members.append(member_from_sb3(model, row["name"], seed=seeds[0], metrics=metrics))
+    machine, ran = report["machine"], report["play"]
+    command = (
+        f"rqe meltingpot populations --layouts {' '.join(report['layouts'])} "
+        f"--seeds {' '.join(str(s) for s in report['seeds'])} --sizes {' '.join(str(s) for s in ran['sizes'])} "
+        f"--rounds {ran['rounds']} --steps-per-round {ran['steps_per_round']} --turn-seconds {report['turn_seconds']} "
+        f"--eval-episodes {report['eval_episodes']} --jobs {report['jobs']} --devices {' '.join(report['devices'])}"
+    )
+    gpu = f" and {machine['cuda_device']} GPUs" if machine.get("cuda_device") else ""
+    note = f" Trained by `{command}` on a {machine.get('cpu_count')}-core machine{gpu}, torch {machine.get('torch')}."
+    frames = int(recipe.env.kwargs.get("frames", 1))
+    return BuildResult(
+        members=members,
+        observation_space=gym.spaces.Box(0, 255, (40, 40, 3 * frames), np.uint8),
+        action_space=gym.spaces.Discrete(8),
+        description=recipe.description + note,
+    )

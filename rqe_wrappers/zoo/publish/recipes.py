@@ -39,6 +39,7 @@ BUILDERS: dict[str, str] = {
     "cooking-agents": "rqe_wrappers.zoo.publish.builders:cooking_agents",
     "tag-chasers": "rqe_wrappers.zoo.publish.builders:tag_chasers",
     "hanabi-agents": "rqe_wrappers.zoo.publish.builders:hanabi_agents",
+    "meltingpot-cooking": "rqe_wrappers.zoo.publish.builders:meltingpot_cooking",
 }
 _REGISTERED: dict[str, Callable[[Recipe], BuildResult]] = {}
 _SEEDS = expect(
