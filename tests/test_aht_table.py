@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,45 @@ def test_bad_settings_are_config_errors():
         at.AHTTable(seeds=())
     with pytest.raises(ConfigError, match="best_response_steps"):
         at.best_responses(env_fn, TEST, small())
+
+
+def test_a_learner_takes_policy_kwargs_and_stops_at_its_time_limit():
+    settings = at.AHTTable(priors=("PBR",), steps=4096, ppo=PPOSettings(n_copies=4, n_steps=8, batch_size=32))
+    pop = dict(list(training_partners().items())[:2])
+    model = at.train_learner(ipd_env, pop, "PBR", 0, settings, policy_kwargs={"net_arch": [5]}, seconds=0.0)
+    assert 0 < model.num_timesteps < 4096  # cut at the first step past the limit
+    assert model.policy.mlp_extractor.policy_net[0].out_features == 5
+
+
+def test_the_cooking_table_takes_regret_against_the_best_learner_in_each_scenario(monkeypatch, tmp_path):
+    from rqe_wrappers.experiments import meltingpot_cooking as mc
+
+    utilities = {  # (prior, seed) -> the learner's utility per member of each population
+        ("MU", 0): {"train": {"a": 3.0, "b": 1.0}, "test": {"c": 2.0}},
+        ("MU", 1): {"train": {"a": 1.0, "b": 2.0}, "test": {"c": 0.0}},
+        ("SP", 0): {"train": {"a": 4.0, "b": 0.0}, "test": {"c": 1.0}},
+    }
+
+    def fake(layout, prior, seed, train, test, settings, device, seconds):
+        assert (layout, train, test, device, seconds) == ("cramped", "ipd/train", "ipd/test", "cpu", 9.0)
+        return {"layout": layout, "prior": prior, "seed": seed, "utilities": utilities[prior, seed], "seconds": 1.0}
+
+    monkeypatch.setattr(mc, "_learner_job", fake)
+    settings = at.AHTTable(priors=("MU", "SP"), seeds=(0, 1), ppo=PPOSettings(n_copies=2))
+    utilities[("SP", 1)] = {"train": {"a": 0.0, "b": 0.5}, "test": {"c": 1.5}}
+    report = mc.run_cooking_table(tmp_path, {"cramped": ("ipd/train", "ipd/test")}, settings, learner_seconds=9.0)
+    rows = {(r["prior"], r["seed"], r["population"]): r for r in report["rows"]}
+    # best per scenario over the four learners: train a 4, b 2; test c 2
+    assert rows["MU", 0, "train"] == {
+        "layout": "cramped",
+        "prior": "MU",
+        "seed": 0,
+        "population": "train",
+        "mean": 2.0,
+        "worst_case": 1.0,
+        "worst_scenario": "b",
+        "worst_case_regret": 1.0,
+    }
+    assert rows["SP", 0, "train"]["worst_case_regret"] == 2.0 and rows["MU", 1, "test"]["worst_case_regret"] == 2.0
+    assert "| MU | 1.75 ± 0.25 |" in (tmp_path / "table.md").read_text()
+    assert json.loads((tmp_path / "table.json").read_text())["rows"] == report["rows"]

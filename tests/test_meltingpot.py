@@ -336,3 +336,29 @@ def test_substrate_settings_reach_the_world_that_is_built():
         meltingpot_env(settings={"delivery_global_reward": False})
     with pytest.raises(ConfigError, match="as published"):
         meltingpot_env(scenario="collaborative_cooking__circuit_0", settings={"cooking_pot_pseudoreward": 1.0})
+
+
+@needs_meltingpot
+def test_stacked_views_are_the_last_frames_oldest_first():
+    from rqe_wrappers.envs.meltingpot import meltingpot_env
+    from rqe_wrappers.errors import ConfigError
+
+    plain, stacked = (
+        meltingpot_env("collaborative_cooking__cramped"),
+        meltingpot_env("collaborative_cooking__cramped", frames=3),
+    )
+    assert stacked.observation_space("player_0").shape == (40, 40, 9)
+    views = [plain.reset(seed=5)[0]]
+    got = [stacked.reset(seed=5)[0]]
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        acts = {a: int(rng.integers(8)) for a in plain.agents}
+        views.append(plain.step(acts)[0])
+        got.append(stacked.step(acts)[0])
+    for t, obs in enumerate(got):
+        for seat, o in obs.items():
+            assert stacked.observation_space(seat).contains(o)
+            want = [views[max(t - k, 0)][seat] for k in (2, 1, 0)]  # at a reset the first view fills every slot
+            np.testing.assert_array_equal(o, np.concatenate(want, -1))
+    with pytest.raises(ConfigError, match="frames"):
+        meltingpot_env(frames=0)

@@ -107,3 +107,44 @@ def test_bad_settings_are_config_errors():
         pp.PopulationPlay(rounds=0)
     with pytest.raises(ConfigError, match="ppo"):
         pp.PopulationPlay(ppo={"n_steps": 8})
+
+
+def test_rounds_are_synchronous_so_turns_in_processes_give_the_same_population(monkeypatch):
+    # round r trains every member against its partners as they were after round r - 1: the files of
+    # round r - 1 (round one: uniformly random partners), never a partner's turn of the same round
+    loaded: list[tuple[str, str]] = []
+    real = pp.load_partner
+
+    def spy(file, env_fn):
+        loaded.append((str(file).rsplit("/", 2)[-2], str(file).rsplit("/", 1)[-1]))
+        return real(file, env_fn)
+
+    monkeypatch.setattr(pp, "load_partner", spy)
+    settings = small(sizes=(3,), rounds=2)
+    one = pp.train_population_play(game, settings)
+    assert sorted(loaded) == sorted(
+        ("round0", f"sp0-m{j}.zip") for i in range(3) for j in range(3) if j != i
+    )  # round two: each member loads its two partners' round-one files
+    two = pp.train_population_play(game, settings, jobs=2)  # turns in two worker processes
+    for a, b in zip(one, two, strict=True):
+        assert (a.name, a.preferences) == (b.name, b.preferences)
+        for x, y in zip(a.model.policy.parameters(), b.model.policy.parameters(), strict=True):
+            np.testing.assert_array_equal(x.detach().numpy(), y.detach().numpy())
+
+
+def test_a_turn_stops_at_its_time_limit_and_reports_its_steps():
+    lines: list[str] = []
+    members = pp.train_populations(
+        {"p": (game, small(sizes=(2,), rounds=1, steps_per_round=4096))}, turn_seconds=0.0, progress=lines.append
+    )["p"]
+    assert all(0 < m.model.num_timesteps < 4096 for m in members)
+    assert all("cut at the time limit" in line for line in lines) and len(lines) == 2
+
+
+def test_bad_population_plans_are_config_errors():
+    with pytest.raises(ConfigError, match="jobs"):
+        pp.train_populations({"p": (game, small())}, jobs=0)
+    with pytest.raises(ConfigError, match="devices"):
+        pp.train_populations({"p": (game, small())}, devices=())
+    with pytest.raises(ConfigError, match="PopulationPlay"):
+        pp.train_populations({"p": (game, {"sizes": (2,)})})

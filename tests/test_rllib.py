@@ -156,6 +156,68 @@ def test_shaping_connector_matches_srpo_callback_on_the_same_batch():
         algo.stop()
 
 
+def test_connectors_unwrap_a_ddp_wrapped_module():
+    """With several learners RLlib wraps each module in ``TorchDDPRLModule``, which is not a
+    ``ValueFunctionAPI``: RawGAE must look through ``unwrapped()`` (else it skips the module and PPO's loss
+    finds no advantages), and SRPOShaping must evaluate the partner log-probs on the real module."""
+    from gymnasium import spaces
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.rllib.evaluation.postprocessing import Postprocessing
+
+    from rqe_wrappers.rllib import RawGAE
+
+    torch.manual_seed(0)
+    spec = RLModuleSpec(
+        module_class=DefaultPPOTorchRLModule,
+        observation_space=spaces.Box(0, 1, (3,), np.float32),
+        action_space=spaces.Discrete(2),
+        model_config=DefaultModelConfig(fcnet_hiddens=[8], vf_share_layers=False),
+    )
+    plain = MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: spec}).build()
+    wrapped = MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: spec}).build()
+
+    class DDPLike:  # what TorchDDPRLModule looks like to an isinstance check: no ValueFunctionAPI
+        def __init__(self, module):
+            self.module = module
+
+        def unwrapped(self):
+            return self.module
+
+    wrapped._rl_modules[SHARED_MODULE] = DDPLike(plain[SHARED_MODULE])  # as Learner.add_module(override=True)
+
+    rng = np.random.default_rng(1)
+    n = 10
+    obs = np.zeros((n, 3), np.float32)
+    obs[:, 0] = rng.random(n)
+    obs[np.arange(n), 1 + rng.integers(2, size=n)] = 1.0  # [t, partner, shadow]
+    done = np.zeros(n, bool)
+    done[[4, n - 1]] = True
+    actions, rewards = rng.integers(2, size=n), rng.normal(size=n)
+
+    def batch():
+        return {
+            SHARED_MODULE: {
+                Columns.OBS: torch.as_tensor(obs),
+                Columns.ACTIONS: torch.as_tensor(actions),
+                Columns.ACTION_LOGP: torch.as_tensor(np.log(np.full(n, 0.4)), dtype=torch.float32),
+                Columns.REWARDS: torch.as_tensor(rewards, dtype=torch.float32),
+                Columns.TERMINATEDS: torch.as_tensor(done),
+                Columns.TRUNCATEDS: torch.as_tensor(np.zeros(n, bool)),
+            }
+        }
+
+    out = {}
+    for name, rl_module in (("plain", plain), ("wrapped", wrapped)):
+        b = SRPOShaping(tau=2.0, entropy_coeff=0.05)(rl_module=rl_module, batch=batch(), episodes=[])
+        out[name] = RawGAE(gamma=0.99, lambda_=0.95)(rl_module=rl_module, batch=b, episodes=[])[SHARED_MODULE]
+    for col in (Columns.REWARDS, Postprocessing.ADVANTAGES, Postprocessing.VALUE_TARGETS):
+        assert col in out["wrapped"], col
+        np.testing.assert_allclose(out["wrapped"][col].numpy(), out["plain"][col].numpy(), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(out["wrapped"][Columns.REWARDS].numpy(), rewards)  # the shadow rows were shaped
+
+
 def test_srpo_ppo_refuses_an_env_without_shadow():
     with pytest.raises(MissingCallbackError, match="srpo_wrap"):
         srpo_ppo(ppo(), lambda: coordination_game(0.5))

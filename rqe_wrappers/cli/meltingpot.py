@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
     table.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="learner seeds")
     table.add_argument("--steps", type=int, default=200_000, help="agent-steps per learner")
     table.add_argument("--episodes", type=int, default=2, help="evaluation episodes per scenario and seating")
+    table.add_argument("--learner-seconds", type=float, default=None, help="stop a learner's training after this long")
     table.add_argument(
         "--populations",
         nargs=2,
@@ -99,6 +100,7 @@ def _table(args: argparse.Namespace) -> int:
         settings,
         jobs=args.jobs,
         devices=args.devices,
+        learner_seconds=args.learner_seconds,
         progress=lambda line: print(line, flush=True),
     )
     print((args.out / "table.md").read_text(encoding="utf-8"))

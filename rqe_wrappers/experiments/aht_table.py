@@ -25,6 +25,7 @@ from rqe_wrappers.aht.wrapper import aht_wrap
 from rqe_wrappers.core.checks import integer, real
 from rqe_wrappers.errors import ConfigError
 from rqe_wrappers.eval.population import evaluate_population
+from rqe_wrappers.experiments.common import deadline_callback
 from rqe_wrappers.experiments.settings import PPOSettings
 
 #: the paper's learners: abbreviation -> ``aht_wrap`` prior
@@ -73,9 +74,13 @@ def _ppo(
     policy: str,
     device: str,
     policy_kwargs: Mapping[str, Any] | None = None,
+    seconds: float | None = None,
 ) -> Any:
     """Stock PPO + ``AHTCallback`` trained ``steps`` agent-steps on copies of ``env_fn()`` (an ``aht_wrap`` env);
-    ``policy_kwargs`` are added to the settings' (e.g. a CNN's ``features_extractor_kwargs``)."""
+    ``policy_kwargs`` are added to the settings' (e.g. a CNN's ``features_extractor_kwargs``); ``seconds``
+    stops training early once it has taken that long."""
+    import time
+
     from stable_baselines3 import PPO
 
     from rqe_wrappers.sb3 import AHTCallback, PettingZooVecEnv
@@ -85,7 +90,10 @@ def _ppo(
     kwargs = ppo.ppo_kwargs()
     kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], **(policy_kwargs or {})}
     model = PPO(policy, venv, seed=seed, device=device, **kwargs)
-    model.learn(steps, callback=AHTCallback())
+    callbacks: list[Any] = [AHTCallback()]
+    if seconds is not None:
+        callbacks.append(deadline_callback(time.perf_counter() + seconds))
+    model.learn(steps, callback=callbacks)
     venv.close()
     return model
 
@@ -138,6 +146,7 @@ def train_learner(
     policy: str = "MlpPolicy",
     policy_kwargs: Mapping[str, Any] | None = None,
     device: str = "cpu",
+    seconds: float | None = None,
 ) -> Any:
     """One learner (``prior``: an abbreviation of :data:`PRIORS`) trained with stock PPO + ``AHTCallback``.
 
@@ -149,7 +158,7 @@ def train_learner(
     if prior == "MR" and scenario_best_responses is not None:
         kwargs["best_responses"] = dict(scenario_best_responses)
     env = _Env(env_fn, members, PRIORS[prior], kwargs)
-    return _ppo(env, settings.steps, settings.ppo, seed, policy, device, policy_kwargs)
+    return _ppo(env, settings.steps, settings.ppo, seed, policy, device, policy_kwargs, seconds)
 
 
 def run_table(

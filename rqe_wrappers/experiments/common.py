@@ -48,6 +48,20 @@ def run_jobs(
             on_result(fut.result())
 
 
+def deadline_callback(deadline: float) -> Any:
+    """An SB3 callback that stops ``learn`` once ``time.perf_counter()`` passes ``deadline`` (a guard for
+    runs on machine time that is fixed; the steps taken are the model's ``num_timesteps``)."""
+    import time
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Deadline(BaseCallback):
+        def _on_step(self) -> bool:
+            return time.perf_counter() < deadline
+
+    return Deadline()
+
+
 def write_json(path: Path, data: Any, indent: int = 1) -> None:
     """Write ``data`` as JSON atomically (a temporary file renamed over ``path``)."""
     path = Path(path)

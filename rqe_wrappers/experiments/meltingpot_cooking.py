@@ -198,18 +198,25 @@ def run_cooking_table(
     *,
     jobs: int = 1,
     devices: Sequence[str] = ("cpu",),
+    learner_seconds: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Table 3: every prior x seed on every layout of ``populations`` (``{layout: (training population,
     held-out population)}``, zoo references such as ``"meltingpot/circuit-train"``), trained and scored in
-    parallel. Writes ``out/table.json`` (rows, per-scenario utilities, settings, machine) and
-    ``out/table.md``; returns the JSON."""
+    parallel (``learner_seconds`` cuts a learner's training at that time; its steps are recorded).
+    Writes ``out/table.json`` (rows, per-scenario utilities, settings, machine) and ``out/table.md``;
+    returns the JSON."""
     from rqe_wrappers.experiments.aht_table import AHTTable, format_table
 
     settings = AHTTable(ppo=MP_PPO) if settings is None else settings
     if not isinstance(settings, AHTTable):
         raise ConfigError(f"settings must be AHTTable, got {type(settings).__name__}")
+    from rqe_wrappers.zoo import load_population
+
     _check_layouts(list(populations))
+    for refs in populations.values():  # fetched and verified once here, before the workers read the cache
+        for ref in refs:
+            load_population(ref)
     out = Path(out)
     runs = [
         (layout, prior, seed, train, test, settings)
@@ -217,7 +224,7 @@ def run_cooking_table(
         for prior in settings.priors
         for seed in settings.seeds
     ]
-    args = [(*a, devices[k % len(devices)]) for k, a in enumerate(runs)]
+    args = [(*a, devices[k % len(devices)], learner_seconds) for k, a in enumerate(runs)]
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
 
@@ -257,6 +264,7 @@ def run_cooking_table(
         "regret": "against the best learner of this run in each scenario (empirical best response)",
         "jobs": jobs,
         "devices": list(devices),
+        "learner_seconds": learner_seconds,
         "seconds": time.perf_counter() - start,
         "machine": machine_info(),
         "rows": rows,
@@ -270,7 +278,7 @@ def run_cooking_table(
 
 
 def _learner_job(
-    layout: str, prior: str, seed: int, train: str, test: str, settings: Any, device: str
+    layout: str, prior: str, seed: int, train: str, test: str, settings: Any, device: str, seconds: float | None
 ) -> dict[str, Any]:
     """One learner of the table (runs in a worker process): trained on ``train``, scored on both."""
     import multiprocessing
@@ -288,8 +296,17 @@ def _learner_job(
     pops = {"train": load_population(train), "test": load_population(test)}
     members = {key: pop.policies() for key, pop in pops.items()}
     model = train_learner(
-        env_fn, members["train"], prior, seed, settings, policy="CnnPolicy", policy_kwargs=CNN_KWARGS, device=device
+        env_fn,
+        members["train"],
+        prior,
+        seed,
+        settings,
+        policy="CnnPolicy",
+        policy_kwargs=CNN_KWARGS,
+        device=device,
+        seconds=seconds,
     )
+    trained = time.perf_counter() - start
     utilities = {}
     for key, pop in members.items():
         result = evaluate_population(model, pop, env_fn, episodes=settings.episodes, seed=EVAL_SEED + seed, reps=100)
@@ -299,6 +316,7 @@ def _learner_job(
         "prior": prior,
         "seed": seed,
         "steps": int(model.num_timesteps),
+        "train_seconds": trained,
         "seconds": time.perf_counter() - start,
         "utilities": utilities,
     }

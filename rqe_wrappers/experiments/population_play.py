@@ -33,7 +33,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.aht.wrapper import aht_wrap
 from rqe_wrappers.core.checks import integer
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import run_jobs
+from rqe_wrappers.experiments.common import deadline_callback, run_jobs
 from rqe_wrappers.experiments.settings import PPOSettings
 
 
@@ -233,7 +233,9 @@ def _member_turn(
         model.set_random_seed(seeds[1])
     start = time.perf_counter()
     before = model.num_timesteps
-    model.learn(steps, reset_num_timesteps=False, callback=None if seconds is None else _deadline(start + seconds))
+    model.learn(
+        steps, reset_num_timesteps=False, callback=None if seconds is None else deadline_callback(start + seconds)
+    )
     took = time.perf_counter() - start
     out_file.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_file)
@@ -258,19 +260,6 @@ class _MemberEnv:
 
     def __call__(self) -> Any:
         return member_env(self.env_fn, self.preferences, self.partners)
-
-
-def _deadline(deadline: float) -> Any:
-    """An SB3 callback that stops ``learn`` once ``time.perf_counter()`` passes ``deadline``."""
-    import time
-
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class Deadline(BaseCallback):
-        def _on_step(self) -> bool:
-            return time.perf_counter() < deadline
-
-    return Deadline()
 
 
 def load_partner(file: str | os.PathLike[str], env_fn: Callable[[], Any]) -> Any:

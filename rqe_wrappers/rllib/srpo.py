@@ -100,7 +100,7 @@ class SRPOShaping(ConnectorV2):
         for mid, mb in batch.items():
             if self.module_ids is not None and mid not in self.module_ids:
                 continue
-            self.last[mid] = self._shape(rl_module[mid], mb)
+            self.last[mid] = self._shape(rl_module[mid].unwrapped(), mb)  # DDP wraps it with >1 learner
             if metrics is not None and self.last[mid]["mask"].any():
                 kl = self.last[mid]["log_shadow"] - self.last[mid]["log_partner"]
                 metrics.log_value((mid, "srpo_kl"), float(kl.mean()), window=1)
@@ -150,9 +150,9 @@ class RawGAE(ConnectorV2):
         device = None
         done: dict[str, dict[str, np.ndarray]] = {}
         for mid, mb in batch.items():
-            if not isinstance(rl_module[mid], ValueFunctionAPI):
+            module: Any = rl_module[mid].unwrapped()  # with several learners, DDP wraps the module
+            if not isinstance(module, ValueFunctionAPI):
                 continue
-            module: Any = rl_module[mid]
             if module.is_stateful():
                 raise ConfigError(
                     "RawGAE (normalize_advantage=False) supports stateless modules; use normalize_advantage=True"

@@ -80,5 +80,20 @@ def check_tensors(
             )
 
 
+def aliases(state: Mapping[str, Any]) -> dict[str, str]:
+    """``{key: earlier key}`` for the torch tensors of a state dict that are views of the same memory as an
+    earlier key's (e.g. SB3's shared CNN, stored as ``features_extractor``, ``pi_features_extractor`` and
+    ``vf_features_extractor``): a member file keeps each only once."""
+    seen: dict[tuple, str] = {}
+    out = {}
+    for key, t in state.items():
+        ident = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), str(t.dtype))
+        if ident in seen:
+            out[key] = seen[ident]
+        else:
+            seen[ident] = key
+    return out
+
+
 def _is_torch(t: Any) -> bool:
     return type(t).__module__.startswith("torch")

@@ -26,9 +26,17 @@ import numpy as np
 from rqe_wrappers._compat import moved_names
 from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, PopulationError
-from rqe_wrappers.zoo.files import FLOAT_KINDS, NUMERIC_KINDS, check_safetensors_bytes, check_tensors, read_verified
+from rqe_wrappers.zoo.files import (
+    FLOAT_KINDS,
+    NUMERIC_KINDS,
+    aliases,
+    check_safetensors_bytes,
+    check_tensors,
+    read_verified,
+)
 from rqe_wrappers.zoo.manifest import MemberEntry
 from rqe_wrappers.zoo.sb3_spec import accepted_kwargs, algo_class, decode_policy_kwargs, policy_class
+from rqe_wrappers.zoo.spaces import transposed_image
 
 if TYPE_CHECKING:
     from rqe_wrappers.core.policy import Policy
@@ -146,8 +154,12 @@ class Member:
         return state
 
     def _load_weights(self, module: Any) -> None:
+        state = self._state_dict()
+        for key, first in aliases(module.state_dict()).items():  # shared weights are stored once
+            if key not in state and first in state:
+                state[key] = state[first]
         try:
-            module.load_state_dict(self._state_dict(), strict=True)
+            module.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise PopulationError(f"{self._who()}: the weights do not fit the policy its spec describes: {e}") from None
 
@@ -179,7 +191,9 @@ class Member:
             **decode_policy_kwargs(spec["policy_kwargs"]),
         )
         self._load_weights(net)
-        return SB3Policy(net.to("cpu"), deterministic=deterministic)
+        env_space = self.population.observation_space  # the env's images, which SB3 transposed for the net
+        declared = env_space if transposed_image(net.observation_space, env_space) else None
+        return SB3Policy(net.to("cpu"), deterministic=deterministic, observation_space=declared)
 
     def to_sb3(self, env: Any = None, *, device: str = "auto", **algo_kwargs: Any) -> Any:
         """A stock SB3 model with this member's weights (sb3 members only).

@@ -33,6 +33,18 @@ BOX_DTYPES = (
 )  # fmt: skip
 
 
+def transposed_image(a: gym.Space, b: gym.Space) -> bool:
+    """``a`` is ``b``'s images channel-first (SB3 image policies transpose the env's channel-last images)."""
+    return (
+        isinstance(a, gym.spaces.Box)
+        and isinstance(b, gym.spaces.Box)
+        and len(a.shape) == 3
+        and len(b.shape) == 3
+        and a.shape == (b.shape[2], b.shape[0], b.shape[1])
+        and a.dtype == b.dtype
+    )
+
+
 def space_to_json(space: gym.Space) -> dict[str, Any]:
     """A JSON-safe description of ``space`` (see :func:`space_from_json` for the way back)."""
     if isinstance(space, gym.spaces.Discrete):

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from rqe_wrappers.errors import ConfigError
+from rqe_wrappers.zoo.files import aliases
 from rqe_wrappers.zoo.manifest import NAME_RE, RecipeRef
 from rqe_wrappers.zoo.sb3_spec import (
     ALGO_KWARGS,
@@ -146,7 +147,9 @@ def member_from_sb3(
         "algo_kwargs": _algo_kwargs_of(model),
         "sb3_version": _sb3_version(),
     }
-    tensors = {k: v.detach().cpu().numpy().copy() for k, v in model.policy.state_dict().items()}
+    state = model.policy.state_dict()
+    shared = aliases(state)  # a shared CNN is stored once, not under each of its three names
+    tensors = {k: v.detach().cpu().numpy().copy() for k, v in state.items() if k not in shared}
     return NewMember(
         name=name,
         kind="sb3",

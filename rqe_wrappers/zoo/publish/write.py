@@ -28,17 +28,7 @@ from rqe_wrappers.zoo.publish.index import write_index
 from rqe_wrappers.zoo.publish.members import NewMember
 from rqe_wrappers.zoo.refs import check_id, check_version
 from rqe_wrappers.zoo.schema import check_json_value
-
-
-def _transposed_image(a: gym.Space, b: gym.Space) -> bool:
-    """SB3 image policies see channel-first images while the env gives channel-last ones."""
-    return (
-        isinstance(a, gym.spaces.Box)
-        and isinstance(b, gym.spaces.Box)
-        and len(a.shape) == 3
-        and a.shape == (b.shape[2], b.shape[0], b.shape[1])
-        and a.dtype == b.dtype
-    )
+from rqe_wrappers.zoo.spaces import transposed_image
 
 
 def _resolve_spaces(
@@ -107,7 +97,7 @@ def _entry_for(
     ):
         if got is None or got == want:
             continue
-        if key == "observation_space" and _transposed_image(got, want):
+        if key == "observation_space" and transposed_image(got, want):
             spec[key] = got  # the policy network's own (channel-first) space
             continue
         kind = key.split("_")[0]
