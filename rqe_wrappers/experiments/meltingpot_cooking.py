@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -61,11 +60,6 @@ def cooking_env_fn(layout: str, *, pot_reward: float = POT_REWARD, frames: int =
         raise ConfigError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
     settings = {"cooking_pot_pseudoreward": float(pot_reward)} if pot_reward else None
     return functools.partial(meltingpot_env, LAYOUTS[layout], settings=settings, frames=frames)
-
-
-def env_kwargs(pot_reward: float = POT_REWARD, frames: int = FRAMES) -> dict[str, Any]:
-    """``meltingpot_env``'s keyword arguments for the zoo's manifests."""
-    return {"settings": {"cooking_pot_pseudoreward": float(pot_reward)} if pot_reward else None, "frames": frames}
 
 
 def _check_layouts(layouts: Sequence[str]) -> list[str]:
@@ -320,11 +314,3 @@ def _learner_job(
         "seconds": time.perf_counter() - start,
         "utilities": utilities,
     }
-
-
-def read_report(path: str | Path) -> dict[str, Any]:
-    """A ``results.json`` or ``table.json`` written here."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None

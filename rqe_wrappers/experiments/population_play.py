@@ -145,11 +145,21 @@ def train_populations(
         names = [f"sp{k}-m{j}" for k, s in enumerate(settings.sizes) for j in range(s)]
         groups = [k for k, s in enumerate(settings.sizes) for _ in range(s)]
         roster[key] = (names, groups, prefs)
+
+    def finished(result: dict) -> None:
+        if progress is not None:
+            cut = ", cut at the time limit" if result["cut"] else ""
+            progress(
+                f"{result['population']} round {result['round']}: {result['name']} trained "
+                f"({result['steps']} steps, {result['seconds']:.0f} s{cut})"
+            )
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         files: dict[tuple[str, str], Path] = {}  # (population, member) -> its model file after the last round
         for r in range(max(s.rounds for _, s in plans.values())):
-            turns = []
+            args: list[tuple] = []
+            made: dict[tuple[str, str], Path] = {}
             for key, (env_fn, settings) in plans.items():
                 if r >= settings.rounds:
                     continue
@@ -160,24 +170,16 @@ def train_populations(
                         for j in range(len(names))
                         if j != i and groups[j] == groups[i]
                     }
-                    model_file = work / _safe(key) / f"round{r}" / f"{name}.zip"
+                    made[(key, name)] = model_file = work / _safe(key) / f"round{r}" / f"{name}.zip"
                     seeds = (settings.seed * 1_009 + i, settings.seed * 1_000_003 + r * 1_009 + i)
+                    device = devices[len(args) % len(devices)]
                     own = files.get((key, name))
-                    turn = (env_fn, prefs[i], partners, own, model_file, policy, dict(policy_kwargs or {}))
-                    turns.append((*turn, settings.ppo.to_json(), seeds, settings.steps_per_round, key, name, r))
-
-            def finished(result: dict) -> None:
-                if progress is not None:
-                    progress(
-                        f"{result['population']} round {result['round']}: {result['name']} trained "
-                        f"({result['steps']} steps, {result['seconds']:.0f} s"
-                        f"{', cut at the time limit' * result['cut']})"
-                    )
-
-            args = [(*t[:10], devices[k % len(devices)], *t[10:], turn_seconds) for k, t in enumerate(turns)]
+                    ppo, steps = settings.ppo.to_json(), settings.steps_per_round
+                    kwargs = dict(policy_kwargs or {})
+                    turn = (env_fn, prefs[i], partners, own, model_file, policy, kwargs, ppo, seeds, steps, device)
+                    args.append((*turn, key, name, r, turn_seconds))
             run_jobs(_member_turn, args, jobs, finished)
-            for t in turns:
-                files[(t[10], t[11])] = t[4]
+            files.update(made)  # only now: no turn of this round saw another's new model
         out: dict[str, list[PopulationMember]] = {}
         for key in plans:
             names, groups, prefs = roster[key]
