@@ -16,7 +16,10 @@ in {0} and each k >= 1 of ``--runners`` (subprocess workers); ``--no-sb3`` skips
 The JSON is rewritten after every measurement (a run cut short keeps what it measured); ``--append``
 adds this run's rows to those already in ``--out`` (e.g. a second learner set-up), ``--plot`` draws
 agent-steps/s against the number of env runners / SB3 workers from the JSON written (a PNG).
-``--env tag`` (the paper's Tag, runner fixed to a random policy) needs mpe2.
+``--env tag`` (the paper's Tag, runner fixed to a random policy) needs mpe2. ``--method aht`` measures
+minimax-Bayes AHT instead (``aht_ppo`` on the cooking gridworld with five scripted partners, nature's
+maximin-utility prior at ``--nature-lr``; RLlib only): its rows also record nature's prior and the
+utility it holds per scenario after the timed iterations.
 
 Usage (CPU, no network):
     OMP_NUM_THREADS=1 python benchmarks/bench_rllib.py --runners 1 2 --out benchmarks/results/rllib-cpu-2core.json
@@ -55,6 +58,20 @@ def make_env(name: str, tau: float) -> Any:
     return srpo_wrap(cooking_env("train"), tau=tau)
 
 
+def make_aht_env(lr: float) -> Any:
+    """Minimax-Bayes AHT on the cooking gridworld: the learner's seat and one background partner drawn
+    by nature from five scripted ones (uniformly random, or standing / moving one way all game)."""
+    from rqe_wrappers import aht_wrap
+    from rqe_wrappers.core.policy import ConstantPolicy, RandomPolicy
+    from rqe_wrappers.envs.cooking import ACTION_NAMES, cooking_env
+
+    env = cooking_env("train")
+    obs, act = env.observation_space(env.possible_agents[0]), env.action_space(env.possible_agents[0])
+    partners: dict[str, Any] = {"random": RandomPolicy(obs, act)}
+    partners.update({f"always-{name}": ConstantPolicy(obs, act, a) for a, name in enumerate(ACTION_NAMES) if a != 1})
+    return aht_wrap(env, partners, "maximin-utility", lr=lr)
+
+
 def rllib_rate(args: argparse.Namespace, runners: int) -> dict[str, Any]:
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -77,9 +94,14 @@ def rllib_rate(args: argparse.Namespace, runners: int) -> dict[str, Any]:
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(args.net_arch), vf_share_layers=False))
         .debugging(seed=0)
     )
-    env, tau = args.env, args.tau
+    env, tau, lr = args.env, args.tau, args.nature_lr
     start = time.perf_counter()
-    algo = srpo_ppo(config, lambda: make_env(env, tau), env_name=f"bench-{env}").build_algo()
+    if args.method == "aht":
+        from rqe_wrappers.rllib import aht_ppo
+
+        algo = aht_ppo(config, lambda: make_aht_env(lr), env_name=f"bench-aht-{env}").build_algo()
+    else:
+        algo = srpo_ppo(config, lambda: make_env(env, tau), env_name=f"bench-{env}").build_algo()
     build = time.perf_counter() - start
     try:
         for _ in range(args.warmup):
@@ -93,10 +115,12 @@ def rllib_rate(args: argparse.Namespace, runners: int) -> dict[str, Any]:
             learning += float(result["timers"]["learner_update_timer"])
         wall = time.perf_counter() - start
         steps = _agent_steps(result) - steps0
+        nature = _nature(algo) if args.method == "aht" else {}
     finally:
         algo.stop()
     return {
-        "method": "rllib",
+        "method": "rllib" if args.method == "srpo" else "rllib_aht",
+        **nature,
         "env_runners": runners,
         "learners": args.learners,
         "gpus_per_learner": args.gpus_per_learner,
@@ -107,6 +131,16 @@ def rllib_rate(args: argparse.Namespace, runners: int) -> dict[str, Any]:
         "sampling_s_per_iter_ewma": round(sampling / args.iters, 3),
         "learner_s_per_iter_ewma": round(learning / args.iters, 3),
         "build_s": round(build, 3),
+    }
+
+
+def _nature(algo: Any) -> dict[str, Any]:
+    """Nature's state after training (AHT): its prior and the utility it holds per scenario."""
+    cb = algo.callbacks[0] if isinstance(algo.callbacks, list) else algo.callbacks
+    return {
+        "scenarios": list(cb.scenarios.ids),
+        "nature_prior": [round(float(b), 4) for b in cb.nature.beta],
+        "scenario_utilities": [round(float(u), 3) for u in cb.filled_utilities()],
     }
 
 
@@ -240,6 +274,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=("coordination", "cooking", "tag"), default="coordination")
+    parser.add_argument(
+        "--method",
+        choices=("srpo", "aht"),
+        default="srpo",
+        help="srpo: srpo_wrap(<env>); aht: minimax-Bayes on the cooking gridworld with five scripted partners "
+        "(aht_ppo; RLlib only, rows record nature's prior)",
+    )
+    parser.add_argument("--nature-lr", type=float, default=0.05, help="nature's step size (--method aht)")
     parser.add_argument("--runners", type=int, nargs="+", default=[1, 2], help="RLlib num_env_runners to measure")
     parser.add_argument("--envs-per-runner", type=int, default=32, help="env copies per runner (SB3: n_copies)")
     parser.add_argument("--batch", type=int, default=1024, help="env steps per iteration / rollout")
