@@ -115,9 +115,9 @@ def test_rounds_are_synchronous_so_turns_in_processes_give_the_same_population(m
     loaded: list[tuple[str, str]] = []
     real = pp.load_partner
 
-    def spy(file, env_fn):
+    def spy(file, observation_space):
         loaded.append((str(file).rsplit("/", 2)[-2], str(file).rsplit("/", 1)[-1]))
-        return real(file, env_fn)
+        return real(file, observation_space)
 
     monkeypatch.setattr(pp, "load_partner", spy)
     settings = small(sizes=(3,), rounds=2)

@@ -87,9 +87,7 @@ def _ppo(
 
     venv = PettingZooVecEnv(env_fn, ppo.n_copies, n_workers=ppo.n_workers)
     venv.seed(seed)
-    kwargs = ppo.ppo_kwargs()
-    kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], **(policy_kwargs or {})}
-    model = PPO(policy, venv, seed=seed, device=device, **kwargs)
+    model = PPO(policy, venv, seed=seed, device=device, **ppo.ppo_kwargs(policy_kwargs))
     callbacks: list[Any] = [AHTCallback()]
     if seconds is not None:
         callbacks.append(deadline_callback(time.perf_counter() + seconds))

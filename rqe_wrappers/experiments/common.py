@@ -48,6 +48,16 @@ def run_jobs(
             on_result(fut.result())
 
 
+def one_thread_in_workers() -> None:
+    """Torch on one thread when this is a worker process of :func:`run_jobs` (many jobs share the cores)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def deadline_callback(deadline: float) -> Any:
     """An SB3 callback that stops ``learn`` once ``time.perf_counter()`` passes ``deadline`` (a guard for
     runs on machine time that is fixed; the steps taken are the model's ``num_timesteps``)."""

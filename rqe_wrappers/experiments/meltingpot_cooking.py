@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import machine_info, run_jobs, write_json
+from rqe_wrappers.experiments.common import machine_info, one_thread_in_workers, run_jobs, write_json
 from rqe_wrappers.experiments.population_play import PopulationPlay, train_populations
 from rqe_wrappers.experiments.settings import PPOSettings
 
@@ -161,18 +161,13 @@ def _score_member(
     population: str, name: str, file: str, partner_files: Mapping[str, str], layout: str, episodes: int
 ) -> dict[str, Any]:
     """A member with each partner of its sub-population: canonical dishes and return, training-env return."""
-    import multiprocessing
-
-    import torch
-
     from rqe_wrappers.eval.population import evaluate_population
-    from rqe_wrappers.experiments.population_play import load_partner
+    from rqe_wrappers.experiments.population_play import load_partner, seat_spaces
 
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)
-    env_fn = cooking_env_fn(layout)
-    model = load_partner(file, env_fn)
-    partners = {n: load_partner(f, env_fn) for n, f in partner_files.items()}
+    one_thread_in_workers()
+    space, _ = seat_spaces(cooking_env_fn(layout))
+    model = load_partner(file, space)
+    partners = {n: load_partner(f, space) for n, f in partner_files.items()}
     metrics: dict[str, float] = {}
     for key, pot in (("canonical", 0.0), ("training", POT_REWARD)):
         result = evaluate_population(
@@ -275,16 +270,11 @@ def _learner_job(
     layout: str, prior: str, seed: int, train: str, test: str, settings: Any, device: str, seconds: float | None
 ) -> dict[str, Any]:
     """One learner of the table (runs in a worker process): trained on ``train``, scored on both."""
-    import multiprocessing
-
-    import torch
-
     from rqe_wrappers.eval.population import evaluate_population
     from rqe_wrappers.experiments.aht_table import train_learner
     from rqe_wrappers.zoo import load_population
 
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)
+    one_thread_in_workers()
     start = time.perf_counter()
     env_fn = cooking_env_fn(layout)
     pops = {"train": load_population(train), "test": load_population(test)}

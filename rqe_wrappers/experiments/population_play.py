@@ -33,7 +33,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.aht.wrapper import aht_wrap
 from rqe_wrappers.core.checks import integer
 from rqe_wrappers.errors import ConfigError
-from rqe_wrappers.experiments.common import deadline_callback, run_jobs
+from rqe_wrappers.experiments.common import deadline_callback, one_thread_in_workers, run_jobs
 from rqe_wrappers.experiments.settings import PPOSettings
 
 
@@ -212,24 +212,24 @@ def _member_turn(
     seconds: float | None = None,
 ) -> dict[str, Any]:
     """One member's turn of one round (runs in a worker process): train, save, report."""
-    import multiprocessing
     import time
 
-    import torch
     from stable_baselines3 import PPO
 
+    from rqe_wrappers.core.policy import RandomPolicy
     from rqe_wrappers.sb3 import PettingZooVecEnv
 
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)  # one of many turns running side by side
+    one_thread_in_workers()  # one of many turns running side by side
     ppo = PPOSettings.from_json(ppo_json)
-    partners = {n: _uniform(env_fn) if f is None else load_partner(f, env_fn) for n, f in partner_files.items()}
+    obs_space, act_space = seat_spaces(env_fn)
+    partners = {  # a partner that has not trained yet (round one) acts uniformly at random
+        n: RandomPolicy(obs_space, act_space) if f is None else load_partner(f, obs_space)
+        for n, f in partner_files.items()
+    }
     venv = PettingZooVecEnv(_MemberEnv(env_fn, preferences, partners), ppo.n_copies, n_workers=ppo.n_workers)
     venv.seed(seeds[1])
     if own_file is None:
-        kwargs = ppo.ppo_kwargs()
-        kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], **policy_kwargs}
-        model = PPO(policy, venv, seed=seeds[0], device=device, **kwargs)
+        model = PPO(policy, venv, seed=seeds[0], device=device, **ppo.ppo_kwargs(policy_kwargs))
     else:
         model = PPO.load(own_file, env=venv, device=device)
         model.set_random_seed(seeds[1])
@@ -264,22 +264,18 @@ class _MemberEnv:
         return member_env(self.env_fn, self.preferences, self.partners)
 
 
-def load_partner(file: str | os.PathLike[str], env_fn: Callable[[], Any]) -> Any:
-    """A saved member (an SB3 PPO file this run wrote) as a CPU Policy on ``env_fn()``'s seats (images
-    as the env gives them, though SB3 transposed them for the network)."""
+def seat_spaces(env_fn: Callable[[], Any]) -> tuple[Any, Any]:
+    """The observation and action space of ``env_fn()``'s seats (all equal here), from one env."""
+    env = env_fn()
+    seat = env.possible_agents[0]
+    return env.observation_space(seat), env.action_space(seat)
+
+
+def load_partner(file: str | os.PathLike[str], observation_space: Any) -> Any:
+    """A saved member (an SB3 PPO file this run wrote) as a CPU Policy on ``observation_space``, the env's
+    (images as the env gives them, though SB3 transposed them for the network)."""
     from stable_baselines3 import PPO
 
     from rqe_wrappers.sb3 import SB3Policy
 
-    env = env_fn()
-    space = env.observation_space(env.possible_agents[0])
-    return SB3Policy.from_model(PPO.load(str(file), device="cpu"), observation_space=space)
-
-
-def _uniform(env_fn: Callable[[], Any]) -> Any:
-    """A uniformly random partner for ``env_fn()``'s seats (round one, before a partner has trained)."""
-    from rqe_wrappers.core.policy import RandomPolicy
-
-    env = env_fn()
-    seat = env.possible_agents[0]
-    return RandomPolicy(env.observation_space(seat), env.action_space(seat))
+    return SB3Policy.from_model(PPO.load(str(file), device="cpu"), observation_space=observation_space)

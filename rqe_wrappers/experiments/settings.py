@@ -5,6 +5,7 @@ Its fields (with their help texts) are also the command-line options of ``rqe ip
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,8 +56,9 @@ class PPOSettings:
             raise ConfigError(f"{who}.net_arch must be hidden-layer sizes >= 1, e.g. (64, 64); got {self.net_arch!r}")
         object.__setattr__(self, "net_arch", tuple(int(h) for h in arch))
 
-    def ppo_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``stable_baselines3.PPO`` (without env, seed, device)."""
+    def ppo_kwargs(self, policy_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``stable_baselines3.PPO`` (without env, seed, device); ``policy_kwargs``
+        are added to the settings' own (e.g. a CNN's ``features_extractor_kwargs``)."""
         return {
             "n_steps": self.n_steps,
             "batch_size": self.batch_size,
@@ -66,7 +68,7 @@ class PPOSettings:
             "gae_lambda": self.gae_lambda,
             "ent_coef": self.ent_coef,
             "clip_range": self.clip_range,
-            "policy_kwargs": {"net_arch": list(self.net_arch)},
+            "policy_kwargs": {"net_arch": list(self.net_arch), **(policy_kwargs or {})},
         }
 
     def to_json(self) -> dict[str, Any]:
