@@ -10,6 +10,10 @@ agent-steps/s = slots x steps / wall seconds of ``--rollouts`` rollouts (collect
 untimed warm-up rollout, the best of ``--repeats`` blocks. Episodes are 1,000 steps: a block of
 ``--n-steps`` x ``--rollouts`` steps holds none or one episode end per copy.
 
+``populations``: population play as ``rqe meltingpot populations`` runs it (``--jobs`` turns at once, each
+one process with ``--copies`` copies, partners on the CPU or on the turn's device), round two's rate (partners
+are round one's CNN models) over the round's wall time.
+
 Usage (needs the ``[meltingpot]`` extra, docs/meltingpot.md):
     python benchmarks/bench_meltingpot.py step --workers 0 2 --out benchmarks/results/meltingpot-step-cpu-2core.json
     python benchmarks/bench_meltingpot.py train --device cpu --copies 4 --workers 0 2 \
@@ -117,9 +121,72 @@ def train_mode(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def populations_mode(args: argparse.Namespace) -> dict[str, Any]:
+    """Population play as ``rqe meltingpot populations`` runs it (one process per member's turn, ``--copies``
+    copies each, ``--jobs`` at once), two rounds; the rate is round two's (partners are round one's CNN
+    models, as in every later round): its turns' agent-steps over the round's wall time, from the first
+    turn's start to the last one's end (building the envs, loading the models and CUDA set-up included)."""
+    import dataclasses
+
+    from rqe_wrappers.experiments.meltingpot_cooking import CNN_KWARGS, MP_PPO, cooking_env_fn
+    from rqe_wrappers.experiments.population_play import PopulationPlay, train_populations
+
+    rows = []
+    for on_device in args.partners_on_device:
+        ppo = dataclasses.replace(MP_PPO, n_copies=args.copies, n_workers=args.workers[0])
+        plans = {
+            f"{lay}-s{seed}": (
+                cooking_env_fn(lay),
+                PopulationPlay(sizes=tuple(args.sizes), rounds=2, steps_per_round=args.steps, seed=seed, ppo=ppo),
+            )
+            for lay in args.layouts
+            for seed in args.seeds
+        }
+        records: list[dict[str, Any]] = []
+        start = time.perf_counter()
+        train_populations(
+            plans,
+            policy="CnnPolicy",
+            policy_kwargs=CNN_KWARGS,
+            devices=args.devices,
+            jobs=args.jobs,
+            partners_on_device=bool(on_device),
+            turn_seconds=args.turn_seconds,
+            rollout_device=args.rollout_device,
+            on_turn=records.append,
+        )
+        wall = time.perf_counter() - start
+        rounds = {}
+        for r in (1, 2):
+            turns = [x for x in records if x["round"] == r]
+            steps = sum(x["turn_steps"] for x in turns)
+            span = max(x["ended"] for x in turns) - min(x["started"] for x in turns)
+            rounds[f"round{r}"] = {
+                "turns": len(turns),
+                "agent_steps": steps,
+                "wall_seconds": round(span, 1),
+                "agent_steps_per_s": round(steps / span),
+                "mean_turn_agent_steps_per_s": round(float(np.mean([x["turn_steps"] / x["seconds"] for x in turns]))),
+            }
+        row = {
+            "partners_on_device": bool(on_device),
+            "rollout_device": args.rollout_device,
+            "jobs": args.jobs,
+            "copies_per_turn": args.copies,
+            "workers_per_turn": args.workers[0],
+            "members": len(records) // 2,
+            "total_wall_seconds": round(wall, 1),
+            **rounds,
+            "agent_steps_per_s": rounds["round2"]["agent_steps_per_s"],
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return {"rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("step", "train"))
+    parser.add_argument("mode", choices=("step", "train", "populations"))
     parser.add_argument("--substrate", default="collaborative_cooking__circuit")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--copies", type=int, default=4, help="env copies (2 learning slots each)")
@@ -131,6 +198,14 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--jobs", type=int, default=2, help="populations: turns at once (processes)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], help="populations: devices, round-robin")
+    parser.add_argument("--layouts", nargs="+", default=["circuit"], help="populations: layouts")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="populations: one population per seed")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[2, 3], help="populations: sub-population sizes")
+    parser.add_argument("--partners-on-device", nargs="+", type=int, default=[0], help="populations: 0 CPU, 1 device")
+    parser.add_argument("--rollout-device", default=None, help="populations: collect rollouts there (RolloutDevice)")
+    parser.add_argument("--turn-seconds", type=float, default=None, help="populations: a turn's time limit")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     import torch
@@ -144,7 +219,7 @@ def main() -> None:
         "machine": {**machine_info(), "torch_threads": torch.get_num_threads(), "device": args.device},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
-    result |= step_mode(args) if args.mode == "step" else train_mode(args)
+    result |= {"step": step_mode, "train": train_mode, "populations": populations_mode}[args.mode](args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print("wrote", args.out)

@@ -148,3 +148,22 @@ def test_bad_population_plans_are_config_errors():
         pp.train_populations({"p": (game, small())}, devices=())
     with pytest.raises(ConfigError, match="PopulationPlay"):
         pp.train_populations({"p": (game, {"sizes": (2,)})})
+
+
+def test_rollouts_on_a_copy_give_the_same_population_and_every_turn_is_recorded():
+    # RolloutDevice("cpu") on CPU turns: the rollouts are collected by a copy of each member's policy,
+    # the update runs on the member's own; on one device that is the same run, weight for weight
+    settings = small(sizes=(2,), rounds=2)
+    records: list[dict] = []
+    plain = pp.train_populations({"p": (game, settings)})["p"]
+    copied = pp.train_populations({"p": (game, settings)}, rollout_device="cpu", on_turn=records.append)["p"]
+    for a, b in zip(plain, copied, strict=True):
+        for x, y in zip(a.model.policy.parameters(), b.model.policy.parameters(), strict=True):
+            np.testing.assert_array_equal(x.detach().numpy(), y.detach().numpy())
+    assert sorted((r["round"], r["name"]) for r in records) == [
+        (1, "sp0-m0"),
+        (1, "sp0-m1"),
+        (2, "sp0-m0"),
+        (2, "sp0-m1"),
+    ]
+    assert all(r["turn_steps"] == 64 and r["started"] <= r["ended"] and r["device"] == "cpu" for r in records)

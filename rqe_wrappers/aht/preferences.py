@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 
@@ -118,10 +117,20 @@ class PreferenceWrapper(BaseParallelWrapper):
             if seat not in rewards:
                 continue
             others = [float(r) for a, r in rewards.items() if a != seat]
-            mean = float(np.mean(others)) if others else 0.0  # players that left pay nothing this step
+            mean = _mean(others)  # players that left pay nothing this step
             shaped[seat] = shaped_reward(float(rewards[seat]), mean, prefs, n)
             infos.setdefault(seat, {})["raw_reward"] = float(rewards[seat])
         return obs, shaped, term, trunc, infos
+
+
+def _mean(values: list[float]) -> float:
+    """``np.mean`` of a short list, summed left to right as numpy does below eight items (0 if empty)."""
+    if not values:
+        return 0.0
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
 
 
 def preference_wrap(env: ParallelEnv, preferences: Mapping[str, Preferences]) -> PreferenceWrapper:

@@ -294,6 +294,15 @@ class AHTWrapper(BaseParallelWrapper):
 
     # ---- the episode ---------------------------------------------------------------------------
     @property
+    def background_layer(self) -> Any:
+        """The layer that plays the seats around the learner (parallel envs only), which the adapter's
+        env copies share forward passes through (:func:`~rqe_wrappers.seats.background.batch_background`)."""
+        bg = getattr(self._seating, "bg", None)
+        if bg is None:
+            raise AttributeError("a turn-based env's seating has no background layer")
+        return bg
+
+    @property
     def scenario(self) -> Scenario | None:
         """The current episode's scenario (``None`` before the first reset)."""
         return self.scenarios[self._scenario_index] if self._scenario_index >= 0 else None

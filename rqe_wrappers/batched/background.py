@@ -9,7 +9,7 @@ refused here (use the per-copy ``PettingZooVecEnv``). Docs: docs/batched.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -62,6 +62,8 @@ class BatchedBackground:
         #: groups of same-architecture networks evaluated together (built at the first fill; weights copied)
         self._stacks: list[tuple[list[int], StackedNets, bool]] | None = None
         self._found: list[Any] = []  # each policy's stackable(), with the stacks
+        #: groups of lookup-table members sharing one index function (built with the stacks)
+        self._tables: list[tuple[Any, list[int], np.ndarray]] = []
         row = np.full(len(seats), -1, np.int64)
         for col, seat in enumerate(seats):
             if seat in policies:
@@ -115,7 +117,10 @@ class BatchedBackground:
         if self._stacks is None:
             self._found = [p.stackable() for p in self.policies]
             self._stacks = _stacks(self._found, self.policies)
+            self._tables = _tables(self.policies, self._found)
         probs: dict[int, np.ndarray] = {}
+        for index, members, tables in self._tables:
+            probs |= self._looked_up(index, members, tables, obs)
         for members, stacked, shared in self._stacks:
             counts = [len(self._cells[i][0]) for i in members]
             if not sum(counts):
@@ -132,7 +137,7 @@ class BatchedBackground:
         for i, (pol, (rows, cols)) in enumerate(zip(self.policies, self._cells, strict=True)):
             if not len(rows):
                 continue
-            if i in probs and self._found[i][2]:  # deterministic: no draw
+            if i in probs and self._found[i] is not None and self._found[i][2]:  # deterministic: no draw
                 actions[rows, cols] = probs[i].argmax(axis=1)
             elif i in probs:
                 pending.append(i)
@@ -141,6 +146,25 @@ class BatchedBackground:
                 acts, _ = pol.act(self._batch(i, obs, transform=False), rng=self.rng)
                 actions[rows, cols] = np.asarray(acts).reshape(len(rows))
         self._draw(pending, probs, actions)
+
+    def _looked_up(self, index: Any, members: list[int], tables: np.ndarray, obs: np.ndarray) -> dict[int, np.ndarray]:
+        """The probabilities of lookup-table ``members`` (one ``index`` call over all their rows)."""
+        assert self._cells is not None
+        counts = [len(self._cells[i][0]) for i in members]
+        if not sum(counts):
+            return {}
+        x = np.concatenate([self._batch(i, obs, transform=False) for i in members])
+        keys = np.asarray(index(x), np.int64)
+        who = np.repeat(np.arange(len(members)), counts)
+        flat = tables[who, np.maximum(keys, 0)]
+        out = dict(zip(members, np.split(flat, np.cumsum(counts)[:-1]), strict=True))
+        if (keys < 0).any():  # rows the tables do not cover: the member's own action_probs
+            for j, i in enumerate(members):
+                miss = keys[who == j] < 0
+                if miss.any():
+                    own = cast(Any, self.policies[i]).action_probs(x[who == j][miss])
+                    out[i][miss] = np.asarray(own, np.float64)
+        return out
 
     def _draw(self, pending: list[int], probs: dict[int, np.ndarray], actions: np.ndarray) -> None:
         """Sample the ``pending`` policies' actions in one call (their rows in order), then clear it."""
@@ -166,6 +190,21 @@ class BatchedBackground:
         rows, cols = self._cells[i]
         batch = self._cut(i, obs[rows, cols])
         return self._found[i][0](batch) if transform else batch
+
+
+def _tables(policies: Sequence[Policy], found: Sequence[Any]) -> list[tuple[Any, list[int], np.ndarray]]:
+    """``(index, members, tables)`` for the policies that are not stacked networks but lookup tables
+    (:meth:`Policy.tabular`) sharing one index function and table shape; groups of one are left to ``act``."""
+    groups: dict[tuple[int, tuple[int, ...]], tuple[Any, list[int], list[np.ndarray]]] = {}
+    for i, pol in enumerate(policies):
+        tab = pol.tabular() if found[i] is None else None
+        if tab is not None:
+            index, table = tab
+            table = np.asarray(table, np.float64)
+            entry = groups.setdefault((id(index), table.shape), (index, [], []))
+            entry[1].append(i)
+            entry[2].append(table)
+    return [(index, members, np.stack(t)) for index, members, t in groups.values() if len(members) > 1]
 
 
 def _stacks(found: Sequence[Any], policies: Sequence[Policy]) -> list[tuple[list[int], StackedNets, bool]]:

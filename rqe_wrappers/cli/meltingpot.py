@@ -31,6 +31,11 @@ def add_parser(subparsers) -> None:
     pops.add_argument("--steps-per-round", type=int, default=100_000, help="agent-steps per member per round")
     pops.add_argument("--eval-episodes", type=int, default=2, help="episodes per partner and seating")
     pops.add_argument("--turn-seconds", type=float, default=None, help="stop a member's turn after this long")
+    pops.add_argument(
+        "--rollout-device",
+        default=None,
+        help="collect rollouts with a copy of the policy there (cpu: faster with many turns on one GPU)",
+    )
     pops.set_defaults(func=_populations)
     table = sub.add_parser("table", help="MU, MR, PBR, SP, FP learners on each layout's populations (Table 3)")
     _common(table)
@@ -74,6 +79,7 @@ def _populations(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         devices=args.devices,
         turn_seconds=args.turn_seconds,
+        rollout_device=args.rollout_device,
         progress=lambda line: print(line, flush=True),
     )
     for key, members in report["populations"].items():

@@ -20,6 +20,8 @@ from rqe_wrappers.core.spaces import check_spaces_alike
 from rqe_wrappers.errors import ConfigError, SpaceMismatchError, UnsupportedSpaceError
 
 Obs = Any  # np.ndarray of shape (batch, ...) or dict of such arrays
+#: ``sample(probs, rng, mask) -> actions``: how a policy draws from its action probabilities
+Sampler = Callable[[np.ndarray, np.random.Generator, "np.ndarray | None"], np.ndarray]
 
 
 class Policy(abc.ABC):
@@ -64,6 +66,20 @@ class Policy(abc.ABC):
             inner.to(device)
         return self
 
+    def probs_sampler(self) -> Sampler | None:
+        """``sample`` with ``act(obs, rng=rng, mask=mask) == (sample(action_probs(obs), rng, mask), None)``
+        for this stateless policy, or ``None``. Callers holding observations of several envs (the
+        adapter's env copies) then compute ``action_probs`` once over all of them and let each env
+        draw its own rows with its own stream: one forward pass instead of one per env, same draws."""
+        return None
+
+    def tabular(self) -> tuple[Callable[[Obs], np.ndarray], np.ndarray] | None:
+        """``(index, table)`` if this policy's action probabilities are ``table[index(obs)]`` on every row
+        whose ``index`` is >= 0 (others: :meth:`action_probs`), it is stateless and its ``act`` draws as
+        :class:`DiscretePolicy`'s does; else ``None``. The batched path then indexes the rows of all
+        members sharing one ``index`` function in one call (the IPD's scripted partners)."""
+        return None
+
     def stackable(self) -> Any:
         """``(transform, network, deterministic)`` if this policy's action probabilities are a torch
         network's on ``transform(obs)`` (Discrete actions, stateless, no mask), else ``None``: the
@@ -91,23 +107,38 @@ class DiscretePolicy(Policy):
 
     def masked_probs(self, obs: Obs, mask: np.ndarray | None, state: Any = None) -> np.ndarray:
         """``action_probs`` restricted to legal actions and renormalised."""
-        probs = np.asarray(self.action_probs(obs, state=state), dtype=np.float64)
-        if mask is not None:
-            probs = probs * np.asarray(mask, dtype=bool)
-            total = probs.sum(axis=1, keepdims=True)
-            uniform = np.asarray(mask, dtype=np.float64)
-            uniform = uniform / np.maximum(uniform.sum(axis=1, keepdims=True), 1.0)
-            probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)
-        return probs
+        return mask_probs(self.action_probs(obs, state=state), mask)
 
     def act(self, obs, *, rng, mask=None, state=None):
         return categorical(self.masked_probs(obs, mask, state), rng), state
+
+    def probs_sampler(self) -> Sampler | None:
+        """The draw :meth:`act` makes from the probabilities, unless a subclass acts otherwise or has state."""
+        if type(self).act is not DiscretePolicy.act or self.initial_state(1) is not None:
+            return None
+        return _draw_masked
 
     def log_prob(self, obs, actions, *, mask=None, state=None):
         probs = self.masked_probs(obs, mask, state)
         picked = probs[np.arange(len(actions)), np.asarray(actions, dtype=np.int64)]
         with np.errstate(divide="ignore"):
             return np.log(picked)
+
+
+def mask_probs(probs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``probs`` restricted to the legal actions of ``mask`` and renormalised (uniform over them if none had mass)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if mask is not None:
+        probs = probs * np.asarray(mask, dtype=bool)
+        total = probs.sum(axis=1, keepdims=True)
+        uniform = np.asarray(mask, dtype=np.float64)
+        uniform = uniform / np.maximum(uniform.sum(axis=1, keepdims=True), 1.0)
+        probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)
+    return probs
+
+
+def _draw_masked(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+    return categorical(mask_probs(probs, mask), rng)
 
 
 class RandomPolicy(DiscretePolicy):

@@ -462,7 +462,7 @@ class MeltingPotEnv(ParallelEnv):
             c = view.shape[-1]
             new = np.concatenate([view] * self.frames, -1) if old is None else np.concatenate([old[..., c:], view], -1)
             self._stack[a] = new
-        return {a: s.copy() for a, s in self._stack.items()}
+        return dict(self._stack)  # new arrays every step (concatenate), never written in place: no copy
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self._last is None:

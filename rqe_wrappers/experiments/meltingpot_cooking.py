@@ -79,6 +79,7 @@ def train_cooking_populations(
     jobs: int = 1,
     devices: Sequence[str] = ("cpu",),
     turn_seconds: float | None = None,
+    rollout_device: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train one population per (layout, seed) in ``out/<layout>-s<seed>/`` and score its members.
@@ -101,6 +102,7 @@ def train_cooking_populations(
         jobs=jobs,
         workdir=out / "rounds",
         turn_seconds=turn_seconds,
+        rollout_device=rollout_device,
         progress=progress,
     )
     train_seconds = time.perf_counter() - start
@@ -118,6 +120,7 @@ def train_cooking_populations(
         "jobs": jobs,
         "devices": list(devices),
         "turn_seconds": turn_seconds,
+        "rollout_device": rollout_device,
         "train_seconds": train_seconds,
         "machine": machine_info(),
         "populations": {},

@@ -115,7 +115,10 @@ def train_populations(
     jobs: int = 1,
     workdir: str | os.PathLike[str] | None = None,
     turn_seconds: float | None = None,
+    partners_on_device: bool = False,
+    rollout_device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_turn: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, list[PopulationMember]]:
     """Train several populations (``{key: (env_fn, settings)}``) by population play, side by side.
 
@@ -127,8 +130,14 @@ def train_populations(
     SB3 files in ``workdir`` (a temporary directory by default; these are this run's own files).
     ``policy_kwargs`` are added to the settings' (e.g. ``{"features_extractor_kwargs": ...}``).
     ``turn_seconds``: a turn stops early once its training has taken that long (a guard for fixed
-    machine time; the steps each member got are in its model's ``num_timesteps``). Returns
-    ``{key: members}``, each member's model loaded on the CPU; ``progress`` gets a line per turn.
+    machine time; the steps each member got are in its model's ``num_timesteps``). Partners act on
+    the CPU, or with ``partners_on_device`` on the turn's device; either way a partner's forward pass
+    covers every env copy of the turn's process that plays it (``PettingZooVecEnv`` batches background
+    seats). ``rollout_device``: collect each turn's rollouts with a copy of its policy there
+    (:class:`~rqe_wrappers.sb3.RolloutDevice`; ``"cpu"`` spares many turns on one GPU the per-step round
+    trips), the update staying on the turn's device. Returns ``{key: members}``, each member's model
+    loaded on the CPU; ``progress`` gets a line per turn, ``on_turn`` its record (population, name,
+    round, steps, turn_steps, seconds of training, started and ended as ``time.time()``, device).
     """
     from stable_baselines3 import PPO
 
@@ -147,6 +156,8 @@ def train_populations(
         roster[key] = (names, groups, prefs)
 
     def finished(result: dict) -> None:
+        if on_turn is not None:
+            on_turn(result)
         if progress is not None:
             cut = ", cut at the time limit" if result["cut"] else ""
             progress(
@@ -177,7 +188,7 @@ def train_populations(
                     ppo, steps = settings.ppo.to_json(), settings.steps_per_round
                     kwargs = dict(policy_kwargs or {})
                     turn = (env_fn, prefs[i], partners, own, model_file, policy, kwargs, ppo, seeds, steps, device)
-                    args.append((*turn, key, name, r, turn_seconds))
+                    args.append((*turn, key, name, r, turn_seconds, partners_on_device, rollout_device))
             run_jobs(_member_turn, args, jobs, finished)
             files.update(made)  # only now: no turn of this round saw another's new model
         out: dict[str, list[PopulationMember]] = {}
@@ -210,14 +221,18 @@ def _member_turn(
     name: str,
     round_: int,
     seconds: float | None = None,
+    partners_on_device: bool = False,
+    rollout_device: str | None = None,
 ) -> dict[str, Any]:
     """One member's turn of one round (runs in a worker process): train, save, report."""
     import time
 
+    started = time.time()
+
     from stable_baselines3 import PPO
 
     from rqe_wrappers.core.policy import RandomPolicy
-    from rqe_wrappers.sb3 import PettingZooVecEnv
+    from rqe_wrappers.sb3 import PettingZooVecEnv, RolloutDevice
 
     one_thread_in_workers()  # one of many turns running side by side
     ppo = PPOSettings.from_json(ppo_json)
@@ -226,6 +241,8 @@ def _member_turn(
         n: RandomPolicy(obs_space, act_space) if f is None else load_partner(f, obs_space)
         for n, f in partner_files.items()
     }
+    if partners_on_device:
+        partners = {n: p.to(device) for n, p in partners.items()}
     venv = PettingZooVecEnv(_MemberEnv(env_fn, preferences, partners), ppo.n_copies, n_workers=ppo.n_workers)
     venv.seed(seeds[1])
     if own_file is None:
@@ -235,9 +252,10 @@ def _member_turn(
         model.set_random_seed(seeds[1])
     start = time.perf_counter()
     before = model.num_timesteps
-    model.learn(
-        steps, reset_num_timesteps=False, callback=None if seconds is None else deadline_callback(start + seconds)
-    )
+    callbacks: list[Any] = [] if rollout_device is None else [RolloutDevice(rollout_device)]
+    if seconds is not None:
+        callbacks.append(deadline_callback(start + seconds))
+    model.learn(steps, reset_num_timesteps=False, callback=callbacks or None)
     took = time.perf_counter() - start
     out_file.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_file)
@@ -251,6 +269,9 @@ def _member_turn(
         "turn_steps": int(model.num_timesteps - before),
         "cut": bool(model.num_timesteps - before < steps),
         "seconds": took,
+        "started": started,
+        "ended": time.time(),
+        "device": device,
     }
 
 

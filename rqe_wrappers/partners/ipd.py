@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -68,14 +69,24 @@ class IPDPolicy(DiscretePolicy):
         obs = np.asarray(obs)
         if obs.ndim != 2 or obs.shape[1] != obs_size(self.rounds):
             self.histories(obs)  # raises the informative SpaceMismatchError
-        if getattr(self, "_table", None) is None:  # p_defect is a function of the history: tabulate once
-            self._table = np.asarray(self.p_defect(history_observations(self.rounds)), dtype=np.float64)
         index = history_indices(obs)
-        p = self._table[index]
+        p = self._defect_table()[index]
         if (index < 0).any():  # complete histories (no move due) are not tabulated
             done = index < 0
             p[done] = np.asarray(self.p_defect(obs[done]), dtype=np.float64)
         return np.stack([1.0 - p, p], axis=1)
+
+    def _defect_table(self) -> np.ndarray:
+        if getattr(self, "_table", None) is None:  # p_defect is a function of the history: tabulate once
+            self._table = np.asarray(self.p_defect(history_observations(self.rounds)), dtype=np.float64)
+        return self._table
+
+    def tabular(self) -> tuple[Any, np.ndarray] | None:
+        """``(history_indices, table)``: probabilities by history index (one per non-final history)."""
+        if self.probs_sampler() is None or type(self).action_probs is not IPDPolicy.action_probs:
+            return None
+        p = self._defect_table()
+        return history_indices, np.stack([1.0 - p, p], axis=1)
 
     @abc.abstractmethod
     def p_defect(self, obs: np.ndarray) -> np.ndarray:

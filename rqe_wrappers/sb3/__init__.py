@@ -6,6 +6,7 @@ from rqe_wrappers.sb3.env_util import make_vec_env
 from rqe_wrappers.sb3.evaluation import evaluate_partner, partner_eval_env
 from rqe_wrappers.sb3.monitor import RoleVecMonitor
 from rqe_wrappers.sb3.normalize import RoleVecNormalize
+from rqe_wrappers.sb3.rollout_device import RolloutDevice
 from rqe_wrappers.sb3.sb3_policy import SB3Policy
 from rqe_wrappers.sb3.srpo_callback import SRPOCallback
 from rqe_wrappers.sb3.timeouts import TimeLimitBootstrap
@@ -16,6 +17,7 @@ __all__ = [
     "PettingZooVecEnv",
     "RoleVecMonitor",
     "RoleVecNormalize",
+    "RolloutDevice",
     "SB3Policy",
     "SRPOCallback",
     "StatefulCheckpointCallback",

@@ -11,7 +11,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecTransposeImage, unwrap_vec_wrapper
 
-from rqe_wrappers.core.policy import Policy
+from rqe_wrappers.core.policy import Policy, Sampler
 from rqe_wrappers.core.seeding import categorical
 
 
@@ -80,15 +80,16 @@ class SB3Policy(Policy):
             raise NotImplementedError("action_probs needs a Discrete action space")
         return self._dist(obs).distribution.probs.double().cpu().numpy()
 
+    def probs_sampler(self) -> Sampler | None:
+        """How :meth:`act` draws from :meth:`action_probs` (Discrete actions; ``None`` for Box)."""
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            return None
+        return _argmax if self.deterministic else _draw
+
     def act(self, obs, *, rng, mask=None, state=None):
         if isinstance(self.action_space, gym.spaces.Discrete):
-            probs = self.action_probs(obs)
-            if mask is not None:
-                probs = probs * np.asarray(mask, dtype=bool)
-                probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-300)
-            if self.deterministic:
-                return probs.argmax(axis=1), state
-            return categorical(probs, rng), state
+            sample = _argmax if self.deterministic else _draw
+            return sample(self.action_probs(obs), rng, mask), state
         if isinstance(self.action_space, gym.spaces.Box):
             dist = self._dist(obs).distribution
             mean, std = dist.mean.cpu().numpy(), dist.stddev.cpu().numpy()
@@ -107,6 +108,21 @@ class SB3Policy(Policy):
 
 def _identity(obs: Any) -> Any:
     return obs
+
+
+def _legal(probs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        return probs
+    probs = probs * np.asarray(mask, dtype=bool)
+    return probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _draw(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+    return categorical(_legal(probs, mask), rng)
+
+
+def _argmax(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+    return _legal(probs, mask).argmax(axis=1)
 
 
 def _untransposed_space(model: BaseAlgorithm | BasePolicy) -> gym.Space | None:

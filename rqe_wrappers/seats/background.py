@@ -7,7 +7,7 @@ for the learner snapshot that plays the other seats of turn-based (AEC) games.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,7 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
         self._infos: dict = {}
         self._states: dict = {}
         self._groups: list = []
+        self._preset: dict[int, np.ndarray] = {}  # id(policy) -> its probabilities for the next step
 
     def assign(self, policies: Mapping[str, Policy]) -> None:
         """Replace which seats are background and who plays them; takes effect at the next ``reset``.
@@ -103,19 +104,45 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
             (pol, seats, pol.initial_state(1) is not None)
             for pol, seats in _group_by_policy(list(self.background), self.background)
         ]
+        self._preset = {}
         obs = self._split(obs, infos)
         return obs, {a: i for a, i in infos.items() if a not in self.background}
+
+    @property
+    def background_layer(self) -> BackgroundSeatsParallel:
+        """This layer (:func:`batch_background` finds it in a wrapper chain by this name)."""
+        return self
+
+    def pending(self) -> list[tuple[Policy, list]]:
+        """``(policy, observations)`` of the next step's draws that :meth:`preset` may take over: the
+        stateless policies with a :meth:`~rqe_wrappers.core.policy.Policy.probs_sampler`."""
+        out = []
+        for pol, all_seats, recurrent in self._groups:
+            seats = [s for s in all_seats if s in self._obs]
+            if seats and not recurrent and pol.probs_sampler() is not None:
+                out.append((pol, [self._obs[s] for s in seats]))
+        return out
+
+    def preset(self, policy: Policy, probs: np.ndarray) -> None:
+        """``policy``'s action probabilities for the observations :meth:`pending` gave; the next step
+        draws from them with this env's stream instead of calling ``act`` (same draws)."""
+        self._preset[id(policy)] = probs
 
     def background_actions(self) -> dict:
         """Actions of the background seats still playing, one ``act`` call per policy."""
         actions: dict[str, Any] = {}
+        preset, self._preset = self._preset, {}
         for pol, all_seats, recurrent in self._groups:
             seats = [s for s in all_seats if s in self._obs]
             if not seats:
                 continue
             masks = [_mask_of(self._obs[s], self._infos[s]) for s in seats]
             mask = None if any(m is None for m in masks) else np.stack(masks)
-            if not recurrent:
+            probs = preset.get(id(pol))
+            sample = None if probs is None else pol.probs_sampler()
+            if sample is not None:
+                actions.update(zip(seats, sample(probs, self._rng, mask), strict=True))
+            elif not recurrent:
                 acts, _ = pol.act(stack_obs([self._obs[s] for s in seats]), rng=self._rng, mask=mask)
                 actions.update(zip(seats, acts, strict=True))
             else:  # recurrent: one call per seat keeps states separate
@@ -144,6 +171,26 @@ class BackgroundSeatsParallel(BaseParallelWrapper):
             {a: v for a, v in trunc.items() if a not in bg},
             infos,
         )
+
+
+def batch_background(layers: Sequence[BackgroundSeatsParallel]) -> None:
+    """One ``action_probs`` call per policy over the pending observations of all ``layers`` (the
+    background seats of several env copies), each layer's rows preset for its next step, where the
+    layer draws them with its own stream: the draws of one call per layer, at one forward pass."""
+    groups: dict[int, tuple[Policy, list, list]] = {}
+    for layer in layers:
+        for pol, rows in layer.pending():
+            _, owners, obs = groups.setdefault(id(pol), (pol, [], []))
+            owners.append((layer, len(rows)))
+            obs.extend(rows)
+    for pol, owners, obs in groups.values():
+        if len(owners) < 2:
+            continue  # nothing to share: the layer calls act as before
+        probs = np.asarray(pol.action_probs(stack_obs(obs)))  # type: ignore[attr-defined]
+        start = 0
+        for layer, n in owners:
+            layer.preset(pol, probs[start : start + n])
+            start += n
 
 
 class BackgroundSeatsAEC(BaseWrapper):

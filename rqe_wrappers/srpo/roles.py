@@ -117,6 +117,10 @@ class PartnerRole(Policy):
     def log_prob(self, obs, actions, *, mask=None, state=None) -> np.ndarray:
         return self.inner.log_prob(self.featured(obs), actions, mask=mask, state=state)
 
+    def probs_sampler(self) -> Any:
+        """The wrapped policy's (its probabilities are taken on :meth:`featured` observations)."""
+        return self.inner.probs_sampler() if hasattr(self.inner, "action_probs") else None
+
     def stackable(self) -> Any:
         """The wrapped policy's, its transform after :meth:`featured`."""
         inner = self.inner.stackable()

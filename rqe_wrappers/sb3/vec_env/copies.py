@@ -19,6 +19,7 @@ from rqe_wrappers.core.dispatch import by_api
 from rqe_wrappers.core.spaces import describe_pair, first_mismatch
 from rqe_wrappers.core.view import MASK_KEY, TrainerView, learner_snapshot, zero_observation
 from rqe_wrappers.errors import ConfigError, NonFiniteError, SeatError, SpaceMismatchError
+from rqe_wrappers.seats.background import BackgroundSeatsParallel, batch_background
 from rqe_wrappers.seats.single_seat import single_seat
 
 EnvFn = Callable[[], "ParallelEnv | AECEnv"]
@@ -84,6 +85,14 @@ def _no_duplicates(env, seats: list[str]) -> None:
             f"{env} lists seats {dup} more than once in possible_agents {seats}; each learning seat needs its "
             "own slot, so make the names unique"
         )
+
+
+def _background_layer(target) -> BackgroundSeatsParallel | None:
+    try:
+        layer = find_attr(target, "background_layer")
+    except AttributeError:
+        return None
+    return layer if isinstance(layer, BackgroundSeatsParallel) else None
 
 
 class _DictSink:
@@ -153,6 +162,8 @@ class CopyGroup:
         self.slot_copy = [c for c, s in enumerate(self.seats) for _ in s]
         self.ep_steps = [0] * len(self.envs)  # steps of each copy's current episode
         self.ep_rngs: list[np.random.Generator | None] = [None] * len(self.envs)
+        layers = [_background_layer(t) for t in self.targets]
+        self.bg_layers = [x for x in layers if x is not None]  # background seats: one forward pass per step
 
     @staticmethod
     def _parallel_copy(env: ParallelEnv) -> tuple[ParallelEnv, list[str]]:
@@ -258,6 +269,8 @@ class CopyGroup:
         check_masks = masks is not None
         resets: dict[int, dict] = {}
         stepped = [k + 1 for k in self.ep_steps]  # each copy's step number, kept for copies that reset
+        if len(self.bg_layers) > 1:
+            batch_background(self.bg_layers)
         for c, env in enumerate(self.envs):
             seats, off, live = self.seats[c], self.offsets[c], self.live[c]
             obs, rew, term, trunc, info = env.step({s: acts[off + i] for i, s in enumerate(seats) if live[i]})
