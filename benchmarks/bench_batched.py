@@ -273,6 +273,10 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
     from rqe_wrappers.batched import batched_vec_env
     from rqe_wrappers.sb3 import AHTCallback, TimeLimitBootstrap
 
+    if args.no_tables:  # the IPD partners index and draw on their own rows, one act call each (as before tables)
+        from rqe_wrappers.partners.ipd import IPDPolicy
+
+        IPDPolicy.tabular = lambda self: None  # type: ignore[method-assign]
     known = aht_populations()
     rows = []
     for name in [e for e in args.envs if e in known]:
@@ -448,6 +452,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3], help="seeds (curves mode)")
     parser.add_argument("--steps", type=int, default=120_000, help="agent-steps per run (curves mode)")
     parser.add_argument("--steps-per-block", type=int, default=200, help="steps per timed block (monitor mode)")
+    parser.add_argument("--no-tables", action="store_true", help="aht: switch the IPD partners' lookup tables off")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/batched-...)")
     args = parser.parse_args()
     import torch
