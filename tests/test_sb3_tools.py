@@ -510,6 +510,37 @@ def test_the_monitor_skips_idle_row_checks_where_slots_never_idle():
     assert {i["episode"]["l"] for i in infos if "episode" in i} == {2} and "shadow" in roles
 
 
+def test_the_monitor_writes_into_fresh_infos_the_episodes_a_copy_would_get():
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.envs.ipd import BatchedIPD
+
+    def episodes(fresh: bool):
+        venv = batched_vec_env(BatchedIPD(32, rounds=3), 1.0, seed=4, step_infos=False)
+        assert venv.fresh_infos  # the batched VecEnv builds a finished slot's info new each step
+        venv.fresh_infos = fresh
+        seen, held = [], []
+        inner = venv.venv
+
+        def step_wait():  # keep the env's own info objects, to see whether the monitor wrote into them
+            out = type(inner).step_wait(inner)
+            held.append(out[3])
+            return out
+
+        inner.step_wait = step_wait
+        venv.reset()
+        actions = np.random.default_rng(1).integers(2, size=(9, 64))
+        for t in range(9):
+            _, _, dones, infos = venv.step(actions[t])
+            for k in np.flatnonzero(dones):
+                ep = infos[k].get("episode", infos[k].get("shadow_episode"))
+                seen.append((t, int(k), float(ep["r"]), int(ep["l"])))
+                assert (infos[k] is held[-1][k]) == fresh
+        return seen
+
+    written, copied = episodes(True), episodes(False)
+    assert written == copied and len(written) == 3 * 64
+
+
 # ---- the code of docs/adapter.md, "SB3's own tools", as written (budgets cut) -------------------------
 def test_the_documented_code_runs(tmp_path, monkeypatch):
     import re

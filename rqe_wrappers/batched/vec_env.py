@@ -144,6 +144,9 @@ class BatchedVecEnv(VecEnv):
 
     #: every slot acts every step (no idle rows): RoleVecMonitor skips looking for ``info["inactive"]``
     idle_rows = False
+    #: a finished slot's info is a new dict of that step, held by nothing else: RoleVecMonitor writes
+    #: its episode into it instead of into a copy (thousands of copies when all copies end together)
+    fresh_infos = True
 
     def __init__(
         self,

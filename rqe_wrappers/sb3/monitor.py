@@ -34,6 +34,9 @@ class RoleVecMonitor(VecMonitor):
         #: whether a slot may idle (``info["inactive"]``); a VecEnv whose slots all act every step says
         #: ``idle_rows = False`` and its non-finished slots are not looked at (thousands per step)
         self.idle_rows = bool(getattr(venv, "idle_rows", True))
+        #: whether a finished slot's info is the step's own new dict (``fresh_infos = True``), so the episode
+        #: is written into it; else into a copy, as SB3 does
+        self.fresh_infos = bool(getattr(venv, "fresh_infos", False))
 
     def step_wait(self) -> VecEnvStepReturn:
         """SB3's ``VecMonitor.step_wait`` (same episode dicts, counts and CSV rows), looking at finished slots only."""
@@ -50,8 +53,9 @@ class RoleVecMonitor(VecMonitor):
             self.episode_returns[ended] = 0
             self.episode_lengths[ended] = 0
             self.episode_count += len(ended)
+            fresh = self.fresh_infos
             for i, r, n in zip(ended.tolist(), returns, lengths, strict=True):
-                info = infos[i].copy()
+                info = infos[i] if fresh else infos[i].copy()
                 episode = {"r": r, "l": n, "t": t}
                 for key in self.info_keywords:
                     episode[key] = info[key]
