@@ -153,7 +153,9 @@ class BatchedBackground:
         counts = [len(self._cells[i][0]) for i in members]
         if not sum(counts):
             return {}
-        x = np.concatenate([self._batch(i, obs, transform=False) for i in members])
+        rows = np.concatenate([self._cells[i][0] for i in members])
+        cols = np.concatenate([self._cells[i][1] for i in members])
+        x = self._cut(members[0], obs[rows, cols])  # one gather (one index function: one observation space)
         keys = np.asarray(index(x), np.int64)
         who = np.repeat(np.arange(len(members)), counts)
         flat = tables[who, np.maximum(keys, 0)]
