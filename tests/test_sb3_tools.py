@@ -569,6 +569,7 @@ def test_the_documented_code_runs(tmp_path, monkeypatch):
         exec(compile(code, "docs/adapter.md SB3's own tools", "exec"), namespace)
     assert namespace["model"].num_timesteps > 256 and namespace["aht"].nature.n_updates > 0
     assert isinstance(namespace["venv"], PettingZooVecEnv) and np.isfinite(namespace["mean"])
+    assert namespace["trainer"].num_timesteps >= 256  # 6.: trained with RolloutDevice
 
 
 def test_role_vec_normalize_keeps_the_seat_identity_too():
