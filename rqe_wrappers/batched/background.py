@@ -126,9 +126,7 @@ class BatchedBackground:
             if not sum(counts):
                 continue
             if shared:  # one gather and one transform for the whole group
-                rows = np.concatenate([self._cells[i][0] for i in members])
-                cols = np.concatenate([self._cells[i][1] for i in members])
-                x = self._found[members[0]][0](self._cut(members[0], obs[rows, cols]))
+                x = self._found[members[0]][0](self._gathered(members, obs))
             else:
                 x = np.concatenate([self._batch(i, obs) for i in members])
             flat = stacked.probs_concat(x, counts)
@@ -153,9 +151,7 @@ class BatchedBackground:
         counts = [len(self._cells[i][0]) for i in members]
         if not sum(counts):
             return {}
-        rows = np.concatenate([self._cells[i][0] for i in members])
-        cols = np.concatenate([self._cells[i][1] for i in members])
-        x = self._cut(members[0], obs[rows, cols])  # one gather (one index function: one observation space)
+        x = self._gathered(members, obs)  # one index function: one observation space
         keys = np.asarray(index(x), np.int64)
         who = np.repeat(np.arange(len(members)), counts)
         flat = tables[who, np.maximum(keys, 0)]
@@ -178,6 +174,13 @@ class BatchedBackground:
         cols = np.concatenate([self._cells[i][1] for i in pending])
         actions[rows, cols] = acts
         pending.clear()
+
+    def _gathered(self, members: list[int], obs: np.ndarray) -> np.ndarray:
+        """The rows of all ``members`` (policies with one observation space) in one gather, member by member."""
+        assert self._cells is not None
+        rows = np.concatenate([self._cells[i][0] for i in members])
+        cols = np.concatenate([self._cells[i][1] for i in members])
+        return self._cut(members[0], obs[rows, cols])
 
     def _cut(self, i: int, batch: np.ndarray) -> np.ndarray:
         """``batch`` without the zero padding of a narrower seat than policy ``i``'s (e.g. Tag's runner)."""

@@ -110,13 +110,13 @@ class DiscretePolicy(Policy):
         return mask_probs(self.action_probs(obs, state=state), mask)
 
     def act(self, obs, *, rng, mask=None, state=None):
-        return categorical(self.masked_probs(obs, mask, state), rng), state
+        return draw_probs(self.action_probs(obs, state=state), rng, mask), state
 
     def probs_sampler(self) -> Sampler | None:
         """The draw :meth:`act` makes from the probabilities, unless a subclass acts otherwise or has state."""
         if type(self).act is not DiscretePolicy.act or self.initial_state(1) is not None:
             return None
-        return _draw_masked
+        return draw_probs
 
     def log_prob(self, obs, actions, *, mask=None, state=None):
         probs = self.masked_probs(obs, mask, state)
@@ -137,7 +137,8 @@ def mask_probs(probs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return probs
 
 
-def _draw_masked(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+def draw_probs(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
+    """One draw per row of ``probs`` restricted to ``mask`` (:func:`mask_probs`), from ``rng``."""
     return categorical(mask_probs(probs, mask), rng)
 
 

@@ -11,8 +11,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecTransposeImage, unwrap_vec_wrapper
 
-from rqe_wrappers.core.policy import Policy, Sampler
-from rqe_wrappers.core.seeding import categorical
+from rqe_wrappers.core.policy import Policy, Sampler, draw_probs, mask_probs
 
 
 class SB3Policy(Policy):
@@ -84,11 +83,11 @@ class SB3Policy(Policy):
         """How :meth:`act` draws from :meth:`action_probs` (Discrete actions; ``None`` for Box)."""
         if not isinstance(self.action_space, gym.spaces.Discrete):
             return None
-        return _argmax if self.deterministic else _draw
+        return _argmax if self.deterministic else draw_probs
 
     def act(self, obs, *, rng, mask=None, state=None):
         if isinstance(self.action_space, gym.spaces.Discrete):
-            sample = _argmax if self.deterministic else _draw
+            sample = _argmax if self.deterministic else draw_probs
             return sample(self.action_probs(obs), rng, mask), state
         if isinstance(self.action_space, gym.spaces.Box):
             dist = self._dist(obs).distribution
@@ -110,19 +109,8 @@ def _identity(obs: Any) -> Any:
     return obs
 
 
-def _legal(probs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    if mask is None:
-        return probs
-    probs = probs * np.asarray(mask, dtype=bool)
-    return probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-300)
-
-
-def _draw(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
-    return categorical(_legal(probs, mask), rng)
-
-
 def _argmax(probs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None) -> np.ndarray:
-    return _legal(probs, mask).argmax(axis=1)
+    return mask_probs(probs, mask).argmax(axis=1)
 
 
 def _untransposed_space(model: BaseAlgorithm | BasePolicy) -> gym.Space | None:
