@@ -14,6 +14,12 @@ untimed warm-up rollout, the best of ``--repeats`` blocks. Episodes are 1,000 st
 one process with ``--copies`` copies, partners on the CPU or on the turn's device), round two's rate (partners
 are round one's CNN models) over the round's wall time.
 
+``member``: a population member's env stepped without learning (random learner actions), ``--copies`` copies
+with ``--partners`` untrained CNN partners batched on the CPU, in ``--jobs`` processes at once, for each
+partner weight layout in ``--weights`` (``nchw``: as SB3 makes them, ``cl``: channels-last, as
+``load_partner`` makes them): learner-steps/s of every process and their total, and one partner's forward
+pass alone at batches 1-16 in each layout.
+
 Usage (needs the ``[meltingpot]`` extra, docs/meltingpot.md):
     python benchmarks/bench_meltingpot.py step --workers 0 2 --out benchmarks/results/meltingpot-step-cpu-2core.json
     python benchmarks/bench_meltingpot.py train --device cpu --copies 4 --workers 0 2 \
@@ -167,6 +173,11 @@ def populations_mode(args: argparse.Namespace) -> dict[str, Any]:
                 "wall_seconds": round(span, 1),
                 "agent_steps_per_s": round(steps / span),
                 "mean_turn_agent_steps_per_s": round(float(np.mean([x["turn_steps"] / x["seconds"] for x in turns]))),
+                # a turn's own time outside PPO's learn: imports, models loaded, envs built, CUDA set up, saved
+                "mean_turn_setup_seconds": round(
+                    float(np.mean([x["ended"] - x["started"] - x["seconds"] for x in turns])), 1
+                ),
+                "processes": len({x.get("pid") for x in turns}),  # None: code before turn records had pids
             }
         row = {
             "partners_on_device": bool(on_device),
@@ -184,9 +195,90 @@ def populations_mode(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def _member_partners(obs_space: Any, weights: str, k: int) -> dict[str, Any]:
+    import torch as th
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.experiments.meltingpot_cooking import CNN_KWARGS, MP_PPO, cooking_env_fn
+    from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy
+
+    one = PettingZooVecEnv(cooking_env_fn("circuit"), 1)
+    fmt = th.channels_last if weights == "cl" else th.contiguous_format
+    out = {}
+    for i in range(k):
+        model = PPO("CnnPolicy", one, device="cpu", seed=i, **MP_PPO.ppo_kwargs(CNN_KWARGS))
+        out[f"p{i}"] = SB3Policy.from_model(model, observation_space=obs_space)
+        out[f"p{i}"].policy.to(memory_format=fmt)
+    return out
+
+
+def _member_rate(weights: str, copies: int, partners: int, steps: int) -> float:
+    """Learner-steps/s of one process stepping a member env (runs in a worker of :func:`member_mode`)."""
+    import torch
+
+    from rqe_wrappers.aht.preferences import Preferences
+    from rqe_wrappers.experiments.meltingpot_cooking import cooking_env_fn
+    from rqe_wrappers.experiments.population_play import _MemberEnv, seat_spaces
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    torch.set_num_threads(1)
+    env_fn = cooking_env_fn("circuit")
+    obs_space, _ = seat_spaces(env_fn)
+    venv = PettingZooVecEnv(_MemberEnv(env_fn, Preferences(), _member_partners(obs_space, weights, partners)), copies)
+    venv.seed(0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        venv.step(rng.integers(8, size=copies))
+    start = time.perf_counter()
+    for _ in range(steps):
+        venv.step(rng.integers(8, size=copies))
+    rate = steps * copies / (time.perf_counter() - start)
+    venv.close()
+    return rate
+
+
+def member_mode(args: argparse.Namespace) -> dict[str, Any]:
+    """Member envs stepped without learning in ``--jobs`` processes at once, per partner weight layout."""
+    import torch as th
+
+    from rqe_wrappers.experiments.common import process_pool
+    from rqe_wrappers.experiments.meltingpot_cooking import cooking_env_fn
+    from rqe_wrappers.experiments.population_play import seat_spaces
+
+    th.set_num_threads(1)
+    obs_space, _ = seat_spaces(cooking_env_fn("circuit"))
+    forward = []
+    (one,) = _member_partners(obs_space, "nchw", 1).values()
+    for b in (1, 4, 8, 16):
+        x = np.random.default_rng(0).integers(0, 255, (b, *obs_space.shape), dtype=np.uint8)
+        row: dict[str, Any] = {"batch": b}
+        for weights in args.weights:
+            one.policy.to(memory_format=th.channels_last if weights == "cl" else th.contiguous_format)
+            for _ in range(10):
+                one.action_probs(x)
+            start = time.perf_counter()
+            for _ in range(100):
+                one.action_probs(x)
+            row[f"{weights}_ms"] = round((time.perf_counter() - start) * 10, 3)
+        forward.append(row)
+        print(json.dumps(row), flush=True)
+    rows = []
+    for weights in args.weights:
+        with process_pool(args.jobs) as pool:
+            futures = [
+                pool.submit(_member_rate, weights, args.copies, args.partners, args.steps) for _ in range(args.jobs)
+            ]
+            rates = [round(f.result()) for f in futures]
+        row = {"weights": weights, "processes": args.jobs, "learner_steps_per_s": rates, "total": sum(rates)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return {"partner_forward_one_process": forward, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("step", "train", "populations"))
+    parser.add_argument("mode", choices=("step", "train", "populations", "member"))
     parser.add_argument("--substrate", default="collaborative_cooking__circuit")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--copies", type=int, default=4, help="env copies (2 learning slots each)")
@@ -206,6 +298,8 @@ def main() -> None:
     parser.add_argument("--partners-on-device", nargs="+", type=int, default=[0], help="populations: 0 CPU, 1 device")
     parser.add_argument("--rollout-device", default=None, help="populations: collect rollouts there (RolloutDevice)")
     parser.add_argument("--turn-seconds", type=float, default=None, help="populations: a turn's time limit")
+    parser.add_argument("--partners", type=int, default=2, help="member: CNN partners")
+    parser.add_argument("--weights", nargs="+", default=["nchw", "cl"], help="member: partner weight layouts")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     import torch
@@ -219,7 +313,8 @@ def main() -> None:
         "machine": {**machine_info(), "torch_threads": torch.get_num_threads(), "device": args.device},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
-    result |= {"step": step_mode, "train": train_mode, "populations": populations_mode}[args.mode](args)
+    modes = {"step": step_mode, "train": train_mode, "populations": populations_mode, "member": member_mode}
+    result |= modes[args.mode](args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print("wrote", args.out)

@@ -137,3 +137,28 @@ def test_an_sb3_policys_sampler_is_its_act(deterministic):
         np.testing.assert_array_equal(acts, drawn)
     assert SB3Policy.probs_sampler(policy) is not None
     assert RandomPolicy(venv.observation_space, venv.action_space).probs_sampler() is None  # its own act
+
+
+def test_a_single_draw_is_the_draw_of_a_one_row_batch():
+    """``categorical``'s one-row path (one per seat and step in the per-copy path) draws what the general
+    path draws for that row from the same stream position, zeros and unnormalised rows included."""
+    from rqe_wrappers.core.seeding import categorical
+
+    gen = np.random.default_rng(7)
+    rows = [
+        gen.random(8),
+        np.array([0.0, 0.5, 0.0, 0.5]),
+        np.array([0.0, 0.0, 3.0]),
+        np.array([1.0]),
+        5 * gen.random(8),
+    ]
+    for k, p in enumerate(rows * 200):
+        single, batch = np.random.default_rng(k), np.random.default_rng(k)
+        a = categorical(p, single)
+        b = categorical(np.stack([p, p[::-1]]), batch)  # the general path, two rows
+        assert isinstance(a, int) and a == int(b[0]) and p[a] > 0
+        one = categorical(p[None], np.random.default_rng(k))  # a one-row batch
+        assert one.shape == (1,) and one.dtype == np.int64 and int(one[0]) == a
+        batch, single = np.random.default_rng(k), np.random.default_rng(k)
+        categorical(np.stack([p, p]), batch), categorical(p, single), categorical(p, single)
+        assert single.random() == batch.random()  # one number consumed per row

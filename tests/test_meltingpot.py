@@ -30,10 +30,11 @@ def test_importing_the_library_never_imports_meltingpot_or_tensorflow():
     assert out.stdout.strip() == "[]"
 
 
-def _trace(env, seed: int, steps: int = 60) -> list[str]:
-    """Hashes of both players' views and the rewards, over ``steps`` seeded random-action steps."""
+def _trace(env, seed: int | None, steps: int = 60, actions: int = 0) -> list[str]:
+    """Hashes of both players' views and the rewards, over ``steps`` random-action steps (actions drawn
+    with seed ``actions``) after ``reset(seed=seed)`` (``None``: the world's own streams go on)."""
     obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(actions)
     out = [hashlib.md5(b"".join(o.tobytes() for o in obs.values())).hexdigest()]
     for _ in range(steps):
         obs, rew, _, _, _ = env.step({a: int(rng.integers(8)) for a in env.agents})
@@ -362,3 +363,58 @@ def test_stacked_views_are_the_last_frames_oldest_first():
             np.testing.assert_array_equal(o, np.concatenate(want, -1))
     with pytest.raises(ConfigError, match="frames"):
         meltingpot_env(frames=0)
+
+
+def _builder_world(factory, roles, seed, key=None, reads=None):
+    """The world as Melting Pot's own ``builder.builder`` builds it, every observation read (the reference)."""
+    from meltingpot.utils.substrates import builder
+    from meltingpot.utils.substrates import substrate as mp_substrate
+    from meltingpot.utils.substrates.wrappers import (
+        collective_reward_wrapper,
+        discrete_action_wrapper,
+        multiplayer_wrapper,
+        observables_wrapper,
+    )
+
+    from rqe_wrappers.envs.meltingpot import patched_root
+
+    root, builder._MELTINGPOT_ROOT = builder._MELTINGPOT_ROOT, patched_root()
+    try:
+        env = builder.builder(factory._lab2d_settings_builder(roles), env_seed=seed)
+    finally:
+        builder._MELTINGPOT_ROOT = root
+    env = observables_wrapper.ObservablesWrapper(env)
+    env = multiplayer_wrapper.Wrapper(
+        env,
+        individual_observation_names=factory._individual_observations,
+        global_observation_names=factory._global_observations,
+    )
+    env = discrete_action_wrapper.Wrapper(env, action_table=factory._action_table)
+    return mp_substrate.Substrate(collective_reward_wrapper.CollectiveRewardWrapper(env))
+
+
+@needs_meltingpot
+def test_the_lean_build_steps_the_world_melting_pots_builder_steps(monkeypatch):
+    """The env's own build (Lua settings made once per process, only the seats' views and rewards read at
+    each step) gives the episodes of Melting Pot's ``builder.builder``, across an episode's end (the world
+    rebuilt) and a seedless reset."""
+    from rqe_wrappers.envs import meltingpot as mpe
+
+    def run() -> tuple[list[str], list[int]]:
+        env = mpe.meltingpot_env("collaborative_cooking__cramped", frames=2, settings={"cooking_pot_pseudoreward": 1.0})
+        out = _trace(env, seed=3, steps=900)
+        reads = [len(list(env._substrate_world.observation()[0]))]
+        for t in itertools.count():  # to the episode's end (1,000 steps in cooking)
+            _, rew, _, _, _ = env.step({a: t % 8 for a in env.agents})
+            out.append(str(sorted(rew.items())))
+            if not env.agents:
+                break
+        assert 900 + t + 1 == 1000
+        out += _trace(env, None, 30, actions=1)  # the next episode: a world rebuilt, its seeds going on
+        return out, reads
+
+    lean, lean_reads = run()
+    assert lean_reads == [1]  # each seat's dict holds its view only (no WORLD.RGB, no debug layers)
+    monkeypatch.setattr(mpe, "_build", _builder_world)
+    reference, reference_reads = run()
+    assert reference_reads[0] > 1 and lean == reference

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -125,7 +127,10 @@ def test_rounds_are_synchronous_so_turns_in_processes_give_the_same_population(m
     assert sorted(loaded) == sorted(
         ("round0", f"sp0-m{j}.zip") for i in range(3) for j in range(3) if j != i
     )  # round two: each member loads its two partners' round-one files
-    two = pp.train_population_play(game, settings, jobs=2)  # turns in two worker processes
+    turns: list[dict] = []
+    two = pp.train_populations({"population": (game, settings)}, jobs=2, on_turn=turns.append)["population"]
+    pids = {t["pid"] for t in turns}  # turns in worker processes (two per round)
+    assert len(turns) == 6 and 2 <= len(pids) <= 4 and os.getpid() not in pids
     for a, b in zip(one, two, strict=True):
         assert (a.name, a.preferences) == (b.name, b.preferences)
         for x, y in zip(a.model.policy.parameters(), b.model.policy.parameters(), strict=True):
@@ -167,3 +172,29 @@ def test_rollouts_on_a_copy_give_the_same_population_and_every_turn_is_recorded(
         (2, "sp0-m1"),
     ]
     assert all(r["turn_steps"] == 64 and r["started"] <= r["ended"] and r["device"] == "cpu" for r in records)
+
+
+def test_a_loaded_partner_acts_as_its_saved_model_with_channels_last_convolutions(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    class Images(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (40, 40, 3), np.uint8)
+        action_space = gym.spaces.Discrete(4)
+
+        def reset(self, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, True, False, {}
+
+    kwargs = {"features_extractor_kwargs": {"features_dim": 16}}
+    model = PPO("CnnPolicy", Images(), n_steps=8, batch_size=8, seed=0, device="cpu", policy_kwargs=kwargs)
+    model.save(tmp_path / "member.zip")
+    partner = pp.load_partner(tmp_path / "member.zip", Images.observation_space)
+    convs = [m for m in partner.policy.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    obs = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)  # as the env gives them
+    with torch.no_grad():
+        want = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.numpy()
+    np.testing.assert_allclose(partner.action_probs(obs), want, rtol=1e-5, atol=1e-7)

@@ -25,6 +25,10 @@ def categorical(probs: np.ndarray, rng: np.random.Generator) -> Any:
     one-row batch consume the stream alike.
     """
     p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1 or (p.ndim == 2 and p.shape[0] == 1):  # one row (per seat and step in the per-copy path)
+        cdf1 = np.cumsum(p.reshape(-1))  # the same draw as below, without the batch's arrays
+        pick = min(int(np.searchsorted(cdf1, rng.random() * cdf1[-1], side="right")), cdf1.shape[0] - 1)
+        return pick if p.ndim == 1 else np.array([pick], dtype=np.int64)
     rows = np.atleast_2d(p)
     cdf = np.cumsum(rows, axis=1)
     u = rng.random((rows.shape[0], 1)) * cdf[:, -1:]

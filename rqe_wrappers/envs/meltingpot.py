@@ -8,7 +8,9 @@ rewards are the players' own. An episode ends when the substrate's timestep is t
 ``random`` (which Melting Pot draws from while building) seeded from ``s``, from a copy of Melting Pot's
 Lua tree in which the avatars take their spawn points in a fixed order (:func:`patched_root`; the
 original order changes from build to build): one seed gives one episode. A reset without a seed
-continues the world's own stream. The world is built
+continues the world's own stream. Worlds are built as Melting Pot's ``builder.builder`` builds them, with
+the Lua settings made once per process and, for a substrate that does not render, only the seats'
+views and rewards read from dmlab2d at each step (:func:`_build`). The world is built
 at the first reset, inside the process that steps it (dmlab2d objects do not pickle), so the env
 object itself pickles and works with ``PettingZooVecEnv(..., n_workers=k)``.
 
@@ -192,9 +194,21 @@ def patched_root() -> str:
     return str(root)
 
 
-def _build(factory: Any, roles: tuple[str, ...], seed: int | None) -> Any:
-    """``factory.build(roles)`` with dmlab2d's ``env_seed`` and the patched Lua tree (Melting Pot's own
-    build draws a random seed and spawns the avatars in an order that changes from build to build)."""
+def _build(
+    factory: Any, roles: tuple[str, ...], seed: int | None, key: Any = None, reads: frozenset[str] | None = None
+) -> Any:
+    """Melting Pot's ``factory.build(roles)`` with dmlab2d's ``env_seed`` and the patched Lua tree (Melting
+    Pot's own build draws a random seed and spawns the avatars in an order that changes from build to build).
+
+    As Melting Pot's ``builder.builder`` builds it (a world rebuilt at every reset), with two savings:
+    the flattened Lua settings are made once per process for ``key`` (they are the same for every build of
+    one substrate, settings and roles), and with ``reads`` (per-player observation names, e.g. ``{"RGB"}``)
+    each step reads only those and the players' rewards from dmlab2d instead of every observation
+    (``WORLD.RGB``, the debug layers, ...), and no global observation. ``reads=None``: everything, as
+    Melting Pot's scenarios and their bots need."""
+    import itertools
+
+    import dmlab2d
     from meltingpot.utils.substrates import builder
     from meltingpot.utils.substrates import substrate as mp_substrate
     from meltingpot.utils.substrates.wrappers import (
@@ -202,22 +216,60 @@ def _build(factory: Any, roles: tuple[str, ...], seed: int | None) -> Any:
         discrete_action_wrapper,
         multiplayer_wrapper,
         observables_wrapper,
+        reset_wrapper,
     )
 
-    root, builder._MELTINGPOT_ROOT = builder._MELTINGPOT_ROOT, patched_root()  # read by builder() only
-    try:
-        env = builder.builder(factory._lab2d_settings_builder(roles), env_seed=seed)
-    finally:
-        builder._MELTINGPOT_ROOT = root
-    env = observables_wrapper.ObservablesWrapper(env)
+    settings = _lua_settings(factory, roles, key)
+    if seed is None:  # as builder.builder: a long seed other than 0, from Python's `random`
+        seed = random.randint(1, builder._MAX_SEED)
+    seeds = (s % (builder._MAX_SEED + 1) for s in itertools.count(seed))
+
+    def build_environment() -> Any:
+        env_seed = next(seeds)
+        raw = dmlab2d.Lab2d(builder._DMLAB2D_ROOT, {**settings, "env_seed": str(env_seed)})
+        names = raw.observation_names()
+        if reads is not None:
+            wanted = {*reads, "REWARD"}
+            names = [n for n in names if n.partition(".")[0].isdigit() and n.partition(".")[2] in wanted]
+        return dmlab2d.Environment(env=raw, observation_names=names, seed=env_seed)
+
+    env = observables_wrapper.ObservablesWrapper(reset_wrapper.ResetWrapper(build_environment))
     env = multiplayer_wrapper.Wrapper(
         env,
-        individual_observation_names=factory._individual_observations,
-        global_observation_names=factory._global_observations,
+        individual_observation_names=factory._individual_observations if reads is None else reads,
+        global_observation_names=factory._global_observations if reads is None else (),
     )
     env = discrete_action_wrapper.Wrapper(env, action_table=factory._action_table)
     env = collective_reward_wrapper.CollectiveRewardWrapper(env)
     return mp_substrate.Substrate(env)
+
+
+#: the flattened Lua settings of each (key, roles) built in this process (:func:`_lua_settings`)
+_LUA_SETTINGS: dict[Any, dict[str, str]] = {}
+
+
+def _lua_settings(factory: Any, roles: tuple[str, ...], key: Any) -> dict[str, str]:
+    """What Melting Pot's ``builder.builder`` hands dmlab2d for ``factory``'s world with ``roles`` (before the
+    seed), with the patched Lua tree; cached under ``(key, roles)`` unless ``key`` is None."""
+    import copy
+
+    from meltingpot.utils.substrates import builder
+    from ml_collections import config_dict
+
+    if key is not None and (key, roles) in _LUA_SETTINGS:
+        return _LUA_SETTINGS[(key, roles)]
+    root, builder._MELTINGPOT_ROOT = builder._MELTINGPOT_ROOT, patched_root()  # read below only
+    try:
+        lab2d = config_dict.ConfigDict(copy.deepcopy(factory._lab2d_settings_builder(roles))).unlock()
+        builder.apply_prefab_overrides(lab2d, None)
+        builder.maybe_build_and_add_avatar_objects(lab2d)
+        builder.locate_and_overwrite_level_directory(lab2d)
+        settings = builder.parse_python_settings_for_dmlab2d(lab2d)
+    finally:
+        builder._MELTINGPOT_ROOT = root
+    if key is not None:
+        _LUA_SETTINGS[(key, roles)] = settings
+    return settings
 
 
 def _substrate_factory(substrate: str, settings: dict[str, Any]) -> Any:
@@ -402,7 +454,13 @@ class MeltingPotEnv(ParallelEnv):
 
     def _build(self, seed: int | None) -> Any:
         """A new world: the substrate, and for a scenario the scenario around it with the env's bots."""
-        self._substrate_world = _build(self._factory, self.roles, seed)
+        # a substrate on its own reads only the seats' views (and rewards) from dmlab2d at each step; a
+        # scenario's bots and rendering read the rest (WORLD.RGB, ...) as Melting Pot does
+        lean = self.scenario is None and self.render_mode is None
+        key = (self.substrate, repr(sorted(self.settings.items())))
+        self._substrate_world = _build(
+            self._factory, self.roles, seed, key, frozenset({self.observation}) if lean else None
+        )
         if self.scenario is None:
             return self._substrate_world
         from meltingpot import bot as mp_bot

@@ -137,7 +137,9 @@ def train_populations(
     (:class:`~rqe_wrappers.sb3.RolloutDevice`; ``"cpu"`` spares many turns on one GPU the per-step round
     trips), the update staying on the turn's device. Returns ``{key: members}``, each member's model
     loaded on the CPU; ``progress`` gets a line per turn, ``on_turn`` its record (population, name,
-    round, steps, turn_steps, seconds of training, started and ended as ``time.time()``, device).
+    round, steps, turn_steps, seconds of training, started and ended as ``time.time()``, device, the
+    process's pid). With ``jobs > 1`` each round's turns run in a pool of fresh processes (warm workers
+    kept from round to round trained round two at 0.6-0.7 of the rate on the GPU box: docs/meltingpot.md).
     """
     from stable_baselines3 import PPO
 
@@ -272,6 +274,7 @@ def _member_turn(
         "started": started,
         "ended": time.time(),
         "device": device,
+        "pid": os.getpid(),
     }
 
 
@@ -294,9 +297,14 @@ def seat_spaces(env_fn: Callable[[], Any]) -> tuple[Any, Any]:
 
 def load_partner(file: str | os.PathLike[str], observation_space: Any) -> Any:
     """A saved member (an SB3 PPO file this run wrote) as a CPU Policy on ``observation_space``, the env's
-    (images as the env gives them, though SB3 transposed them for the network)."""
+    (images as the env gives them, though SB3 transposed them for the network); its convolutions' weights
+    channels-last, as the images reach them."""
+    import torch as th
     from stable_baselines3 import PPO
 
     from rqe_wrappers.sb3 import SB3Policy
 
-    return SB3Policy.from_model(PPO.load(str(file), device="cpu"), observation_space=observation_space)
+    partner = SB3Policy.from_model(PPO.load(str(file), device="cpu"), observation_space=observation_space)
+    policy: Any = partner.policy  # (torch's stubs leave memory_format out of Module.to)
+    policy.to(memory_format=th.channels_last)  # CPU convolutions on the channels-last images SB3 hands over
+    return partner
