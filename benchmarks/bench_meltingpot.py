@@ -20,6 +20,14 @@ partner weight layout in ``--weights`` (``nchw``: as SB3 makes them, ``cl``: cha
 ``load_partner`` makes them): learner-steps/s of every process and their total, and one partner's forward
 pass alone at batches 1-16 in each layout.
 
+``profile``: one member's turn (``--partners`` untrained CNN partners, ``--copies`` copies, on ``--device``,
+rollouts on ``--rollout-device``) run under cProfile in this process while ``--jobs`` - 1 identical turns run
+in other processes at once (as in a round of ``populations``), each stopped after ``--turn-seconds``: the
+turn's rate, the seconds in collecting rollouts, in PPO's update and in their main parts, and the top
+functions by own time. Where a turn's time goes under load, e.g. on the GPU box:
+``python benchmarks/bench_meltingpot.py profile --jobs 16 --copies 16 --device cuda --rollout-device cpu
+--turn-seconds 40 --out ...``.
+
 Usage (needs the ``[meltingpot]`` extra, docs/meltingpot.md):
     python benchmarks/bench_meltingpot.py step --workers 0 2 --out benchmarks/results/meltingpot-step-cpu-2core.json
     python benchmarks/bench_meltingpot.py train --device cpu --copies 4 --workers 0 2 \
@@ -29,6 +37,7 @@ Usage (needs the ``[meltingpot]`` extra, docs/meltingpot.md):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -132,7 +141,6 @@ def populations_mode(args: argparse.Namespace) -> dict[str, Any]:
     copies each, ``--jobs`` at once), two rounds; the rate is round two's (partners are round one's CNN
     models, as in every later round): its turns' agent-steps over the round's wall time, from the first
     turn's start to the last one's end (building the envs, loading the models and CUDA set-up included)."""
-    import dataclasses
 
     from rqe_wrappers.experiments.meltingpot_cooking import CNN_KWARGS, MP_PPO, cooking_env_fn
     from rqe_wrappers.experiments.population_play import PopulationPlay, train_populations
@@ -276,9 +284,89 @@ def member_mode(args: argparse.Namespace) -> dict[str, Any]:
     return {"partner_forward_one_process": forward, "rows": rows}
 
 
+#: the parts of a turn reported by ``profile`` mode: label -> (file name ends with, function name)
+PROFILED = {
+    "collect_rollouts": ("on_policy_algorithm.py", "collect_rollouts"),
+    "update (PPO.train)": ("ppo.py", "train"),
+    "env step (PettingZooVecEnv)": ("copies.py", "step"),
+    "partners' batched forward passes": ("background.py", "batch_background"),
+    "substrate step (MeltingPotEnv)": ("meltingpot.py", "step"),
+    "world builds": ("meltingpot.py", "build_environment"),
+    "policy forward (rollout)": ("policies.py", "forward"),
+    "backward": ("__init__.py", "backward"),
+    "optimizer step": ("adam.py", "step"),
+    "rollout buffer add": ("buffers.py", "add"),
+    "rollout start (RolloutDevice copy)": ("rollout_device.py", "_on_rollout_start"),
+}
+
+
+def profile_mode(args: argparse.Namespace) -> dict[str, Any]:
+    """One turn under cProfile while ``--jobs`` - 1 more run at once (see the module doc)."""
+    import cProfile
+    import pstats
+    import tempfile
+
+    import torch
+    from stable_baselines3 import PPO
+
+    from rqe_wrappers.aht.preferences import Preferences
+    from rqe_wrappers.experiments.common import process_pool
+    from rqe_wrappers.experiments.meltingpot_cooking import CNN_KWARGS, MP_PPO, cooking_env_fn
+    from rqe_wrappers.experiments.population_play import _member_turn
+    from rqe_wrappers.sb3 import PettingZooVecEnv
+
+    torch.set_num_threads(1)
+    env_fn = cooking_env_fn("circuit")
+    ppo = dataclasses.replace(MP_PPO, n_copies=args.copies, n_workers=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = PPO("CnnPolicy", PettingZooVecEnv(env_fn, 1), seed=0, device="cpu", **ppo.ppo_kwargs(CNN_KWARGS))
+        files = {}
+        for i in range(args.partners + 1):  # partners p0.. and the learner's own round-one file
+            files[i] = work / f"m{i}.zip"
+            model.save(files[i])
+        partners = {f"p{i}": files[i] for i in range(args.partners)}
+
+        def turn(k: int) -> tuple:
+            return (env_fn, Preferences(), partners, files[args.partners], work / f"out{k}.zip", "CnnPolicy",
+                    dict(CNN_KWARGS), ppo.to_json(), (k, k), 10**9, args.device, "profile", f"t{k}", 1,
+                    args.turn_seconds, False, args.rollout_device)  # fmt: skip
+
+        records = []
+        with process_pool(max(args.jobs - 1, 1)) as pool:
+            futures = [pool.submit(_member_turn, *turn(k)) for k in range(1, args.jobs)]
+            time.sleep(args.stagger)  # the others imported and set up, as in a round
+            profiler = cProfile.Profile()
+            profiler.enable()
+            mine = _member_turn(*turn(0))
+            profiler.disable()
+            records = [f.result() for f in futures]
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    parts = {}
+    for label, (file, name) in PROFILED.items():
+        hits = [v for (f, _, n), v in stats.items() if f.endswith(file) and n == name]
+        parts[label] = {"calls": sum(v[1] for v in hits), "seconds": round(sum(v[3] for v in hits), 3)}
+    top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:40]
+    rate = mine["turn_steps"] / mine["seconds"]
+    others = [r["turn_steps"] / r["seconds"] for r in records]
+    out = {
+        "turn": {k: mine[k] for k in ("turn_steps", "seconds", "device")},
+        "agent_steps_per_s": round(rate),
+        "ms_of_a_core_per_learner_step": round(1e3 / rate, 3),
+        "other_turns_agent_steps_per_s": [round(x) for x in others],
+        "parts_cumulative": parts,
+        "top_by_own_time": [
+            {"function": f"{Path(f).name}:{line}({n})", "calls": v[1], "own_s": round(v[2], 3), "cum_s": round(v[3], 3)}
+            for (f, line, n), v in top
+        ],
+    }
+    print(json.dumps({k: out[k] for k in ("agent_steps_per_s", "ms_of_a_core_per_learner_step", "parts_cumulative")}))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("step", "train", "populations", "member"))
+    parser.add_argument("mode", choices=("step", "train", "populations", "member", "profile"))
     parser.add_argument("--substrate", default="collaborative_cooking__circuit")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--copies", type=int, default=4, help="env copies (2 learning slots each)")
@@ -300,6 +388,7 @@ def main() -> None:
     parser.add_argument("--turn-seconds", type=float, default=None, help="populations: a turn's time limit")
     parser.add_argument("--partners", type=int, default=2, help="member: CNN partners")
     parser.add_argument("--weights", nargs="+", default=["nchw", "cl"], help="member: partner weight layouts")
+    parser.add_argument("--stagger", type=float, default=5.0, help="profile: seconds the other turns start earlier")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     import torch
@@ -313,7 +402,13 @@ def main() -> None:
         "machine": {**machine_info(), "torch_threads": torch.get_num_threads(), "device": args.device},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
-    modes = {"step": step_mode, "train": train_mode, "populations": populations_mode, "member": member_mode}
+    modes = {
+        "step": step_mode,
+        "train": train_mode,
+        "populations": populations_mode,
+        "member": member_mode,
+        "profile": profile_mode,
+    }
     result |= modes[args.mode](args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
