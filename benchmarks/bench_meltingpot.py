@@ -203,20 +203,25 @@ def populations_mode(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def _member_partners(obs_space: Any, weights: str, k: int) -> dict[str, Any]:
+def _layout(weights: str) -> Any:
+    """The torch memory format of a ``--weights`` name (``cl``: channels-last, else as SB3 makes them)."""
     import torch as th
+
+    return th.channels_last if weights == "cl" else th.contiguous_format
+
+
+def _member_partners(obs_space: Any, weights: str, k: int) -> dict[str, Any]:
     from stable_baselines3 import PPO
 
     from rqe_wrappers.experiments.meltingpot_cooking import CNN_KWARGS, MP_PPO, cooking_env_fn
     from rqe_wrappers.sb3 import PettingZooVecEnv, SB3Policy
 
     one = PettingZooVecEnv(cooking_env_fn("circuit"), 1)
-    fmt = th.channels_last if weights == "cl" else th.contiguous_format
     out = {}
     for i in range(k):
         model = PPO("CnnPolicy", one, device="cpu", seed=i, **MP_PPO.ppo_kwargs(CNN_KWARGS))
         out[f"p{i}"] = SB3Policy.from_model(model, observation_space=obs_space)
-        out[f"p{i}"].policy.to(memory_format=fmt)
+        out[f"p{i}"].policy.to(memory_format=_layout(weights))
     return out
 
 
@@ -262,7 +267,7 @@ def member_mode(args: argparse.Namespace) -> dict[str, Any]:
         x = np.random.default_rng(0).integers(0, 255, (b, *obs_space.shape), dtype=np.uint8)
         row: dict[str, Any] = {"batch": b}
         for weights in args.weights:
-            one.policy.to(memory_format=th.channels_last if weights == "cl" else th.contiguous_format)
+            one.policy.to(memory_format=_layout(weights))
             for _ in range(10):
                 one.action_probs(x)
             start = time.perf_counter()
@@ -332,7 +337,6 @@ def profile_mode(args: argparse.Namespace) -> dict[str, Any]:
                     dict(CNN_KWARGS), ppo.to_json(), (k, k), 10**9, args.device, "profile", f"t{k}", 1,
                     args.turn_seconds, False, args.rollout_device)  # fmt: skip
 
-        records = []
         with process_pool(max(args.jobs - 1, 1)) as pool:
             futures = [pool.submit(_member_turn, *turn(k)) for k in range(1, args.jobs)]
             time.sleep(args.stagger)  # the others imported and set up, as in a round
