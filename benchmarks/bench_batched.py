@@ -25,7 +25,8 @@ gap between the two means in units of the seed noise.
 path at the same slot count 2N, for ``ipd`` (the nine ``ipd/train`` partners) and ``cooking`` (the 16
 trained networks of ``cooking/agents``) among ``--envs``; as is and ``*_fast`` (``step_infos=False`` +
 ``TimeLimitBootstrap``), the members on ``--device``; ``aht_fast_over_self_play_fast`` is the issue's
-ratio (target 0.8).
+ratio (target 0.8) of the best blocks, ``*_median_paired`` the median over repeats of block ``r``'s ratio
+(the two blocks run one after the other, so a slow spell of the machine slows both), every block's rate kept.
 
 ``monitor``: the cost of the monitor on the step path: milliseconds per ``step`` of SRPO's
 ``BatchedVecEnv`` (``reward_infos=False``) bare and inside ``RoleVecMonitor``, random actions, the best
@@ -298,10 +299,15 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
                 for m in ("self_play", "aht")
             }
             models = {m: ppo_model(venvs[m], args, callbacks[m]) for m in venvs}
-            rates = dict.fromkeys(models, 0.0)
+            blocks: dict[str, list[float]] = {m: [] for m in models}
             for _ in range(args.repeats):
                 for m, model in models.items():
-                    rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
+                    blocks[m].append(ppo_rate(model, args, callbacks[m]))
+            rates = {m: max(b) for m, b in blocks.items()}
+            paired = {  # block r of AHT over block r of self-play (run one after the other): load spikes cancel
+                tail: float(np.median(np.divide(blocks[f"aht{tail}"], blocks[f"self_play{tail}"])))
+                for tail in ("", "_fast")
+            }
             row = {
                 "env": name,
                 "population_size": len(members),
@@ -311,6 +317,9 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
                 **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
                 "aht_over_self_play": round(rates["aht"] / rates["self_play"], 3),
                 "aht_fast_over_self_play_fast": round(rates["aht_fast"] / rates["self_play_fast"], 3),
+                "aht_over_self_play_median_paired": round(paired[""], 3),
+                "aht_fast_over_self_play_fast_median_paired": round(paired["_fast"], 3),
+                "blocks_agent_steps_per_s": {m: [round(r) for r in b] for m, b in blocks.items()},
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -268,6 +268,36 @@ def test_ppo_with_aht_callback_updates_nature(members):
     np.testing.assert_array_equal(again.beta, aht.beta)
 
 
+def test_aht_callback_takes_the_batched_envs_finished_episodes_as_arrays(members, monkeypatch):
+    """On the batched path AHTCallback reads each step's finished episodes as arrays (no per-slot pass over
+    the infos); nature ends exactly where reading the infos slot by slot ends, and arrays that disagree with
+    the infos are not trusted."""
+    read = AHTCallback._episodes
+    calls: list[int] = []
+
+    def counted(self, found):
+        calls.append(len(found))
+        return read(self, found)
+
+    monkeypatch.setattr(AHTCallback, "_episodes", counted)
+    _, arrays, _ = _train(members)
+    assert calls == []  # every step's episodes came as arrays
+    finished = BatchedVecEnv.finished_episodes
+    monkeypatch.setattr(BatchedVecEnv, "finished_episodes", None)  # no arrays: the infos, slot by slot
+    _, infos, _ = _train(members)
+    assert sum(calls) == 16 * 4 * 3
+    monkeypatch.setattr(
+        BatchedVecEnv, "finished_episodes", lambda self: (lambda s, i, r: (s, i, r + 1.0))(*finished(self))
+    )
+    calls.clear()
+    _, wrong, _ = _train(members)
+    assert sum(calls) == 16 * 4 * 3  # arrays that disagree with the infos: the infos are read
+    for cb in (arrays, wrong):
+        np.testing.assert_array_equal(cb.counts, infos.counts)
+        np.testing.assert_array_equal(cb.utilities, infos.utilities)
+        np.testing.assert_array_equal(cb.beta, infos.beta)
+
+
 def test_unsupported_settings_are_refused(members):
     env = BatchedIPD(2, ROUNDS)
     with pytest.raises(ConfigError, match="past snapshots"):

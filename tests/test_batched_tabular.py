@@ -87,3 +87,24 @@ def test_table_misses_use_the_members_own_probabilities(seed):
             assert len(bg._tables) == 1 and bg._tables[0][1] == [0, 1]
     np.testing.assert_array_equal(acts[True], acts[False])
     assert (acts[True][:, 0] == -9).all()  # the learning seat is left alone
+
+
+def test_each_policys_cells_are_where_the_table_names_it_copy_major():
+    """The cells found with one sort are ``np.nonzero(table == p)``'s, policies playing nowhere included; the
+    cells of several members, consecutive or not, are theirs in member order."""
+    rng = np.random.default_rng(0)
+    pols = [Keyed(np.full((3, 3), 1 / 3), np.full(3, 1 / 3)) for _ in range(5)]
+    bg = BatchedBackground(["p_0", "p_1", "p_2"], {"p_1": pols[0], "p_2": pols[1]}, n_copies=40, pool=pols[2:])
+    rows = np.column_stack([np.full(40, -1), rng.choice([0, 2, 4], 40), rng.choice([1, 2], 40)])
+    bg.assign(np.arange(40), rows)
+    bg._index_cells()
+    assert bg._cells is not None
+    for p in range(5):
+        want = np.nonzero(bg.table == p)
+        np.testing.assert_array_equal(bg._cells[p][0], want[0])
+        np.testing.assert_array_equal(bg._cells[p][1], want[1])
+    assert len(bg._cells[3][0]) == 0
+    for members in ([1, 2, 3], [4, 0, 2], [2]):
+        got = bg._span(members)
+        for k in range(2):
+            np.testing.assert_array_equal(got[k], np.concatenate([bg._cells[m][k] for m in members]))

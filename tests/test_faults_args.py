@@ -153,6 +153,13 @@ def callback():
     return cb
 
 
+def pending(cb) -> list[tuple[int, float]]:
+    """The callback's finished episodes not yet counted, as ``(scenario index, focal return)`` pairs."""
+    index, ret = cb._pending_arrays()
+    assert index.dtype == np.int64 and ret.dtype == np.float64
+    return list(zip(index.tolist(), ret.tolist(), strict=True))
+
+
 @pytest.mark.parametrize(
     ("ret", "error"),
     [
@@ -170,7 +177,7 @@ def test_a_non_finite_focal_return_stops_training_naming_the_scenario(ret, error
         cb._on_step()
     for word in ("slot 1", "'c1:helper'", "focal_return", "finite"):
         assert word in str(err.value)
-    assert cb._batch == []  # nothing half-counted
+    assert pending(cb) == []  # nothing half-counted
 
 
 @pytest.mark.parametrize("index", [-1, 3, 1.0, "1", True])
@@ -185,7 +192,7 @@ def test_finite_returns_are_collected():
     cb = callback()
     cb.locals = {"infos": [{"focal_return": np.float64(0.5), "scenario_index": np.int64(2)}, {}]}
     cb._on_step()
-    assert cb._batch == [(2, 0.5)]
+    assert pending(cb) == [(2, 0.5)]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +207,7 @@ def test_one_bad_episode_among_many_is_named_and_nothing_counted(bad, value):
     cb.locals = {"infos": infos, "dones": np.ones(64, bool)}
     with pytest.raises((ConfigError, NonFiniteError), match="slot 41"):
         cb._on_step()
-    assert cb._batch == []
+    assert pending(cb) == []
 
 
 def test_many_episodes_are_collected_as_one_by_one_and_only_from_finished_slots():
@@ -212,5 +219,4 @@ def test_many_episodes_are_collected_as_one_by_one_and_only_from_finished_slots(
     cb.locals = {"infos": infos, "dones": dones}
     cb._on_step()
     expected = [cb._episode(k, infos[k]) for k in range(1, 9)]
-    assert cb._batch == expected and expected[2] == (1, 7.0)
-    assert all(type(i) is int and type(r) is float for i, r in cb._batch)
+    assert pending(cb) == expected and expected[2] == (1, 7.0)

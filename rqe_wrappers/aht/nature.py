@@ -82,13 +82,20 @@ def normalized_prior(beta: Any, n_scenarios: int) -> np.ndarray:
 def update_utilities(
     utilities: np.ndarray, counts: np.ndarray, batch: list[tuple[int, float]], utility_ema: float | None
 ) -> None:
-    """Nature's per-scenario utility estimates after ``batch`` of ``(scenario index, focal return)`` episodes,
+    """:func:`update_utilities_arrays` for ``batch`` as ``(scenario index, focal return)`` pairs."""
+    idx = np.array([i for i, _ in batch], dtype=np.int64)
+    ret = np.array([r for _, r in batch], dtype=np.float64)
+    update_utilities_arrays(utilities, counts, idx, ret, utility_ema)
+
+
+def update_utilities_arrays(
+    utilities: np.ndarray, counts: np.ndarray, idx: np.ndarray, ret: np.ndarray, utility_ema: float | None
+) -> None:
+    """Nature's per-scenario utility estimates after episodes of scenarios ``idx`` with focal returns ``ret``,
     in place: a scenario's first episodes set it; then a running mean (``utility_ema=None``) or an
     exponential average with weight ``1 - (1 - utility_ema) ** k`` for ``k`` new episodes."""
-    if not batch:
+    if not len(idx):
         return
-    idx = np.array([i for i, _ in batch])
-    ret = np.array([r for _, r in batch], dtype=np.float64)
     for s in np.unique(idx):
         got = ret[idx == s]
         k, n = len(got), int(counts[s])

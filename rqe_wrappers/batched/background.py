@@ -75,6 +75,7 @@ class BatchedBackground:
         self.table = np.tile(row, (int(n_copies), 1))
         self.rng = stream(None, STREAM)
         self._cells: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # all cells by policy, then bounds
 
     def index(self, policy: Policy) -> int:
         """``policy``'s index in :attr:`policies` (added if it is not there yet; found by identity)."""
@@ -112,8 +113,7 @@ class BatchedBackground:
         the members' transforms are equal), then sample in policy order as ``act`` would: consecutive
         sampling policies draw in one call, one uniform per row from the one stream.
         """
-        if self._cells is None:
-            self._cells = [(r, c) for r, c in (np.nonzero(self.table == p) for p in range(len(self.policies)))]
+        cells = self._cells if self._cells is not None else self._index_cells()
         if self._stacks is None:
             self._found = [p.stackable() for p in self.policies]
             self._stacks = _stacks(self._found, self.policies)
@@ -122,7 +122,7 @@ class BatchedBackground:
         for index, members, tables in self._tables:
             probs |= self._looked_up(index, members, tables, obs)
         for members, stacked, shared in self._stacks:
-            counts = [len(self._cells[i][0]) for i in members]
+            counts = [len(cells[i][0]) for i in members]
             if not sum(counts):
                 continue
             if shared:  # one gather and one transform for the whole group
@@ -132,7 +132,7 @@ class BatchedBackground:
             flat = stacked.probs_concat(x, counts)
             probs |= dict(zip(members, np.split(flat, np.cumsum(counts)[:-1]), strict=True))
         pending: list[int] = []  # sampling policies whose draws are made together, in policy order
-        for i, (pol, (rows, cols)) in enumerate(zip(self.policies, self._cells, strict=True)):
+        for i, (pol, (rows, cols)) in enumerate(zip(self.policies, cells, strict=True)):
             if not len(rows):
                 continue
             if i in probs and self._found[i] is not None and self._found[i][2]:  # deterministic: no draw
@@ -144,6 +144,27 @@ class BatchedBackground:
                 acts, _ = pol.act(self._batch(i, obs, transform=False), rng=self.rng)
                 actions[rows, cols] = np.asarray(acts).reshape(len(rows))
         self._draw(pending, probs, actions)
+
+    def _index_cells(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each policy's ``(rows, cols)`` cells, copy-major, as slices of all cells sorted by policy (one sort)."""
+        flat = self.table.reshape(-1)
+        order = np.argsort(flat, kind="stable")  # stable: copy-major within each policy, as np.nonzero
+        bounds = np.searchsorted(flat[order], np.arange(len(self.policies) + 1))
+        rows, cols = np.divmod(order, self.table.shape[1])
+        self._order = (rows, cols, bounds)
+        self._cells = [(rows[a:b], cols[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        return self._cells
+
+    def _span(self, members: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The cells of ``members`` in their order: one slice when they are consecutive policies."""
+        assert self._cells is not None and self._order is not None
+        if members == list(range(members[0], members[0] + len(members))):
+            rows, cols, bounds = self._order
+            cut = slice(bounds[members[0]], bounds[members[-1] + 1])
+            return rows[cut], cols[cut]
+        return np.concatenate([self._cells[i][0] for i in members]), np.concatenate(
+            [self._cells[i][1] for i in members]
+        )
 
     def _looked_up(self, index: Any, members: list[int], tables: np.ndarray, obs: np.ndarray) -> dict[int, np.ndarray]:
         """The probabilities of lookup-table ``members`` (one ``index`` call over all their rows)."""
@@ -168,18 +189,14 @@ class BatchedBackground:
         """Sample the ``pending`` policies' actions in one call (their rows in order), then clear it."""
         if not pending:
             return
-        assert self._cells is not None
         acts = categorical(np.concatenate([probs[i] for i in pending]), self.rng)
-        rows = np.concatenate([self._cells[i][0] for i in pending])
-        cols = np.concatenate([self._cells[i][1] for i in pending])
+        rows, cols = self._span(pending)
         actions[rows, cols] = acts
         pending.clear()
 
     def _gathered(self, members: list[int], obs: np.ndarray) -> np.ndarray:
         """The rows of all ``members`` (policies with one observation space) in one gather, member by member."""
-        assert self._cells is not None
-        rows = np.concatenate([self._cells[i][0] for i in members])
-        cols = np.concatenate([self._cells[i][1] for i in members])
+        rows, cols = self._span(members)
         return self._cut(members[0], obs[rows, cols])
 
     def _cut(self, i: int, batch: np.ndarray) -> np.ndarray:

@@ -140,6 +140,7 @@ class BatchedScenarios:
         if self.config.prior == FICTITIOUS_PLAY:  # only slot 0 (the initial policy) is filled before training
             self._beta = np.eye(len(scenarios))[0]
         self._keys = np.zeros(n_copies, np.uint64)
+        self._ids = np.array(scenarios.ids, dtype=object)  # indexed by scenario index, as arrays
         self._warned = False
 
     @property
@@ -182,8 +183,8 @@ class BatchedScenarios:
 
     def ids(self, copies: Sequence[int] | np.ndarray) -> list[str]:
         """The scenario id of each of ``copies``."""
-        all_ids = self.scenarios.ids
-        return [all_ids[i] for i in self.index[np.asarray(copies, np.int64)].tolist()]
+        ids: list[str] = self._ids[self.index[np.asarray(copies, np.int64)]].tolist()
+        return ids
 
     def episodes_end(self) -> None:
         """Warn once if an adaptive prior ran an episode without ``AHTCallback`` (as ``aht_wrap`` does)."""

@@ -40,6 +40,7 @@ from rqe_wrappers.srpo.teams import check_learning, plan_teams
 
 #: the info of a slot whose episode goes on, without ``step_infos``: one shared, read-only, empty mapping
 NO_INFO: Mapping[str, Any] = MappingProxyType({})
+_NONE_FINISHED = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
 def _dicts(keys: list[str], rows: list[list[float]]) -> list[dict[str, float]]:
@@ -179,6 +180,7 @@ class BatchedVecEnv(VecEnv):
             raise ConfigError(f"{', '.join(bad)} must be True or False, got {bad}")
         seats = list(env.possible_agents)
         self.aht: BatchedScenarios | None = None
+        self._finished: tuple[np.ndarray, np.ndarray, np.ndarray] = _NONE_FINISHED
         members: dict[str, Policy] = {}
         chosen: ScenarioSet | None = None
         snapshot: Policy | None = None
@@ -314,6 +316,7 @@ class BatchedVecEnv(VecEnv):
         full = np.empty((n, self._n_seats), np.int64)
         full[:, self._cols] = self._actions.reshape(n, learn)
         self._background.fill(full, self._raw_obs)
+        self._finished = _NONE_FINISHED
         out = self.env.step(full)
         raw_rew = np.asarray(out.rewards, np.float64)[:, self._cols]
         if self.aht is None:
@@ -339,16 +342,21 @@ class BatchedVecEnv(VecEnv):
             ended = [infos[s] for s in slots] if self.step_infos else self._step_infos(out, raw_rew, idx)
             trunc = np.repeat((np.asarray(out.truncated) & ~np.asarray(out.terminated))[idx], learn).tolist()
             last = obs[idx].reshape(len(slots), *obs.shape[2:])  # iterated: one row view per slot
-            for slot, info, o, tr in zip(slots, ended, last, trunc, strict=True):
-                info["terminal_observation"] = o
-                info["TimeLimit.truncated"] = tr
-                infos[slot] = info
-            if self.aht is not None:  # the learner's info at the episode end, as aht_wrap gives it
+            if self.aht is None:
+                for slot, info, o, tr in zip(slots, ended, last, trunc, strict=True):
+                    info["terminal_observation"] = o
+                    info["TimeLimit.truncated"] = tr
+                    infos[slot] = info
+            else:  # one slot per copy; the learner's info at the episode end, as aht_wrap gives it
                 aht = self.aht
-                ends = zip(idx.tolist(), aht.ids(idx), aht.index[idx].tolist(), aht.returns[idx].tolist(), strict=True)
-                for c, sid, i, ret in ends:
-                    info = infos[c]
+                self._finished = (idx, aht.index[idx], aht.returns[idx])  # gathers copy
+                index, returns = self._finished[1].tolist(), self._finished[2].tolist()
+                ends = zip(slots, ended, last, trunc, aht.ids(idx), index, returns, strict=True)
+                for slot, info, o, tr, sid, i, ret in ends:
+                    info["terminal_observation"] = o
+                    info["TimeLimit.truncated"] = tr
                     info["scenario"], info["scenario_index"], info["focal_return"] = sid, i, ret
+                    infos[slot] = info
             self._episodes_end()
             raw = self.env.reset(copies=idx)
             self.shadow_logic.draw(idx, [None] * len(idx))
@@ -372,12 +380,16 @@ class BatchedVecEnv(VecEnv):
 
     def _reset_infos(self, copies: Sequence[int]) -> list[dict]:
         roles = self.shadow_logic.roles_flat(np.asarray(copies, np.int64))
+        if self.aht is not None and not self.reward_infos:  # one slot per copy, one dict display each
+            index = self.aht.index[np.asarray(copies, np.int64)].tolist()
+            ids = self.aht.ids(copies)
+            return [{"role": r, "scenario": s, "scenario_index": i} for r, s, i in zip(roles, ids, index, strict=True)]
         if not self.reward_infos:
             out: list[dict] = [{"role": r} for r in roles]
         else:
             zero = dict.fromkeys(self.learning_seats, 0.0)
             out = [{"role": r, "raw_rewards": zero} for r in roles]
-        if self.aht is not None:  # one slot per copy
+        if self.aht is not None:
             index = self.aht.index[np.asarray(copies, np.int64)].tolist()
             for info, sid, i in zip(out, self.aht.ids(copies), index, strict=True):
                 info["scenario"], info["scenario_index"] = sid, i
@@ -428,6 +440,11 @@ class BatchedVecEnv(VecEnv):
             {"cost": x, "background_rewards": b, "role": r, "raw_rewards": w}
             for x, b, r, w in zip(columns[0], columns[1], roles, raws, strict=True)
         ]
+
+    def finished_episodes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """AHT: the slots whose episodes ended at the last step, their scenario indices and focal returns (what
+        their infos' ``scenario_index`` / ``focal_return`` say), as arrays: ``AHTCallback`` reads these."""
+        return self._finished
 
     def _episodes_end(self) -> None:
         if self.aht is not None:

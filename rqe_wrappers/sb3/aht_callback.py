@@ -50,15 +50,17 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
-from rqe_wrappers.aht.nature import Nature, filled_utilities, update_utilities
+from rqe_wrappers.aht.nature import Nature, filled_utilities, update_utilities_arrays
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.core.policy import Policy
@@ -168,7 +170,9 @@ class AHTCallback(BaseCallback):
         self.utilities: np.ndarray | None = None  # nan = not seen yet
         self.counts: np.ndarray | None = None
         self.beta: np.ndarray | None = None
-        self._batch: list[tuple[int, float]] = []
+        #: this rollout's finished episodes, not yet counted: ``(scenario indices, focal returns)`` per step
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._finished: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         # fictitious play
         self.fp_seen = 0
         self.fp_filled: np.ndarray | None = None
@@ -231,6 +235,10 @@ class AHTCallback(BaseCallback):
                 self._share(self._fp_snapshot_name(slot), policy)
         self._restored = None
         env.set_attr("aht_callback_attached", True)
+        inner = env
+        while isinstance(inner, VecEnvWrapper):
+            inner = inner.venv
+        self._finished = getattr(inner, "finished_episodes", None)  # a batched VecEnv's, as arrays
         share_learner(env, config["snapshot_name"], self.model)
         self._push_prior(self._current_beta())
         if self.csv_path is not None:
@@ -260,23 +268,44 @@ class AHTCallback(BaseCallback):
         if infos is None:
             raise ConfigError("AHTCallback reads 'infos' from the algorithm's locals; use an SB3 on-policy algorithm")
         dones = self.locals.get("dones")  # an episode's focal return comes on its slot's last step
+        if dones is not None and self._finished is not None and self._take_finished(dones, infos):
+            return True
         slots = range(len(infos)) if dones is None else np.flatnonzero(dones).tolist()
         found = [(slot, infos[slot]) for slot in slots if "focal_return" in infos[slot]]
         if found:
-            self._batch.extend(self._episodes(found))
+            self._pending.append(self._episodes(found))
         return True
 
-    def _episodes(self, found: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, float]]:
-        """:meth:`_episode` of each ``(slot, info)``: checked as arrays (thousands per step on the batched
-        path); where any fails, one by one, so the error names the first bad episode as before."""
+    def _take_finished(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> bool:
+        """The step's episodes as arrays from a batched VecEnv (``finished_episodes()``), checked against
+        ``dones`` and the first finished slot's info; ``False`` (read the infos) where anything differs."""
+        assert self._finished is not None
+        slots, index, ret = self._finished()
+        if not np.array_equal(slots, np.flatnonzero(dones)):
+            return False
+        if not len(slots):
+            return True
+        first = infos[int(slots[0])]
+        if first.get("scenario_index") != index[0] or first.get("focal_return") != ret[0]:
+            return False
+        if index.min() < 0 or index.max() >= len(_started(self.scenarios, "scenarios")) or not np.isfinite(ret).all():
+            return False  # the infos path names the bad episode
+        self._pending.append((index.astype(np.int64), ret.astype(np.float64)))
+        return True
+
+    def _episodes(self, found: list[tuple[int, dict[str, Any]]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_episode` of each ``(slot, info)`` as ``(scenario indices, focal returns)``: checked as arrays
+        (thousands per step on the batched path); where any fails, one by one, so the error names the first bad
+        episode as before."""
         index = [info.get("scenario_index") for _, info in found]
         ret = [info["focal_return"] for _, info in found]
         n = len(_started(self.scenarios, "scenarios"))
         if all(_integer_type(t) for t in set(map(type, index))) and all(_real_type(t) for t in set(map(type, ret))):
             idx, val = np.asarray(index, np.int64), np.asarray(ret, np.float64)
             if idx.min() >= 0 and idx.max() < n and np.isfinite(val).all():
-                return list(zip(idx.tolist(), val.tolist(), strict=True))
-        return [self._episode(slot, info) for slot, info in found]
+                return idx, val
+        checked = [self._episode(slot, info) for slot, info in found]
+        return np.array([i for i, _ in checked], np.int64), np.array([r for _, r in checked], np.float64)
 
     def _episode(self, slot: int, info: dict[str, Any]) -> tuple[int, float]:
         """``(scenario index, focal return)`` of a finished episode; a non-finite return is refused.
@@ -305,20 +334,25 @@ class AHTCallback(BaseCallback):
         return int(index), float(ret)
 
     def _on_rollout_end(self) -> None:
-        batch, self._batch = self._batch, []
-        self._update_utilities(batch)
+        index, ret = self._pending_arrays()
+        self._pending = []
+        update_utilities_arrays(
+            _started(self.utilities, "utilities"), _started(self.counts, "counts"), index, ret, self.utility_ema
+        )
         if self.fictitious_play:
             self._offer_snapshot()
-        elif batch:
+        elif len(index):
             _started(self.nature, "nature").update(self._filled_utilities())
         beta = self._current_beta()
         self._push_prior(beta)
         share_learner(self.training_env, _started(self.config, "config")["snapshot_name"], self.model)
-        self._log(beta, batch)
+        self._log(beta, len(index))
 
-    def _update_utilities(self, batch: list[tuple[int, float]]) -> None:
-        utilities, counts = _started(self.utilities, "utilities"), _started(self.counts, "counts")
-        update_utilities(utilities, counts, batch, self.utility_ema)
+    def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """This rollout's finished episodes so far as one ``(scenario indices, focal returns)``."""
+        if not self._pending:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.concatenate([i for i, _ in self._pending]), np.concatenate([r for _, r in self._pending])
 
     def _filled_utilities(self) -> np.ndarray:
         """Estimates with unseen scenarios set to the mean of the seen ones."""
@@ -354,7 +388,7 @@ class AHTCallback(BaseCallback):
             self._share(self._fp_snapshot_name(slot), policy)
 
     # ---- logging -------------------------------------------------------------------------------
-    def _log(self, beta: np.ndarray, batch: list) -> None:
+    def _log(self, beta: np.ndarray, episodes: int) -> None:
         ids = _started(self.scenarios, "scenarios").ids
         utilities = _started(self.utilities, "utilities")
         for i, sid in enumerate(ids):
@@ -365,7 +399,7 @@ class AHTCallback(BaseCallback):
         if seen.any():
             self.logger.record("aht/worst_utility", float(utilities[seen].min()))
             self.logger.record("aht/expected_utility", float(beta @ self._filled_utilities()))
-        self.logger.record("aht/rollout_episodes", len(batch))
+        self.logger.record("aht/rollout_episodes", episodes)
         self.logger.record("aht/scenarios_seen", int(seen.sum()))
         if self.fictitious_play:
             self.logger.record("aht/fp_snapshots_seen", self.fp_seen)
@@ -396,7 +430,7 @@ class AHTCallback(BaseCallback):
             "beta": None if self.beta is None else self.beta.tolist(),
             "utilities": [None if np.isnan(u) else float(u) for u in _started(self.utilities, "utilities")],
             "counts": [int(c) for c in _started(self.counts, "counts")],
-            "pending_episodes": [[i, r] for i, r in self._batch],  # finished this rollout, not yet counted
+            "pending_episodes": [[i, r] for i, r in zip(*(a.tolist() for a in self._pending_arrays()), strict=True)],
             "fictitious_play": fp,
         }
 
@@ -422,9 +456,9 @@ class AHTCallback(BaseCallback):
         cb.utilities = np.array([math.nan if u is None else u for u in state["utilities"]], dtype=np.float64)
         cb.counts = np.array(state["counts"], dtype=np.int64)
         cb.beta = None if state["beta"] is None else np.array(state["beta"], dtype=np.float64)
-        cb._batch = [
-            (int(i), float(r)) for i, r in state.get("pending_episodes", [])
-        ]  # counted at the next rollout end
+        pending = state.get("pending_episodes", [])  # counted at the next rollout end
+        if pending:
+            cb._pending = [(np.array([i for i, _ in pending], np.int64), np.array([r for _, r in pending], np.float64))]
         fp = state["fictitious_play"]
         if fp is not None:
             cb.fp_seen = int(fp["seen"])
