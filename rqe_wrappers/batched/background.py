@@ -176,7 +176,8 @@ class BatchedBackground:
         keys = np.asarray(index(x), np.int64)
         who = np.repeat(np.arange(len(members)), counts)
         flat = tables[who, np.maximum(keys, 0)]
-        out = dict(zip(members, np.split(flat, np.cumsum(counts)[:-1]), strict=True))
+        ends = np.cumsum(counts).tolist()
+        out = {i: flat[b - c : b] for i, b, c in zip(members, ends, counts, strict=True)}
         if (keys < 0).any():  # rows the tables do not cover: the member's own action_probs
             for j, i in enumerate(members):
                 miss = keys[who == j] < 0

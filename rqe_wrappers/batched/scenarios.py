@@ -130,6 +130,10 @@ class BatchedScenarios:
         self.snapshot_name = self.config.snapshot_name
         self.rows = np.asarray(rows, np.int64)
         self.focal = np.asarray(focal, bool)
+        counts = self.focal.sum(axis=1)
+        cols = np.flatnonzero(self.focal.any(axis=0))
+        #: the one focal seat of every scenario (c1 scenarios only), else None
+        self._solo = int(cols[0]) if len(cols) == 1 and (counts == 1).all() else None
         self.fp_members = dict(fp_members or {})
         #: ``(n_copies,)`` each copy's current scenario index
         self.index = np.zeros(n_copies, np.int64)
@@ -178,6 +182,8 @@ class BatchedScenarios:
 
     def focal_rewards(self, rewards: np.ndarray) -> np.ndarray:
         """Each copy's focal per-capita reward: the mean of ``rewards`` ``(n_copies, n_seats)`` over its focal seats."""
+        if self._solo is not None:  # c1 scenarios: the learner's own reward
+            return rewards[:, self._solo].copy()
         mask = self.focal[self.index]
         return np.where(mask, rewards, 0.0).sum(axis=1) / mask.sum(axis=1)
 
