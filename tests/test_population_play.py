@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,3 +200,17 @@ def test_a_loaded_partner_acts_as_its_saved_model_with_channels_last_convolution
     with torch.no_grad():
         want = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.numpy()
     np.testing.assert_allclose(partner.action_probs(obs), want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_jobs_process_starts_with_torch_and_sb3_loaded():
+    """Turns run in processes forked from a server that imported torch and SB3 once (a turn imported them
+    anew before: ~2 s of each turn's set-up on a 2-core box)."""
+    code = (
+        "from rqe_wrappers.experiments.common import process_pool\n"
+        "if __name__ == '__main__':\n"
+        "    with process_pool(1) as pool:\n"
+        "        ask = \"sorted(m for m in ('torch', 'stable_baselines3') if m in __import__('sys').modules)\"\n"
+        "        print(pool.submit(eval, ask).result())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "['stable_baselines3', 'torch']"
