@@ -190,6 +190,20 @@ def test_the_self_play_prior_trains_against_the_learners_own_snapshot(members):
         snapshot.clear()
 
 
+def test_the_learner_is_shared_only_where_its_snapshot_plays_a_scenario(members):
+    """Population-only scenarios (c1) seat no snapshot: AHTCallback copies the learner for nobody; with c2 it does."""
+    for scenarios, plays in ((None, False), (ScenarioSet.all(2, list(members)), True)):
+        venv = batched_vec_env(BatchedIPD(16, ROUNDS), population=members, scenarios=scenarios, seed=0)
+        assert venv.get_attr("plays_learner_snapshot")[0] is plays
+        model = PPO("MlpPolicy", venv, n_steps=3, batch_size=48, n_epochs=1, policy_kwargs=dict(net_arch=[8]), seed=0)
+        snapshot.clear()
+        try:
+            model.learn(16 * 3 * 2, callback=AHTCallback())
+            assert isinstance(snapshot.shared("learner"), SB3Policy) is plays
+        finally:
+            snapshot.clear()
+
+
 def test_fictitious_play_seats_each_slots_past_snapshot(members):
     """prior='fictitious-play': scenario c2@fp/<k> seats the snapshot shared for slot k, paid per capita."""
     venv = _venv({}, 48, seed=0, aht=AHTConfig(prior="fictitious-play", fp_capacity=3))

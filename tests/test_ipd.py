@@ -113,6 +113,20 @@ def test_history_index_is_a_bijection(rounds):
     assert [decode_history(table[i]) for i in range(len(table))] == [list(seen[i]) for i in range(len(table))]
 
 
+@pytest.mark.parametrize("rounds", [5, 12, 25])
+def test_history_indices_by_dot_products_are_the_digit_by_digit_indices(rounds, monkeypatch):
+    import rqe_wrappers.envs.ipd as ipd
+
+    rng = np.random.default_rng(rounds)
+    moves = [(C, C), (C, D), (D, C), (D, D)]
+    hists = [[moves[k] for k in rng.integers(0, 4, rng.integers(0, rounds + 1))] for _ in range(300)]
+    batch = np.stack([encode_history(h, rounds) for h in hists])
+    fast = history_indices(batch)
+    monkeypatch.setattr(ipd, "_EXACT_ROUNDS", 0)  # the loop over rounds
+    assert fast.tolist() == history_indices(batch).tolist()
+    assert (fast == -1).tolist() == [len(h) == rounds for h in hists]
+
+
 def test_history_index_rejects_complete_and_malformed_observations():
     with pytest.raises(ConfigError, match="over"):
         history_index(encode_history([(C, C)] * 3, 3))

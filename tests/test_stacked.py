@@ -184,3 +184,53 @@ def test_cuda_graph_replays_give_the_probabilities_of_the_plain_forward():
         x = found[0][0](rng.random((sum(counts), 54)).astype(np.float32))
         np.testing.assert_allclose(graphed.probs_concat(x, counts), plain.probs_concat(x, counts), rtol=0, atol=1e-6)
     assert len(graphed._graphs) == 3  # 8 rows at widths 8 (from 5, 8, 6) and 4 (from 3); 32 rows at 32
+    srpo = [p.stackable() for p in members(["srpo0.1-s0", "srpo0.1-s1"]).values()]
+    other = [f[1].to("cuda") for f in srpo]
+    second = StackedNets(other)
+    x, y = x[:8], srpo[0][0](rng.random((6, 54)).astype(np.float32))
+    read_x, read_y = graphed.launch(x, [2, 3, 3]), second.launch(y, [4, 2])  # both queued, then read
+    np.testing.assert_allclose(read_y(), StackedNets(other, cuda_graphs=False).probs_concat(y, [4, 2]), atol=1e-6)
+    np.testing.assert_allclose(read_x(), plain.probs_concat(x, [2, 3, 3]), rtol=0, atol=1e-6)
+    stale = graphed.launch(x, [2, 3, 3])
+    graphed.launch(x, [3, 3, 2])  # the same graph again: its host buffers now hold this launch
+    with pytest.raises(RuntimeError, match="after the next launch"):
+        stale()
+
+
+def test_prepared_forward_passes_serve_the_next_fill_once_and_a_new_assignment_discards_them(monkeypatch):
+    from rqe_wrappers.batched.background import BatchedBackground
+
+    pols = list(members().values())
+    env = BatchedCooking(12)
+    obs = env.reset(seeds=list(range(12)))
+    rng = np.random.default_rng(3)
+    rows = np.full((12, 2), -1)
+    first, second = rows.copy(), rows.copy()
+    first[:, 1], second[:, 1] = rng.integers(0, 5, 12), rng.integers(0, 5, 12)
+
+    def background(table):
+        bg = BatchedBackground(env.possible_agents, {env.possible_agents[1]: pols[0]}, 12, pool=pols)
+        bg.assign(np.arange(12), table)
+        bg.seed(7)
+        return bg
+
+    launches = []
+    real = StackedNets.launch
+    monkeypatch.setattr(StackedNets, "launch", lambda self, x, c: launches.append(len(x)) or real(self, x, c))
+    want, got = np.zeros((12, 2), np.int64), np.zeros((12, 2), np.int64)
+    background(second).fill(want, obs)  # the partners of the second table, never prepared
+    n_stacks = len(launches)
+    assert n_stacks == 2  # ippo and srpo networks: two architectures
+    bg = background(first)
+    bg.prepare(obs)
+    bg.fill(got, obs)  # served by the prepared passes: no new launch
+    assert len(launches) == 2 * n_stacks
+    bg = background(first)
+    bg.prepare(obs)
+    bg.assign(np.arange(12), second)  # other partners now: the prepared passes are for the old ones
+    bg.fill(got, obs)
+    assert len(launches) == 4 * n_stacks
+    np.testing.assert_array_equal(got, want)
+    bg.prepare(obs)
+    bg.fill(got, obs.copy())  # another observation array: launched afresh
+    assert len(launches) == 6 * n_stacks

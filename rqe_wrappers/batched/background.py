@@ -76,6 +76,7 @@ class BatchedBackground:
         self.rng = stream(None, STREAM)
         self._cells: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # all cells by policy, then bounds
+        self._ready: tuple[np.ndarray, list[Any]] | None = None  # (obs, stacks launched on it) by prepare()
 
     def index(self, policy: Policy) -> int:
         """``policy``'s index in :attr:`policies` (added if it is not there yet; found by identity)."""
@@ -83,7 +84,7 @@ class BatchedBackground:
         if known:
             return known[0]
         self.policies.append(policy)
-        self._stacks = None
+        self._stacks = self._ready = None
         return len(self.policies) - 1
 
     def seed(self, seed: int | None) -> None:
@@ -102,7 +103,7 @@ class BatchedBackground:
                 f"background columns {self.columns.tolist()}, got {rows.tolist()}"
             )
         self.table[copies] = rows
-        self._cells = None
+        self._cells = self._ready = None
 
     def fill(self, actions: np.ndarray, obs: np.ndarray) -> None:
         """Write the background seats' actions into ``actions`` (copy, seat) from ``obs`` (copy, seat, ...).
@@ -111,26 +112,20 @@ class BatchedBackground:
         networks of one architecture (:meth:`Policy.stackable`) are evaluated in one forward pass
         (:class:`~rqe_wrappers.sb3.stacked.StackedNets`; one observation transform for the group where
         the members' transforms are equal), then sample in policy order as ``act`` would: consecutive
-        sampling policies draw in one call, one uniform per row from the one stream.
+        sampling policies draw in one call, one uniform per row from the one stream. The stacks' passes
+        are those :meth:`prepare` started on this very ``obs`` if no :meth:`assign` came in between.
         """
-        cells = self._cells if self._cells is not None else self._index_cells()
-        if self._stacks is None:
-            self._found = [p.stackable() for p in self.policies]
-            self._stacks = _stacks(self._found, self.policies)
-            self._tables = _tables(self.policies, self._found)
+        ready, self._ready = self._ready, None
+        launched = ready[1] if ready is not None and ready[0] is obs else self._launch(obs)
+        cells = self._cells
+        assert cells is not None  # indexed by _launch
         probs: dict[int, np.ndarray] = {}
         for index, members, tables in self._tables:
             probs |= self._looked_up(index, members, tables, obs)
-        for members, stacked, shared in self._stacks:
-            counts = [len(cells[i][0]) for i in members]
-            if not sum(counts):
-                continue
-            if shared:  # one gather and one transform for the whole group
-                x = self._found[members[0]][0](self._gathered(members, obs))
-            else:
-                x = np.concatenate([self._batch(i, obs) for i in members])
-            flat = stacked.probs_concat(x, counts)
-            probs |= dict(zip(members, np.split(flat, np.cumsum(counts)[:-1]), strict=True))
+        for members, counts, read in launched:
+            flat, end = read(), 0
+            for i, c in zip(members, counts, strict=True):
+                probs[i], end = flat[end : end + c], end + c
         pending: list[int] = []  # sampling policies whose draws are made together, in policy order
         for i, (pol, (rows, cols)) in enumerate(zip(self.policies, cells, strict=True)):
             if not len(rows):
@@ -144,6 +139,30 @@ class BatchedBackground:
                 acts, _ = pol.act(self._batch(i, obs, transform=False), rng=self.rng)
                 actions[rows, cols] = np.asarray(acts).reshape(len(rows))
         self._draw(pending, probs, actions)
+
+    def prepare(self, obs: np.ndarray) -> None:
+        """Start the stacked networks' forward passes for the next :meth:`fill` on ``obs`` (that very array):
+        on CUDA they run while the learner picks its actions. Any :meth:`assign` in between discards them."""
+        self._ready = (obs, self._launch(obs))
+
+    def _launch(self, obs: np.ndarray) -> list[tuple[list[int], list[int], Any]]:
+        """Every stack's forward pass started (none read yet): ``(members, counts, reader)`` each."""
+        cells = self._cells if self._cells is not None else self._index_cells()
+        if self._stacks is None:
+            self._found = [p.stackable() for p in self.policies]
+            self._stacks = _stacks(self._found, self.policies)
+            self._tables = _tables(self.policies, self._found)
+        launched = []  # every stack started before any is read: on CUDA they overlap and share one wait
+        for members, stacked, shared in self._stacks:
+            counts = [len(cells[i][0]) for i in members]
+            if not sum(counts):
+                continue
+            if shared:  # one gather and one transform for the whole group
+                x = self._found[members[0]][0](self._gathered(members, obs))
+            else:
+                x = np.concatenate([self._batch(i, obs) for i in members])
+            launched.append((members, counts, stacked.launch(x, counts)))
+        return launched
 
     def _index_cells(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each policy's ``(rows, cols)`` cells, copy-major, as slices of all cells sorted by policy (one sort)."""

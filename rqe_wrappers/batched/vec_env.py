@@ -252,6 +252,9 @@ class BatchedVecEnv(VecEnv):
             where = _device(device)
             for policy in self._background.policies:
                 policy.to(where)
+        #: does the learner's current snapshot play any seat here (``c<n>`` scenarios)? ``AHTCallback`` shares
+        #: a copy of the learner every rollout only where it does
+        self.plays_learner_snapshot = snapshot is not None
         self._bg_seats = [seats[c] for c in self._background.columns.tolist()]
         self._n_seats = len(seats)
         self._n_learn = len(self.learning_seats)
@@ -301,6 +304,7 @@ class BatchedVecEnv(VecEnv):
         self._reset_options()
         if self.check_finite:
             self._check_obs(obs, "at reset")
+        self._background.prepare(raw)
         return obs.reshape(self.num_envs, *obs.shape[2:])
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -368,6 +372,7 @@ class BatchedVecEnv(VecEnv):
                 self.reset_infos[slot] = info
             if self.check_finite:
                 self._check_obs(obs, "at the reset after its episode ended")
+        self._background.prepare(self._raw_obs)  # the next step's stacked partners start now (CUDA: async)
         return obs.reshape(self.num_envs, *obs.shape[2:]), rews, np.repeat(done, learn), infos
 
     def _observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:

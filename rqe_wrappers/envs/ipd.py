@@ -134,12 +134,28 @@ def history_indices(obs_batch: np.ndarray) -> np.ndarray:
     if obs_batch.ndim != 2:
         raise ConfigError(f"expected a batch of IPD observations (batch, 5 * rounds + 1), got {obs_batch.shape}")
     rounds = _rounds_of(obs_batch)
+    if rounds <= _EXACT_ROUNDS:  # the index as two dot products (exact in float64), for one-hot rows
+        digits, scale = _index_weights(rounds)
+        index = np.rint((obs_batch[:, : 4 * rounds] @ digits) * (obs_batch[:, 4 * rounds :] @ scale))
+        return np.where(obs_batch[:, -1] > 0, -1, index.astype(np.int64))
     length = np.argmax(obs_batch[:, 4 * rounds :], axis=1)
     joint = np.argmax(obs_batch[:, : 4 * rounds].reshape(len(obs_batch), rounds, 4), axis=2)
     index = np.zeros(len(obs_batch), np.int64)
     for t in range(rounds):
         index = np.where(t < length, 4 * index + joint[:, t] + 1, index)
     return np.where(length < rounds, index, -1)
+
+
+#: up to this many rounds :func:`history_indices` computes in float64 without rounding error (2 * rounds + 1 bits)
+_EXACT_ROUNDS = 25
+
+
+@functools.cache
+def _index_weights(rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(digits, scale)``: round ``t``'s joint action ``j`` weighs ``(j + 1) / 4**t``, a history of length
+    ``L`` scales that by ``4**(L - 1)``; the product is the index ``sum_t (j_t + 1) * 4**(L - 1 - t)``."""
+    digits = ((np.arange(4) + 1.0)[None, :] * 4.0 ** -np.arange(rounds)[:, None]).reshape(-1)
+    return digits, 4.0 ** (np.arange(rounds + 1) - 1)
 
 
 def history_observations(rounds: int, length: int | None = None) -> np.ndarray:

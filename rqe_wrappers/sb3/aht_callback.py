@@ -11,7 +11,8 @@ rollout it collects, from ``self.locals["infos"]``, every finished episode's ``f
 3. shares a fresh CPU copy of the learner (``SB3Policy.from_model``) as the snapshot that plays
    the focal copies (``training_env.share_snapshot`` when the VecEnv has it, so subprocess workers
    get it; else :func:`rqe_wrappers.core.snapshot.share` in this process). PPO trains right after
-   the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies),
+   the rollout end, so the copies lag the learner by one update (the paper's "delayed" copies);
+   skipped where a batched VecEnv says no scenario seats the snapshot (``plays_learner_snapshot``),
 4. logs ``aht/beta/<scenario id>``, ``aht/utility/<scenario id>``, ``aht/worst_utility`` and
    friends to SB3's logger (for a CSV to plot with :func:`rqe_wrappers.plots.plot_beta`, give the
    model a logger with the ``"csv"`` format: ``model.set_logger(configure(folder, ["csv"]))``).
@@ -120,7 +121,7 @@ class _ContinuedCSV(CSVOutputFormat):
 
 
 class AHTCallback(BaseCallback):
-    """Updates nature's prior over scenarios and the learner snapshot at every rollout end.
+    """Updates nature's prior over scenarios and the learner snapshot (where one plays) at every rollout end.
 
     Args:
         utility_ema: weight of each new episode in the per-scenario utility estimate, in (0, 1];
@@ -173,6 +174,7 @@ class AHTCallback(BaseCallback):
         #: this rollout's finished episodes, not yet counted: ``(scenario indices, focal returns)`` per step
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._finished: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._shares_learner = True
         # fictitious play
         self.fp_seen = 0
         self.fp_filled: np.ndarray | None = None
@@ -239,7 +241,10 @@ class AHTCallback(BaseCallback):
         while isinstance(inner, VecEnvWrapper):
             inner = inner.venv
         self._finished = getattr(inner, "finished_episodes", None)  # a batched VecEnv's, as arrays
-        share_learner(env, config["snapshot_name"], self.model)
+        # a batched VecEnv says whether the learner's snapshot plays there (c<n> scenarios); others always get it
+        self._shares_learner = bool(getattr(inner, "plays_learner_snapshot", True))
+        if self._shares_learner:
+            share_learner(env, config["snapshot_name"], self.model)
         self._push_prior(self._current_beta())
         if self.csv_path is not None:
             self._attach_csv(self.csv_path)
@@ -345,7 +350,8 @@ class AHTCallback(BaseCallback):
             _started(self.nature, "nature").update(self._filled_utilities())
         beta = self._current_beta()
         self._push_prior(beta)
-        share_learner(self.training_env, _started(self.config, "config")["snapshot_name"], self.model)
+        if self._shares_learner:  # a fresh copy of the learner for the seats its snapshot plays
+            share_learner(self.training_env, _started(self.config, "config")["snapshot_name"], self.model)
         self._log(beta, len(index))
 
     def _pending_arrays(self) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,9 @@ probabilities. Networks whose only weights are ``nn.Linear`` layers (SB3's ``Mlp
 multiply each member's block of rows by that member's weights (one batched matrix product per
 layer; everything else acts row by row); others run through ``torch.func.vmap`` over the stacked
 weights, which pays a reparametrisation per call. On CUDA the grouped path is recorded as a CUDA
-graph per (rows, padded width) and replayed: one launch instead of a few dozen small kernels. Used by
+graph per (rows, width), both padded to powers of two, and replayed: one launch instead of a few
+dozen small kernels, fed and read through pinned host buffers, so :meth:`StackedNets.launch` only
+queues the work and its reader waits. Used by
 :class:`~rqe_wrappers.batched.background.BatchedBackground`; the sampling stays per member, in the
 same order and from the same stream, so a stacked and an unstacked run draw alike up to the float
 rounding of the batched product. Docs: docs/batched.md, "AHT on the batched path".
@@ -118,7 +120,8 @@ class StackedNets:
             self.grouped = None  # a module that mixes rows: only vmap keeps members apart
         self._vmapped = None if self.grouped is not None else _vmapped(wrapped)
         self.cuda_graphs = bool(cuda_graphs) and self.grouped is not None and self.device.type == "cuda"
-        self._graphs: dict[tuple[int, ...], tuple[Any, th.Tensor, th.Tensor, th.Tensor]] = {}
+        self._graphs: dict[tuple[int, ...], _Graph] = {}
+        self._layouts: dict[tuple[int, ...], tuple[int, np.ndarray]] = {}  # counts -> (width, each row's slot)
 
     def _logits(self, x: th.Tensor) -> th.Tensor:
         """Logits ``(n, w, actions)`` of inputs ``(n, w, ...)``, member ``i`` on ``x[i]``."""
@@ -148,48 +151,105 @@ class StackedNets:
         """Action probabilities (float64) of rows ``x`` that are net 0's ``counts[0]`` rows, then net 1's, ...
 
         The rows are padded into one ``(n, max(counts), ...)`` block on the nets' device, evaluated in
-        one call, and returned in ``x``'s order.
+        one call, and returned in ``x``'s order. :meth:`launch` then its reader.
         """
-        counts_a = np.asarray(counts, np.int64)
-        if len(counts_a) != self.n or len(x) != counts_a.sum():
+        return self.launch(x, counts)()
+
+    def launch(self, x: np.ndarray, counts: Sequence[int]) -> Callable[[], np.ndarray]:
+        """Start :meth:`probs_concat` on ``x`` and return what finishes it (call it once, before the next launch).
+
+        On CUDA with graphs the rows go to the device and the probabilities come back through pinned
+        host buffers without waiting: the host waits only in the returned reader, so several stacks
+        launched one after another overlap and share one wait. Elsewhere the work is done here.
+        """
+        key = tuple(counts)
+        if key not in self._layouts:
+            if len(self._layouts) > 256:
+                self._layouts.clear()
+            self._layouts[key] = self._layout(key)
+        width, pos = self._layouts[key]
+        if len(x) != len(pos):
             raise ValueError(f"{self.n} nets: need {self.n} counts summing to the {len(x)} rows, got {list(counts)}")
+        if self.cuda_graphs:
+            rows = 1 << max(len(x) - 1, 0).bit_length()  # the rows padded too: few shapes, few graphs
+            graph_key = (rows, *np.shape(x)[1:], width)
+            if graph_key not in self._graphs:
+                self._graphs[graph_key] = _Graph(self, (rows, *np.shape(x)[1:]), width)
+            return self._graphs[graph_key].launch(np.asarray(x), pos, key)
+        with th.no_grad():
+            batch = th.as_tensor(np.asarray(x, np.float32), device=self.device)
+            out = self._rows_probs(batch, th.as_tensor(pos, device=self.device), width).double().cpu().numpy()
+        return lambda: out
+
+    def _layout(self, counts: tuple[int, ...]) -> tuple[int, np.ndarray]:
+        """The padded width of ``counts`` and each row's slot in the ``(n, width)`` block."""
+        counts_a = np.asarray(counts, np.int64)
+        if len(counts_a) != self.n or (counts_a < 0).any():
+            raise ValueError(f"{self.n} nets: need {self.n} counts, got {list(counts)}")
         width = int(counts_a.max(initial=0))
         if self.cuda_graphs:
             width = 1 << max(width - 1, 0).bit_length()  # few widths, few graphs
         starts = np.cumsum(counts_a) - counts_a
-        pos = np.arange(len(x)) + np.repeat(np.arange(self.n) * width - starts, counts_a)  # each row's padded slot
-        with th.no_grad():
-            rows = th.as_tensor(np.asarray(x, np.float32), device=self.device)
-            index = th.as_tensor(pos, device=self.device)
-            if self.cuda_graphs:
-                out = self._replay(rows, index, width)
-            else:
-                out = self._rows_probs(rows, index, width)
-        return out.double().cpu().numpy()
+        pos = np.arange(int(counts_a.sum())) + np.repeat(np.arange(self.n) * width - starts, counts_a)
+        return width, pos
 
     def _rows_probs(self, rows: th.Tensor, index: th.Tensor, width: int) -> th.Tensor:
-        """Probabilities of ``rows``, row ``j`` evaluated at padded slot ``index[j]`` of ``(n, width)``."""
-        padded = rows.new_zeros((self.n * width, *rows.shape[1:]))
+        """Probabilities of ``rows``, row ``j`` evaluated at padded slot ``index[j]`` of ``(n, width)``; slot
+        ``n * width`` (past the block) is scratch: rows sent there are padding, their output is not used."""
+        slots = self.n * width
+        padded = rows.new_zeros((slots + 1, *rows.shape[1:]))
         padded[index] = rows
-        logits = self._logits(padded.reshape(self.n, width, *rows.shape[1:]))
-        return th.softmax(logits.reshape(self.n * width, -1)[index], dim=-1)
+        logits = self._logits(padded[:slots].reshape(self.n, width, *rows.shape[1:]))
+        return th.softmax(logits.reshape(slots, -1)[index.clamp(max=slots - 1)], dim=-1)
 
-    def _replay(self, rows: th.Tensor, index: th.Tensor, width: int) -> th.Tensor:
-        """:meth:`_rows_probs` through a CUDA graph recorded once per (rows' shape, width)."""
-        key = (*rows.shape, width)
-        if key not in self._graphs:
-            static_rows, static_index = rows.clone(), index.clone()
-            side = th.cuda.Stream(self.device)
-            side.wait_stream(th.cuda.current_stream(self.device))
+
+class _Graph:
+    """One recorded :meth:`StackedNets._rows_probs` of a (padded) rows' shape and width, with pinned host buffers."""
+
+    def __init__(self, stacked: StackedNets, shape: tuple[int, ...], width: int):
+        device = stacked.device
+        self.scratch = stacked.n * width  # where the padding rows go
+        with th.no_grad():
+            self.rows = th.zeros(shape, dtype=th.float32, device=device)
+            self.index = th.full((shape[0],), self.scratch, dtype=th.int64, device=device)
+            side = th.cuda.Stream(device)
+            side.wait_stream(th.cuda.current_stream(device))
             with th.cuda.stream(side):  # warm-up outside the capture, as torch.cuda.graphs asks
-                self._rows_probs(static_rows, static_index, width)
-            th.cuda.current_stream(self.device).wait_stream(side)
-            graph = th.cuda.CUDAGraph()
-            with th.cuda.graph(graph):
-                static_out = self._rows_probs(static_rows, static_index, width)
-            self._graphs[key] = (graph, static_rows, static_index, static_out)
-        graph, static_rows, static_index, static_out = self._graphs[key]
-        static_rows.copy_(rows)
-        static_index.copy_(index)
-        graph.replay()
-        return static_out
+                stacked._rows_probs(self.rows, self.index, width)
+            th.cuda.current_stream(device).wait_stream(side)
+            self.graph = th.cuda.CUDAGraph()
+            with th.cuda.graph(self.graph):
+                self.out = stacked._rows_probs(self.rows, self.index, width)
+        self.rows_host = th.empty(shape, dtype=th.float32, pin_memory=True)
+        self.index_host = th.full((shape[0],), self.scratch, dtype=th.int64, pin_memory=True)
+        self.out_host = th.empty(tuple(self.out.shape), dtype=th.float32, pin_memory=True)
+        self.rows_np, self.index_np = self.rows_host.numpy(), self.index_host.numpy()
+        self.out_np = self.out_host.numpy()
+        self.done = th.cuda.Event()
+        self.launches = 0
+        self.counts: tuple[int, ...] | None = None  # the layout on the device now
+
+    def launch(self, x: np.ndarray, pos: np.ndarray, counts: tuple[int, ...]) -> Callable[[], np.ndarray]:
+        """Queue copy in, replay, copy out; the slots go in only when the layout changed."""
+        self.done.synchronize()  # the last launch's copies out of the host buffers have finished
+        n = len(x)
+        self.rows_np[:n] = x
+        with th.no_grad():
+            self.rows.copy_(self.rows_host, non_blocking=True)
+            if counts != self.counts:
+                self.index_np[:n], self.index_np[n:] = pos, self.scratch
+                self.index.copy_(self.index_host, non_blocking=True)
+                self.counts = counts
+            self.graph.replay()
+            self.out_host.copy_(self.out, non_blocking=True)
+        self.done.record()
+        self.launches += 1
+        launch = self.launches
+
+        def read() -> np.ndarray:
+            if launch != self.launches:
+                raise RuntimeError("StackedNets: a launch was read after the next launch of its shape")
+            self.done.synchronize()
+            return self.out_np[:n].astype(np.float64)
+
+        return read
