@@ -10,7 +10,8 @@ IPPO with that policy class, so the wall ratio compares one network class); ``*_
 same PPO on a *null* VecEnv with the same spaces and slot count (zero observations and rewards, no env,
 no infos, no episode ends): SB3's own ceiling at those settings. Agent-steps/s = slots x steps / wall
 seconds of ``--rollouts`` rollouts (collection and update), the best of ``--repeats`` timed blocks
-interleaved over the set-ups, after one untimed warm-up rollout each; every row of one run is measured
+interleaved over the set-ups, after one untimed warm-up rollout each (every block kept; ``*_median_paired``:
+the median over repeats of the ratio of the set-ups' ``r``-th blocks); every row of one run is measured
 in that run, on the card in ``machine``. Make a block (``--n-steps`` x ``--rollouts`` steps) hold whole
 episodes (cooking: 100 steps, Tag: 25): a best-of over shorter blocks keeps the blocks without an
 episode end and hides what episode ends cost.
@@ -186,6 +187,16 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
     return {k: round(rates[a] / rates[b], 3) for k, (a, b) in RATIOS.items() if a in rates and b in rates}
 
 
+def paired_ratios(blocks: dict[str, list[float]]) -> dict[str, float]:
+    """``<ratio>_median_paired``: the median over repeats ``r`` of the :data:`RATIOS` of the ``r``-th blocks (the
+    set-ups' blocks ``r`` run one after the other, so a slow spell of the machine slows them alike)."""
+    return {
+        f"{k}_median_paired": round(float(np.median(np.divide(blocks[a], blocks[b]))), 3)
+        for k, (a, b) in RATIOS.items()
+        if a in blocks and b in blocks
+    }
+
+
 def speed(args: argparse.Namespace) -> dict[str, Any]:
     from rqe_wrappers.batched import batched_vec_env
     from rqe_wrappers.sb3 import SRPOCallback, TimeLimitBootstrap
@@ -230,16 +241,19 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
             spaces = (venv.num_envs, venv.observation_space, venv.action_space)
             models["null"] = ppo_model(null_vec_env(*spaces), args)
             callbacks["null"] = None
-            rates = dict.fromkeys(models, 0.0)
+            blocks: dict[str, list[float]] = {m: [] for m in models}
             for _ in range(args.repeats):  # interleaved, best of: a busy machine only slows some blocks
                 for m, model in models.items():
-                    rates[m] = max(rates[m], ppo_rate(model, args, callbacks[m]))
+                    blocks[m].append(ppo_rate(model, args, callbacks[m]))
+            rates = {m: max(b) for m, b in blocks.items()}
             row = {
                 "env": name,
                 "n_copies": n,
                 "slots": spaces[0],
                 **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
                 **ratios(rates),
+                **paired_ratios(blocks),
+                "blocks_agent_steps_per_s": {m: [round(r) for r in b] for m, b in blocks.items()},
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
