@@ -29,6 +29,9 @@ trained networks of ``cooking/agents``) among ``--envs``; as is and ``*_fast`` (
 ratio (target 0.8) of the best blocks, ``*_median_paired`` the median over repeats of block ``r``'s ratio
 (the two blocks run one after the other, so a slow spell of the machine slows both), every block's rate kept.
 
+``phases``: where a PPO step's time goes, IPPO fast beside the null env (VecEnv step, policy forward, buffer
+add, callbacks, the rest of SB3's collection loop, the update), milliseconds per step, median over blocks.
+
 ``monitor``: the cost of the monitor on the step path: milliseconds per ``step`` of SRPO's
 ``BatchedVecEnv`` (``reward_infos=False``) bare and inside ``RoleVecMonitor``, random actions, the best
 of ``--repeats`` blocks of ``--steps-per-block`` steps, per env and ``--copies``.
@@ -39,6 +42,7 @@ Usage (offline, no network):
     python benchmarks/bench_batched.py curves --seeds 0 1 2 3 --out benchmarks/results/batched-curves-cpu.json
     python benchmarks/bench_batched.py aht --device cuda --envs ipd cooking --copies 1024 4096 --n-steps 50 --rollouts 2
     python benchmarks/bench_batched.py monitor --copies 1024 4096 --out benchmarks/results/batched-monitor-cpu.json
+    python benchmarks/bench_batched.py phases --device cuda --envs cooking --copies 256 --n-steps 50 --repeats 5
 """
 
 from __future__ import annotations
@@ -340,6 +344,84 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+PHASES = ("env_step", "policy_forward", "buffer_add", "callbacks", "collect_rest", "train")
+
+
+def phases(args: argparse.Namespace) -> dict[str, Any]:
+    """Where a PPO step's time goes: IPPO fast (``SRPOCallback`` + ``TimeLimitBootstrap``, ``step_infos=False``)
+    beside the null env, per env and ``--copies``; milliseconds per VecEnv step of each phase, the median over
+    ``--repeats`` interleaved blocks. ``collect_rest`` is SB3's collection loop outside the timed calls (the
+    actions' copy to the host, clipping, the info buffer, the callbacks' locals); on CUDA the policy's forward
+    is timed up to a synchronisation, so its kernels count there and not in the next phase."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rqe_wrappers.batched import batched_vec_env
+    from rqe_wrappers.sb3 import SRPOCallback, TimeLimitBootstrap
+
+    cuda = args.device.startswith("cuda")
+    spent: dict[str, float] = {}
+    depth = [0]
+
+    def timed(phase: str, fn: Callable[..., Any], sync: bool = False) -> Callable[..., Any]:
+        def run(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            out = fn(*a, **k)
+            if sync:
+                torch.cuda.synchronize()
+            spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - start
+            return out
+
+        return run
+
+    on_step = BaseCallback.on_step
+
+    def counted_on_step(self: Any) -> bool:  # the outermost callback's on_step only (lists call their children)
+        depth[0] += 1
+        start = time.perf_counter()
+        try:
+            return on_step(self)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent["callbacks"] = spent.get("callbacks", 0.0) + time.perf_counter() - start
+
+    envs = batched_envs()
+    rows = []
+    BaseCallback.on_step = counted_on_step  # type: ignore[method-assign]
+    try:
+        for name in args.envs:
+            for n in args.copies:
+                callbacks: dict[str, Any] = {"ippo_fast": [SRPOCallback(), TimeLimitBootstrap()], "null": None}
+                venv = batched_vec_env(envs[name](n), 0.0, seed=0, reward_infos=False, step_infos=False)
+                models = {"ippo_fast": ppo_model(venv, args, callbacks["ippo_fast"])}
+                models["null"] = ppo_model(null_vec_env(venv.num_envs, venv.observation_space, venv.action_space), args)
+                for model in models.values():
+                    model.env.step = timed("env_step", model.env.step)
+                    model.policy.forward = timed("policy_forward", model.policy.forward, sync=cuda)
+                    model.rollout_buffer.add = timed("buffer_add", model.rollout_buffer.add)
+                    model.collect_rollouts = timed("collect", model.collect_rollouts)
+                    model.train = timed("train", model.train)
+                blocks: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+                steps = args.n_steps * args.rollouts
+                for _ in range(args.repeats):
+                    for m, model in models.items():
+                        spent.clear()
+                        ppo_rate(model, args, callbacks[m])
+                        inner = sum(spent.get(k, 0.0) for k in PHASES if k not in ("collect_rest", "train"))
+                        spent["collect_rest"] = spent.get("collect", 0.0) - inner
+                        for k in PHASES:
+                            blocks[m].setdefault(k, []).append(1e3 * spent.get(k, 0.0) / steps)
+                ms = {m: {k: round(float(np.median(v)), 4) for k, v in b.items()} for m, b in blocks.items()}
+                row = {"env": name, "n_copies": n, "slots": venv.num_envs, "ms_per_step_median": ms}
+                row["total_ms_per_step"] = {m: round(sum(v.values()), 4) for m, v in ms.items()}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        BaseCallback.on_step = on_step  # type: ignore[method-assign]
+    return {"rows": rows}
+
+
 def monitor_cost(args: argparse.Namespace) -> dict[str, Any]:
     """Milliseconds per step of SRPO's batched VecEnv, bare and inside ``RoleVecMonitor``."""
     from rqe_wrappers.batched.vec_env import BatchedVecEnv
@@ -452,7 +534,7 @@ def curves(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", choices=("speed", "curves", "aht", "monitor"), default="speed")
+    parser.add_argument("mode", nargs="?", choices=("speed", "curves", "aht", "monitor", "phases"), default="speed")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (speed mode)")
     parser.add_argument("--envs", nargs="+", default=["cooking", "ipd"], help="batched envs (speed mode)")
     parser.add_argument("--copies", nargs="+", type=int, default=[256, 1024, 4096], help="env copies")
@@ -486,7 +568,7 @@ def main() -> None:
         torch.set_num_threads(1)
         args.device = "cpu"
     result: dict[str, Any] = {"benchmark": f"bench_batched {args.mode}", "machine": machine(args.device)}
-    if args.mode in ("speed", "aht"):
+    if args.mode in ("speed", "aht", "phases"):
         result["ppo"] = {
             "n_steps": args.n_steps,
             "batch_size": args.batch_size,
@@ -500,7 +582,8 @@ def main() -> None:
             "ippo_and_srpo_reward_infos": False,
             "ends_step_infos": False,
         }
-    result |= {"speed": speed, "curves": curves, "aht": aht_speed, "monitor": monitor_cost}[args.mode](args)
+    modes = {"speed": speed, "curves": curves, "aht": aht_speed, "monitor": monitor_cost, "phases": phases}
+    result |= modes[args.mode](args)
     out = args.out or Path("benchmarks/results") / f"batched-{args.mode}-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
