@@ -207,9 +207,9 @@ class _Graph:
     """One recorded :meth:`StackedNets._rows_probs` of a (padded) rows' shape and width, with pinned host buffers."""
 
     def __init__(self, stacked: StackedNets, shape: tuple[int, ...], width: int):
-        device = stacked.device
+        self.device = device = stacked.device
         self.scratch = stacked.n * width  # where the padding rows go
-        with th.no_grad():
+        with th.no_grad(), th.cuda.device(device):  # the nets' device current: its streams, its event
             self.rows = th.zeros(shape, dtype=th.float32, device=device)
             self.index = th.full((shape[0],), self.scratch, dtype=th.int64, device=device)
             side = th.cuda.Stream(device)
@@ -234,7 +234,7 @@ class _Graph:
         self.done.synchronize()  # the last launch's copies out of the host buffers have finished
         n = len(x)
         self.rows_np[:n] = x
-        with th.no_grad():
+        with th.no_grad(), th.cuda.device(self.device):
             self.rows.copy_(self.rows_host, non_blocking=True)
             if counts != self.counts:
                 self.index_np[:n], self.index_np[n:] = pos, self.scratch
@@ -242,7 +242,7 @@ class _Graph:
                 self.counts = counts
             self.graph.replay()
             self.out_host.copy_(self.out, non_blocking=True)
-        self.done.record()
+            self.done.record()  # on the nets' device's current stream, after the copy out
         self.launches += 1
         launch = self.launches
 
