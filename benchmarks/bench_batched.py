@@ -191,11 +191,16 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
     return {k: round(rates[a] / rates[b], 3) for k, (a, b) in RATIOS.items() if a in rates and b in rates}
 
 
+def median_paired(over: list[float], under: list[float]) -> float:
+    """The median over repeats ``r`` of block ``r``'s ratio (the set-ups' blocks ``r`` run one after the other,
+    so a slow spell of the machine slows them alike)."""
+    return round(float(np.median(np.divide(over, under))), 3)
+
+
 def paired_ratios(blocks: dict[str, list[float]]) -> dict[str, float]:
-    """``<ratio>_median_paired``: the median over repeats ``r`` of the :data:`RATIOS` of the ``r``-th blocks (the
-    set-ups' blocks ``r`` run one after the other, so a slow spell of the machine slows them alike)."""
+    """``<ratio>_median_paired``: :func:`median_paired` of each of the :data:`RATIOS` whose set-ups ran."""
     return {
-        f"{k}_median_paired": round(float(np.median(np.divide(blocks[a], blocks[b]))), 3)
+        f"{k}_median_paired": median_paired(blocks[a], blocks[b])
         for k, (a, b) in RATIOS.items()
         if a in blocks and b in blocks
     }
@@ -322,10 +327,7 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
                 for m, model in models.items():
                     blocks[m].append(ppo_rate(model, args, callbacks[m]))
             rates = {m: max(b) for m, b in blocks.items()}
-            paired = {  # block r of AHT over block r of self-play (run one after the other): load spikes cancel
-                tail: float(np.median(np.divide(blocks[f"aht{tail}"], blocks[f"self_play{tail}"])))
-                for tail in ("", "_fast")
-            }
+            paired = {tail: median_paired(blocks[f"aht{tail}"], blocks[f"self_play{tail}"]) for tail in ("", "_fast")}
             row = {
                 "env": name,
                 "population_size": len(members),
@@ -335,8 +337,8 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
                 **{f"{m}_agent_steps_per_s": round(r) for m, r in rates.items()},
                 "aht_over_self_play": round(rates["aht"] / rates["self_play"], 3),
                 "aht_fast_over_self_play_fast": round(rates["aht_fast"] / rates["self_play_fast"], 3),
-                "aht_over_self_play_median_paired": round(paired[""], 3),
-                "aht_fast_over_self_play_fast_median_paired": round(paired["_fast"], 3),
+                "aht_over_self_play_median_paired": paired[""],
+                "aht_fast_over_self_play_fast_median_paired": paired["_fast"],
                 "blocks_agent_steps_per_s": {m: [round(r) for r in b] for m, b in blocks.items()},
             }
             rows.append(row)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,9 +84,12 @@ def update_utilities(
     utilities: np.ndarray, counts: np.ndarray, batch: list[tuple[int, float]], utility_ema: float | None
 ) -> None:
     """:func:`update_utilities_arrays` for ``batch`` as ``(scenario index, focal return)`` pairs."""
-    idx = np.array([i for i, _ in batch], dtype=np.int64)
-    ret = np.array([r for _, r in batch], dtype=np.float64)
-    update_utilities_arrays(utilities, counts, idx, ret, utility_ema)
+    update_utilities_arrays(utilities, counts, *episode_arrays(batch), utility_ema)
+
+
+def episode_arrays(batch: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(scenario index, focal return)`` pairs as ``(indices int64, returns float64)``."""
+    return np.array([i for i, _ in batch], np.int64), np.array([r for _, r in batch], np.float64)
 
 
 def update_utilities_arrays(

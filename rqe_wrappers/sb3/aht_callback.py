@@ -61,7 +61,7 @@ from stable_baselines3.common.logger import CSVOutputFormat
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from rqe_wrappers.aht.config import FICTITIOUS_PLAY, parse_aht_config
-from rqe_wrappers.aht.nature import Nature, filled_utilities, update_utilities_arrays
+from rqe_wrappers.aht.nature import Nature, episode_arrays, filled_utilities, update_utilities_arrays
 from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.core.checks import is_integer, is_real
 from rqe_wrappers.core.policy import Policy
@@ -293,10 +293,15 @@ class AHTCallback(BaseCallback):
         first = infos[int(slots[0])]
         if first.get("scenario_index") != index[0] or first.get("focal_return") != ret[0]:
             return False
-        if index.min() < 0 or index.max() >= len(_started(self.scenarios, "scenarios")) or not np.isfinite(ret).all():
+        if not self._plausible(index, ret):
             return False  # the infos path names the bad episode
         self._pending.append((index.astype(np.int64), ret.astype(np.float64)))
         return True
+
+    def _plausible(self, index: np.ndarray, ret: np.ndarray) -> bool:
+        """Every scenario index names a scenario and every focal return is finite."""
+        n = len(_started(self.scenarios, "scenarios"))
+        return bool(index.min() >= 0 and index.max() < n and np.isfinite(ret).all())
 
     def _episodes(self, found: list[tuple[int, dict[str, Any]]]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_episode` of each ``(slot, info)`` as ``(scenario indices, focal returns)``: checked as arrays
@@ -304,13 +309,11 @@ class AHTCallback(BaseCallback):
         episode as before."""
         index = [info.get("scenario_index") for _, info in found]
         ret = [info["focal_return"] for _, info in found]
-        n = len(_started(self.scenarios, "scenarios"))
         if all(_integer_type(t) for t in set(map(type, index))) and all(_real_type(t) for t in set(map(type, ret))):
             idx, val = np.asarray(index, np.int64), np.asarray(ret, np.float64)
-            if idx.min() >= 0 and idx.max() < n and np.isfinite(val).all():
+            if self._plausible(idx, val):
                 return idx, val
-        checked = [self._episode(slot, info) for slot, info in found]
-        return np.array([i for i, _ in checked], np.int64), np.array([r for _, r in checked], np.float64)
+        return episode_arrays([self._episode(slot, info) for slot, info in found])
 
     def _episode(self, slot: int, info: dict[str, Any]) -> tuple[int, float]:
         """``(scenario index, focal return)`` of a finished episode; a non-finite return is refused.
@@ -464,7 +467,7 @@ class AHTCallback(BaseCallback):
         cb.beta = None if state["beta"] is None else np.array(state["beta"], dtype=np.float64)
         pending = state.get("pending_episodes", [])  # counted at the next rollout end
         if pending:
-            cb._pending = [(np.array([i for i, _ in pending], np.int64), np.array([r for _, r in pending], np.float64))]
+            cb._pending = [episode_arrays(pending)]
         fp = state["fictitious_play"]
         if fp is not None:
             cb.fp_seen = int(fp["seen"])
