@@ -346,14 +346,15 @@ def aht_speed(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
-PHASES = ("env_step", "policy_forward", "buffer_add", "callbacks", "collect_rest", "train")
+PHASES = ("env_step", "policy_forward", "buffer_add", "callbacks", "collect_rest", "train", "learn_rest")
 
 
 def phases(args: argparse.Namespace) -> dict[str, Any]:
     """Where a PPO step's time goes: IPPO fast (``SRPOCallback`` + ``TimeLimitBootstrap``, ``step_infos=False``)
     beside the null env, per env and ``--copies``; milliseconds per VecEnv step of each phase, the median over
     ``--repeats`` interleaved blocks. ``collect_rest`` is SB3's collection loop outside the timed calls (the
-    actions' copy to the host, clipping, the info buffer, the callbacks' locals); on CUDA the policy's forward
+    actions' copy to the host, clipping, the info buffer, the callbacks' locals), ``learn_rest`` is ``learn``'s
+    own (its set-up and the callbacks' ``init_callback`` each block, the logger); on CUDA the policy's forward
     is timed up to a synchronisation, so its kernels count there and not in the next phase."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
@@ -409,9 +410,10 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(args.repeats):
                     for m, model in models.items():
                         spent.clear()
-                        ppo_rate(model, args, callbacks[m])
-                        inner = sum(spent.get(k, 0.0) for k in PHASES if k not in ("collect_rest", "train"))
+                        wall = steps * model.get_env().num_envs / ppo_rate(model, args, callbacks[m])
+                        inner = sum(spent.get(k, 0.0) for k in PHASES[:4])  # the phases timed inside collect
                         spent["collect_rest"] = spent.get("collect", 0.0) - inner
+                        spent["learn_rest"] = wall - spent.get("collect", 0.0) - spent.get("train", 0.0)
                         for k in PHASES:
                             blocks[m].setdefault(k, []).append(1e3 * spent.get(k, 0.0) / steps)
                 ms = {m: {k: round(float(np.median(v)), 4) for k, v in b.items()} for m, b in blocks.items()}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rqe_wrappers import ConfigError, SeatError
-from rqe_wrappers.envs.batched import copy_keys, expand_seeds, uniforms
+from rqe_wrappers.envs.batched import copy_keys, expand_seeds, mix, uniforms
 from rqe_wrappers.envs.cooking import BatchedCooking, cooking_env
 from rqe_wrappers.envs.ipd import BatchedIPD, IPDEnv
 from rqe_wrappers.envs.matrix import BatchedMatrixGame, MatrixGameEnv, coordination_payoffs
@@ -99,6 +99,21 @@ def test_seeding_helpers():
     u = uniforms(np.arange(1, 2001, dtype=np.uint64), np.zeros(2000), 3)
     assert u.shape == (2000, 3) and 0.0 <= u.min() and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 0.01 and abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.05
+
+
+def test_uniforms_are_splitmix_of_key_plus_mixed_counter_inside_and_beyond_the_counter_table():
+    """Counters below the table's reach are looked up, others mixed directly: one stream either way."""
+    rng = np.random.default_rng(0)
+    keys = rng.integers(1, 2**63, 300, dtype=np.uint64)
+    counters = np.concatenate([rng.integers(0, 200, 100), rng.integers(4000, 5000, 100), rng.integers(0, 2**40, 100)])
+    for width in (1, 3, 10):
+        c = counters.astype(np.uint64)[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            bits = mix(keys[:, None] + mix(c + np.uint64(0x9E3779B97F4A7C15)))
+        expected = (bits >> np.uint64(11)).astype(np.float64) / 2**53
+        np.testing.assert_array_equal(uniforms(keys, counters, width), expected)  # all three ranges at once
+        for part in np.split(np.arange(300), 3):  # and each range alone (the table or the direct path)
+            np.testing.assert_array_equal(uniforms(keys[part], counters[part], width), expected[part])
 
 
 def test_batched_typed_errors():

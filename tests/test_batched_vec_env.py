@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from rqe_wrappers.batched import BatchedVecEnv, batched_vec_env
 from rqe_wrappers.batched.shadows import BatchedShadows
 from rqe_wrappers.batched.vec_env import NO_INFO
+from rqe_wrappers.core.checks import all_finite
 from rqe_wrappers.core.policy import FunctionPolicy, RandomPolicy
 from rqe_wrappers.envs.batched import BatchedBase, BatchStep, batch_actions
 from rqe_wrappers.envs.cooking import BatchedCooking, CookingEnv
@@ -411,6 +412,32 @@ def test_non_finite_reward_names_copy_and_seat():
     venv.reset()
     with pytest.raises(NonFiniteError, match=r"copy 1, seat 'p_0'"):
         venv.step(np.zeros(4, np.int64))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_observation_names_copy_and_seat(bad):
+    class BadObs(ThreeSeats):
+        def step(self, actions):
+            out = super().step(actions)
+            out.obs[2, 1, 1] = bad
+            return out
+
+    venv = BatchedVecEnv(BadObs(3), background={"p_2": RandomPolicy(*spaces_of(ThreeSeats(), "p_2"))})
+    venv.reset()
+    with pytest.raises(NonFiniteError, match=r"observation is not finite \(copy 2, seat 'p_1', at a step\)"):
+        venv.step(np.zeros(6, np.int64))
+
+
+def test_all_finite_is_exact_where_the_sum_overflows():
+    huge = np.full(12, 3e38, np.float32)
+    assert np.isinf(np.add.reduce(huge))  # the one-reduction test alone would call these non-finite
+    assert all_finite(huge) and all_finite(np.zeros(0, np.float32))
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.ones((5, 3))
+        x[3, 1] = bad
+        assert not all_finite(x)
+    both = np.array([np.inf, -np.inf, 1.0])  # their sum is NaN, not an infinity
+    assert not all_finite(both)
 
 
 def spaces_of(env, seat):

@@ -117,6 +117,11 @@ def test_set_role_and_role_features_on_every_layout():
     assert role_features(set_role(box, SHADOW)).tolist() == [[0, 1], [0, 1]]
     d = {"x": np.zeros((2, 1)), "role": np.array([[1.0, 0.0], [0.0, 1.0]])}
     assert set_role(d, PARTNER)["role"].tolist() == [[1, 0], [1, 0]]
+    assert role_features(box).tolist() == [[1, 0], [0, 1]] and d["role"].tolist() == [[1, 0], [0, 1]]  # copies
+    same = set_role(box, SHADOW, copy=False)  # in place: the array itself, its other features kept
+    assert same is box
+    np.testing.assert_array_equal(box, np.array([[0.5, 0.0, 1.0], [0.2, 0.0, 1.0]], np.float32))
+    assert set_role(d, PARTNER, copy=False) is d and d["role"].tolist() == [[1, 0], [1, 0]]
 
 
 def test_partner_role_with_seat_identity():

@@ -61,9 +61,17 @@ class BatchedShadows:
             if self._flat
             else None
         )
+        #: ``(n_copies, n_learning_seats, tail)``: each seat's features this episode (set by :meth:`draw`)
+        self._tails = None if self._partner_tails is None else np.repeat(self._partner_tails[None], n_copies, 0)
+        #: per team, of this episode's draw: its columns, its shadows and non-shadows ``(n_copies, len(cols))``
+        #: and the number of non-shadows ``(n_copies,)`` (set by :meth:`draw`; :meth:`shape` reads them each step)
+        self._shaping: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def draw(self, copies: np.ndarray, seeds: Sequence[int | None]) -> None:
-        """New episodes for ``copies``: their shadows from their seeds (``None``: the copy's next episode)."""
+        """New episodes for ``copies``: their shadows from their seeds (``None``: the copy's next episode).
+
+        :attr:`mask` is read-only outside this method: the per-step features and rewards are laid out here.
+        """
         keys = copy_keys(seeds, self._keys[copies], STREAM)
         self._keys[copies] = keys
         self.mask[copies] = False
@@ -76,12 +84,25 @@ class BatchedShadows:
             block = np.zeros((len(copies), len(cols)), bool)
             block[rows, picked] = True
             self.mask[copies[:, None], cols[None, :]] = block
+        self._lay_out(copies)
+
+    def _lay_out(self, copies: np.ndarray) -> None:
+        """The features and reward weights of ``copies``' new draw (what :meth:`observe` and :meth:`shape` read)."""
+        if self._tails is not None:
+            assert self._partner_tails is not None  # set with _tails
+            tails = np.repeat(self._partner_tails[None], len(copies), 0)
+            tails[self.mask[copies], -2:] = (0, 1)  # the role one-hot [partner, shadow] of the shadows
+            self._tails[copies] = tails
+        self._shaping = []
+        for cols in self.teams:
+            sh = self.mask[:, cols]
+            self._shaping.append((cols, sh, ~sh, (~sh).sum(axis=1)))
 
     def observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
         """``obs`` ``(copies, n_learning_seats, ...)`` with each seat's features; ``copies``: the rows' copies (all)."""
-        mask = self.mask if copies is None else self.mask[copies]
         if self._flat:  # 1-D Box observations: one array written in place (the step path's common case)
-            return self._observe_flat(obs, mask)
+            return self._observe_flat(obs, copies)
+        mask = self.mask if copies is None else self.mask[copies]
         out = []
         for i, features in enumerate(self.features):
             featured = features.add_batch(obs[:, i], PARTNER, i)
@@ -91,17 +112,14 @@ class BatchedShadows:
             out.append(featured)
         return np.stack(out, axis=1)
 
-    def _observe_flat(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """:meth:`observe` for 1-D Box seats: raw values, then each seat's partner tail, shadows' role flipped."""
-        tails = self._partner_tails
+    def _observe_flat(self, obs: np.ndarray, copies: np.ndarray | None) -> np.ndarray:
+        """:meth:`observe` for 1-D Box seats: raw values, then each seat's features of this episode."""
+        tails = self._tails
         assert tails is not None  # set with _flat
         width = obs.shape[2]
-        out = np.empty((obs.shape[0], obs.shape[1], width + tails.shape[1]), tails.dtype)
+        out = np.empty((obs.shape[0], obs.shape[1], width + tails.shape[2]), tails.dtype)
         out[:, :, :width] = obs
-        out[:, :, width:] = tails
-        if mask.any():
-            role = out[:, :, -2:]  # the role one-hot [partner, shadow], a view
-            role[mask] = (0, 1)
+        out[:, :, width:] = tails if copies is None else tails[copies]
         return out
 
     def shape(self, raw: np.ndarray) -> np.ndarray:
@@ -109,11 +127,10 @@ class BatchedShadows:
         if not self.teams:
             return raw
         out = raw.copy()
-        for cols in self.teams:
-            sh = self.mask[:, cols]
-            others = raw[:, cols] * ~sh
-            adv = -others.sum(axis=1) / (~sh).sum(axis=1)
-            out[:, cols] = np.where(sh, adv[:, None], raw[:, cols])
+        for cols, sh, others, count in self._shaping:
+            team = raw[:, cols]
+            adv = -(team * others).sum(axis=1) / count
+            out[:, cols] = np.where(sh, adv[:, None], team)
         return out
 
     def roles_flat(self, copies: np.ndarray | None = None) -> list[str]:

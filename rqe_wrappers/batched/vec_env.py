@@ -21,7 +21,7 @@ from rqe_wrappers.aht.scenarios import ScenarioSet
 from rqe_wrappers.batched.background import BatchedBackground, check_background
 from rqe_wrappers.batched.scenarios import BatchedScenarios, check_aht, fictitious_play
 from rqe_wrappers.batched.shadows import BatchedShadows
-from rqe_wrappers.core.checks import integer, is_integer, real
+from rqe_wrappers.core.checks import all_finite, integer, is_integer, real
 from rqe_wrappers.core.policy import Policy
 from rqe_wrappers.core.snapshot import SnapshotPolicy
 from rqe_wrappers.envs.batched import BatchedEnv
@@ -234,6 +234,8 @@ class BatchedVecEnv(VecEnv):
         if not isinstance(act_spaces[0], gym.spaces.Discrete):
             raise UnsupportedSpaceError(f"the batched path needs Discrete actions, got {act_spaces[0]}")
         self._cols = np.asarray([seats.index(s) for s in self.learning_seats], np.int64)
+        #: the learning seats' observations for SRPO's features (which copy them): a view where they are all seats
+        self._obs_cols: Any = slice(None) if self._cols.tolist() == list(range(len(seats))) else self._cols
         team_cols = [[self.seat_index[s] for s in m] for m in plan.teams.values()]
         self.shadow_logic = BatchedShadows(obs_spaces, team_cols, self.tau, self.n_shadows, self.n_copies, self.seat_id)
         pool = list(members.values()) + ([] if snapshot is None else [snapshot])
@@ -299,7 +301,7 @@ class BatchedVecEnv(VecEnv):
             self._background.assign(every, self.aht.draw(every, seeds))
         self._copy_seeds = [None] * self.n_copies
         self._raw_obs = raw
-        obs = self._observe(raw[:, self._cols])
+        obs = self._observe(raw)
         self.reset_infos = self._reset_infos(range(self.n_copies))
         self._reset_options()
         if self.check_finite:
@@ -330,7 +332,7 @@ class BatchedVecEnv(VecEnv):
             self.aht.returns += focal
             rews = focal.astype(np.float32)
         done = np.asarray(out.terminated) | np.asarray(out.truncated)
-        obs = self._observe(out.obs[:, self._cols])
+        obs = self._observe(out.obs)
         self.last_raw_rewards = raw_rew
         self.last_background_rewards = np.asarray(out.rewards, np.float64)[:, self._background.columns]
         if out.costs is not None:
@@ -367,7 +369,7 @@ class BatchedVecEnv(VecEnv):
             if self.aht is not None:
                 self._background.assign(idx, self.aht.draw(idx, [None] * len(idx)))
             self._raw_obs = raw
-            obs[idx] = self._observe(raw[idx][:, self._cols], idx)  # the terminal observations are a copy (last)
+            obs[idx] = self._observe(raw[idx], idx)  # the terminal observations are a copy (last)
             for slot, info in zip(slots, self._reset_infos(idx.tolist()), strict=True):
                 self.reset_infos[slot] = info
             if self.check_finite:
@@ -376,8 +378,11 @@ class BatchedVecEnv(VecEnv):
         return obs.reshape(self.num_envs, *obs.shape[2:]), rews, np.repeat(done, learn), infos
 
     def _observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
-        """The learning seats' observations with SRPO's features (AHT: raw, as ``aht_wrap`` gives them)."""
-        return obs if self.aht is not None else self.shadow_logic.observe(obs, copies)
+        """The learning seats' observations (of all seats' ``obs``) with SRPO's features (AHT: raw, as ``aht_wrap``
+        gives them); always a new array."""
+        if self.aht is not None:
+            return obs[:, self._cols]  # a copy
+        return self.shadow_logic.observe(obs[:, self._obs_cols], copies)  # the features are a new array
 
     # ---- infos ----
     def _slots(self, copies: np.ndarray) -> list[int]:
@@ -478,9 +483,8 @@ class BatchedVecEnv(VecEnv):
             if not (a.dtype.kind == "f" and np.all(np.isfinite(a) & (a == np.round(a)))):
                 raise ActionError(f"step() got actions of dtype {a.dtype}; {self.action_space} needs whole numbers")
         a = a.reshape(self.num_envs).astype(np.int64) - self._start
-        bad = (a < 0) | (a >= self._n_actions)
-        if bad.any():
-            slot = int(np.flatnonzero(bad)[0])
+        if a.size and (a.min() < 0 or a.max() >= self._n_actions):  # two reductions, no temporaries
+            slot = int(np.flatnonzero((a < 0) | (a >= self._n_actions))[0])
             raise ActionError(
                 f"action {int(a[slot]) + self._start} of slot {slot} (copy {slot // self._n_learn}, seat "
                 f"{self.slot_seats[slot]!r}) is outside {self.action_space}; pass actions its action space allows"
@@ -494,13 +498,13 @@ class BatchedVecEnv(VecEnv):
         )
 
     def _check_obs(self, obs: np.ndarray, when: str) -> None:
-        if obs.dtype.kind == "f":
+        if obs.dtype.kind == "f" and not all_finite(obs):
             rows = ~np.isfinite(obs.reshape(self.num_envs, -1)).all(axis=1)
             if rows.any():
                 raise self._non_finite("the observation", int(np.flatnonzero(rows)[0]), when)
 
     def _check_step(self, obs: np.ndarray, rews: np.ndarray) -> None:
-        bad = ~np.isfinite(rews)
+        bad = np.zeros(0, bool) if all_finite(rews) else ~np.isfinite(rews)
         if bad.any():
             slot = int(np.flatnonzero(bad)[0])
             raise self._non_finite(f"the reward {rews[slot]}", slot, "at a step")

@@ -103,3 +103,16 @@ def payoffs(value: Any, name: str = "payoffs") -> np.ndarray:
     if not np.all(np.isfinite(p)):
         raise ConfigError(f"{name} must be finite")
     return p
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every entry of a float array is finite, in one reduction and without a boolean temporary.
+
+    A NaN or an infinity makes the sum non-finite; a sum that overflows from finite entries is checked
+    entry by entry, so the answer is exact.
+    """
+    if x.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(x, axis=None)
+    return bool(np.isfinite(total)) or bool(np.isfinite(x).all())

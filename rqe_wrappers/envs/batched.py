@@ -26,6 +26,7 @@ from rqe_wrappers.errors import ConfigError, SeatError
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(k) for k in (11, 27, 30, 31))
 
 Seeds = int | Sequence[int | None] | None
 
@@ -142,11 +143,12 @@ def batch_actions(actions: Any, n_copies: int, sizes: Sequence[int], names: str 
     """``actions`` as int64 ``(n_copies, n_seats)``, seat ``i``'s in ``0..sizes[i] - 1``; else :class:`ConfigError`."""
     acts = np.asarray(actions)
     shape = (n_copies, len(sizes))
-    if acts.shape != shape or not np.issubdtype(acts.dtype, np.integer):
+    if acts.shape != shape or acts.dtype.kind not in "iu":
         raise ConfigError(
             f"actions must be an integer array of shape {shape} (copy, seat), got {acts.dtype} {acts.shape}"
         )
-    if acts.size and ((acts < 0).any() or (acts >= np.asarray(sizes)).any()):
+    suspect = acts.size and (acts.min() < 0 or acts.max() >= min(sizes))  # two reductions: the common case
+    if suspect and ((acts < 0) | (acts >= np.asarray(sizes))).any():
         hint = f" ({names})" if names else ""
         raise ConfigError(
             f"seat i's actions must be in 0..sizes[i] - 1 for sizes {list(sizes)}{hint}, got {acts.tolist()}"
@@ -166,11 +168,20 @@ def action_index(agent: str, action: Any, n: int, names: str = "") -> int:
 
 
 def mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser on a uint64 array (a bijection that scrambles every bit)."""
-    z = np.asarray(x, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64's finaliser on a uint64 array (a bijection that scrambles every bit); a new array."""
+    z = np.array(x, dtype=np.uint64)
+    return _mix_inplace(z, np.empty_like(z))
+
+
+def _mix_inplace(z: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """:func:`mix` of ``z`` written into ``z`` (``tmp``: scratch of its shape): no other temporaries."""
+    for shift, mult in ((_S30, _MIX1), (_S27, _MIX2)):
+        np.right_shift(z, shift, out=tmp)
+        z ^= tmp
+        z *= mult
+    np.right_shift(z, _S31, out=tmp)
+    z ^= tmp
+    return z
 
 
 def copy_keys(seeds: Sequence[int | None], previous: np.ndarray, name: str) -> np.ndarray:
@@ -190,8 +201,33 @@ def copy_keys(seeds: Sequence[int | None], previous: np.ndarray, name: str) -> n
     return keys
 
 
+#: counters below this are mixed once per draw width and looked up (a step's counter is its step number)
+_TABLE_COUNTERS = 1 << 12
+_counter_tables: dict[int, np.ndarray] = {}
+
+
+def _mixed_counters(counters: np.ndarray, width: int) -> np.ndarray:
+    """``mix(counter * width + j + golden)`` for ``j < width``, ``(len(counters), width)``; a new array."""
+    top = int(counters.max()) if counters.size else 0
+    if top >= _TABLE_COUNTERS:
+        z = counters[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
+        z += _GOLDEN
+        return _mix_inplace(z, np.empty_like(z))
+    table = _counter_tables.get(width)
+    if table is None or len(table) <= top:  # grown to the next power of two, at most _TABLE_COUNTERS rows
+        rows = min(_TABLE_COUNTERS, max(128, 1 << top.bit_length()))
+        table = mix(np.arange(rows * width, dtype=np.uint64) + _GOLDEN).reshape(rows, width)
+        _counter_tables[width] = table
+    return table[counters]
+
+
 def uniforms(keys: np.ndarray, counters: np.ndarray, width: int) -> np.ndarray:
     """``(len(keys), width)`` uniforms in ``[0, 1)``: the ``width`` draws of counter ``counters[k]`` of copy ``k``."""
-    c = np.asarray(counters, dtype=np.uint64)[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
-    bits = mix(np.asarray(keys, dtype=np.uint64)[:, None] + mix(c + _GOLDEN))
-    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+    z = _mixed_counters(np.asarray(counters, dtype=np.uint64), width)
+    tmp = np.empty_like(z)
+    z += np.asarray(keys, dtype=np.uint64)[:, None]
+    z = _mix_inplace(z, tmp)
+    z >>= _S11
+    out = z.astype(np.float64)
+    out *= 1.0 / 2**53
+    return out

@@ -187,6 +187,7 @@ class BatchedCooking(BatchedBase):
         self.t = np.zeros(n, np.int64)
         self._keys = np.zeros(n, np.uint64)
         self._rows = np.arange(n)
+        self._seat_rows = np.arange(2 * n)
 
     def reset(self, seeds: Seeds = None, copies: np.ndarray | None = None) -> np.ndarray:
         """Reset ``copies`` (all for ``None``) with per-copy ``seeds``; the observations of all copies."""
@@ -204,14 +205,14 @@ class BatchedCooking(BatchedBase):
 
     def observe(self) -> np.ndarray:
         """Observations ``(n_copies, 2, obs_size)`` float32, each seat's from its own side."""
-        cells, rows = self._cells, self._rows
+        cells, seats = self._cells, self._seat_rows
         out = np.zeros((self.n_copies, 2, 2 * cells + 2 + self.onions.shape[1]), np.float32)
-        for seat in (0, 1):
-            out[rows, seat, self.pos[:, seat]] = 1.0
-            out[rows, seat, cells + self.pos[:, 1 - seat]] = 1.0
-            out[:, seat, 2 * cells] = self.carry[:, seat]
-            out[:, seat, 2 * cells + 1] = self.carry[:, 1 - seat]
-            out[:, seat, 2 * cells + 2 :] = self.onions
+        flat = out.reshape(2 * self.n_copies, -1)  # a view, row 2 * copy + seat
+        flat[seats, self.pos.reshape(-1)] = 1.0  # own cell
+        flat[seats, cells + self.pos[:, ::-1].reshape(-1)] = 1.0  # the partner's cell
+        out[:, :, 2 * cells] = self.carry
+        out[:, :, 2 * cells + 1] = self.carry[:, ::-1]
+        out[:, :, 2 * cells + 2 :] = self.onions[:, None, :]
         return out
 
     def step(self, actions: np.ndarray) -> BatchStep:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -138,7 +138,7 @@ class SRPOCallback(BaseCallback):
             obs = {k: v[mask] for k, v in buf.observations.items()}
         else:
             obs = buf.observations[mask]
-        partner_obs = obs_as_tensor(set_role(obs, PARTNER), model.device)
+        partner_obs = obs_as_tensor(set_role(obs, PARTNER, copy=False), model.device)  # obs: the mask's copy
         actions = th.as_tensor(buf.actions[mask], device=model.device)
         if isinstance(model.action_space, gym.spaces.Discrete):
             actions = actions.reshape(-1).long()
@@ -146,8 +146,8 @@ class SRPOCallback(BaseCallback):
         kwargs: dict[str, th.Tensor] = {}  # MaskablePPO's buffer has action masks
         if hasattr(buf, "action_masks"):
             kwargs["action_masks"] = th.as_tensor(buf.action_masks[mask], device=model.device)
-        with th.no_grad():
-            _, log_partner_t, _ = policy.evaluate_actions(partner_obs, actions, **kwargs)
+        with th.no_grad():  # the actor alone (evaluate_actions would also run the critic and the entropy)
+            log_partner_t = cast(Any, policy).get_distribution(partner_obs, **kwargs).log_prob(actions)
         log_partner = log_partner_t.cpu().numpy().astype(np.float64)
         self.log_partner = log_partner
         log_shadow = buf.log_probs[mask].astype(np.float64)

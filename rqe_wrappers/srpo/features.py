@@ -248,15 +248,16 @@ def role_features(obs: Any) -> np.ndarray:
     return (pixel > 127).astype(np.float32)
 
 
-def set_role(obs_batch: Any, role: int) -> Any:
-    """A copy of role-featured observations (one or a batch, any layout), all set to ``role``."""
+def set_role(obs_batch: Any, role: int, *, copy: bool = True) -> Any:
+    """Role-featured observations (one or a batch, any layout), all set to ``role``: a copy, or with
+    ``copy=False`` the given array (or dict of arrays) itself, written in place."""
     if isinstance(obs_batch, Mapping):
-        out = dict(obs_batch)
+        out: Any = dict(obs_batch) if copy else obs_batch  # copy=False: the caller's dict, written in place
         r = np.zeros_like(np.asarray(obs_batch[ROLE_KEY]))
         r[..., role] = 1
         out[ROLE_KEY] = r
         return out
-    arr = np.array(obs_batch, copy=True)
+    arr = np.array(obs_batch, copy=True) if copy else obs_batch
     axis = _image_axis(arr)
     if axis is None:
         arr[..., -2:] = 0
