@@ -498,15 +498,13 @@ class BatchedVecEnv(VecEnv):
         )
 
     def _check_obs(self, obs: np.ndarray, when: str) -> None:
-        if obs.dtype.kind == "f" and not all_finite(obs):
+        if obs.dtype.kind == "f" and not all_finite(obs):  # exact: then some row has a non-finite entry
             rows = ~np.isfinite(obs.reshape(self.num_envs, -1)).all(axis=1)
-            if rows.any():
-                raise self._non_finite("the observation", int(np.flatnonzero(rows)[0]), when)
+            raise self._non_finite("the observation", int(np.flatnonzero(rows)[0]), when)
 
     def _check_step(self, obs: np.ndarray, rews: np.ndarray) -> None:
-        bad = np.zeros(0, bool) if all_finite(rews) else ~np.isfinite(rews)
-        if bad.any():
-            slot = int(np.flatnonzero(bad)[0])
+        if not all_finite(rews):
+            slot = int(np.flatnonzero(~np.isfinite(rews))[0])
             raise self._non_finite(f"the reward {rews[slot]}", slot, "at a step")
         self._check_obs(obs, "at a step")
 
