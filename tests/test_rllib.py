@@ -7,6 +7,7 @@ Skipped as a whole where ray[rllib] is not installed (docs/rllib.md has the inst
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -113,12 +114,12 @@ def test_shaping_connector_matches_srpo_callback_on_the_same_batch():
         shaped = out[SHARED_MODULE][Columns.REWARDS].numpy().astype(np.float64)
 
         # the same rows in SB3's rollout buffer, shaped by SRPOCallback._on_rollout_end
-        class ModulePolicy:  # SB3's policy.evaluate_actions, answered by the RLlib module
-            def evaluate_actions(self, o, a):
+        class ModulePolicy:  # SB3's policy.get_distribution(obs).log_prob, answered by the RLlib module
+            def get_distribution(self, o):
                 with torch.no_grad():
                     logits = module.forward_train({Columns.OBS: o.float()})[Columns.ACTION_DIST_INPUTS]
-                lp = module.get_train_action_dist_cls().from_logits(logits).logp(a)
-                return None, lp, None
+                dist = module.get_train_action_dist_cls().from_logits(logits)
+                return SimpleNamespace(log_prob=dist.logp)
 
         m = n - 1  # SB3 has no artificial step
         buf = RolloutBuffer(m, spaces.Box(0, 1, (3,), np.float32), spaces.Discrete(2), device="cpu", n_envs=1)
