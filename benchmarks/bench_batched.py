@@ -30,7 +30,8 @@ ratio (target 0.8) of the best blocks, ``*_median_paired`` the median over repea
 (the two blocks run one after the other, so a slow spell of the machine slows both), every block's rate kept.
 
 ``phases``: where a PPO step's time goes, IPPO fast beside the null env (VecEnv step, policy forward, buffer
-add, callbacks, the rest of SB3's collection loop, the update), milliseconds per step, median over blocks.
+add, callbacks, the rest of SB3's collection loop, the update, ``learn``'s own set-up), milliseconds per step,
+median over blocks.
 
 ``monitor``: the cost of the monitor on the step path: milliseconds per ``step`` of SRPO's
 ``BatchedVecEnv`` (``reward_infos=False``) bare and inside ``RoleVecMonitor``, random actions, the best

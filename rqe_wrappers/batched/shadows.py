@@ -64,8 +64,17 @@ class BatchedShadows:
         #: ``(n_copies, n_learning_seats, tail)``: each seat's features this episode (set by :meth:`draw`)
         self._tails = None if self._partner_tails is None else np.repeat(self._partner_tails[None], n_copies, 0)
         #: per team, of this episode's draw: its columns, its shadows and non-shadows ``(n_copies, len(cols))``
-        #: and the number of non-shadows ``(n_copies,)`` (set by :meth:`draw`; :meth:`shape` reads them each step)
-        self._shaping: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        #: and the number of non-shadows ``(n_copies,)`` (the drawn copies' rows set by :meth:`draw`; :meth:`shape`
+        #: reads them each step); before any draw: no shadows
+        self._shaping = [
+            (
+                cols,
+                np.zeros((n_copies, len(cols)), bool),
+                np.ones((n_copies, len(cols)), bool),
+                np.full(n_copies, len(cols)),
+            )
+            for cols in self.teams
+        ]
 
     def draw(self, copies: np.ndarray, seeds: Sequence[int | None]) -> None:
         """New episodes for ``copies``: their shadows from their seeds (``None``: the copy's next episode).
@@ -93,10 +102,10 @@ class BatchedShadows:
             tails = np.repeat(self._partner_tails[None], len(copies), 0)
             tails[self.mask[copies], -2:] = (0, 1)  # the role one-hot [partner, shadow] of the shadows
             self._tails[copies] = tails
-        self._shaping = []
-        for cols in self.teams:
-            sh = self.mask[:, cols]
-            self._shaping.append((cols, sh, ~sh, (~sh).sum(axis=1)))
+        for cols, sh, others, count in self._shaping:  # the drawn copies' rows only
+            sh[copies] = self.mask[copies[:, None], cols[None, :]]
+            others[copies] = ~sh[copies]
+            count[copies] = others[copies].sum(axis=1)
 
     def observe(self, obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
         """``obs`` ``(copies, n_learning_seats, ...)`` with each seat's features; ``copies``: the rows' copies (all)."""

@@ -206,18 +206,22 @@ _TABLE_COUNTERS = 1 << 12
 _counter_tables: dict[int, np.ndarray] = {}
 
 
+def _counter_bits(counters: np.ndarray, width: int) -> np.ndarray:
+    """``mix(counter * width + j + golden)`` for ``j < width``, ``(len(counters), width)`` uint64; a new array."""
+    z = counters[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
+    z += _GOLDEN
+    return _mix_inplace(z, np.empty_like(z))
+
+
 def _mixed_counters(counters: np.ndarray, width: int) -> np.ndarray:
-    """``mix(counter * width + j + golden)`` for ``j < width``, ``(len(counters), width)``; a new array."""
+    """:func:`_counter_bits`, looked up from a table of the first counters (computed beyond it)."""
     top = int(counters.max()) if counters.size else 0
     if top >= _TABLE_COUNTERS:
-        z = counters[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
-        z += _GOLDEN
-        return _mix_inplace(z, np.empty_like(z))
+        return _counter_bits(counters, width)
     table = _counter_tables.get(width)
     if table is None or len(table) <= top:  # grown to the next power of two, at most _TABLE_COUNTERS rows
         rows = min(_TABLE_COUNTERS, max(128, 1 << top.bit_length()))
-        table = mix(np.arange(rows * width, dtype=np.uint64) + _GOLDEN).reshape(rows, width)
-        _counter_tables[width] = table
+        table = _counter_tables[width] = _counter_bits(np.arange(rows, dtype=np.uint64), width)
     return table[counters]
 
 
