@@ -124,6 +124,27 @@ def test_set_role_and_role_features_on_every_layout():
     assert set_role(d, PARTNER, copy=False) is d and d["role"].tolist() == [[1, 0], [1, 0]]
 
 
+def test_set_role_in_place_on_torch_tensors_as_on_arrays():
+    """SRPO's rollout sets the role on the device: copy=False on tensors writes what it writes on arrays."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    f = ObsFeatures(gym.spaces.Box(0, 255, (8, 8, 3), np.uint8))
+    hwc = np.stack([f.add(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), r) for r in (PARTNER, SHADOW)])
+    layouts = {
+        "vector": np.array([[0.5, 1.0, 0.0], [0.2, 0.0, 1.0]], np.float32),
+        "image-last": hwc,
+        "image-first": np.ascontiguousarray(hwc.transpose(0, 3, 1, 2)),
+    }
+    for name, arr in layouts.items():
+        for role in (PARTNER, SHADOW):
+            t = torch.as_tensor(arr.copy())
+            assert set_role(t, role, copy=False) is t
+            np.testing.assert_array_equal(t.numpy(), set_role(arr, role), err_msg=name)
+    d = {"x": torch.zeros(2, 1), "role": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}
+    assert set_role(d, SHADOW, copy=False) is d and d["role"].tolist() == [[0, 1], [0, 1]]
+
+
 def test_partner_role_with_seat_identity():
     raw = gym.spaces.Box(-1, 1, (3,), np.float32)
     featured = ObsFeatures(raw, n_seats=2).space

@@ -31,11 +31,12 @@ class Capture(BaseCallback):
         self.rewards = buf.rewards.copy()
         self.returns = buf.returns.copy()
         if self.when == "before":
-            obs = torch.as_tensor(set_role(buf.observations, PARTNER).reshape(-1, 3))
-            acts = torch.as_tensor(buf.actions.reshape(-1)).long()
+            dev = self.model.device
+            obs = torch.as_tensor(set_role(buf.observations, PARTNER).reshape(-1, 3), device=dev)
+            acts = torch.as_tensor(buf.actions.reshape(-1), device=dev).long()
             with torch.no_grad():
                 _, lp, _ = self.model.policy.evaluate_actions(obs, acts)
-            self.log_partner = lp.numpy().reshape(buf.rewards.shape)
+            self.log_partner = lp.cpu().numpy().reshape(buf.rewards.shape)
             self.log_shadow = buf.log_probs.copy()
             self.shadow = buf.observations[..., -1] > 0.5
 
@@ -68,6 +69,111 @@ def test_shaping_formula_on_shadow_rows_only():
     np.testing.assert_array_equal(after.rewards[~sh], before.rewards[~sh])
     # returns were recomputed from the shaped rewards (one-step episodes: return == reward)
     np.testing.assert_allclose(after.returns, after.rewards, atol=1e-6)
+
+
+class After(BaseCallback):
+    """The shaped rewards and SRPOCallback's partner log-probs of the first rollout."""
+
+    def __init__(self, srpo):
+        super().__init__()
+        self.srpo, self.rewards, self.log_partner = srpo, None, None
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        if self.rewards is None:
+            self.rewards, self.log_partner = self.model.rollout_buffer.rewards.copy(), self.srpo.log_partner
+
+
+def _coordination():
+    return make_model(2.0)
+
+
+def _tictactoe():
+    from pettingzoo.classic import tictactoe_v3
+    from sb3_contrib import MaskablePPO
+
+    venv = PettingZooVecEnv(lambda: srpo_wrap(tictactoe_v3.env(), tau=1.0), n_copies=2)
+    kw = dict(n_steps=16, batch_size=32, n_epochs=1, normalize_advantage=False, policy_kwargs={"net_arch": [8]})
+    return MaskablePPO("MultiInputPolicy", venv, seed=0, **kw)  # Dict observations, action masks
+
+
+def _pistonball():
+    pistonball_v6 = pytest.importorskip("pettingzoo.butterfly.pistonball_v6")
+    ss = pytest.importorskip("supersuit")
+    env = ss.resize_v1(pistonball_v6.parallel_env(n_pistons=4, max_cycles=25), 36, 36)
+    venv = PettingZooVecEnv(lambda: srpo_wrap(env, tau=1.0), n_copies=1)
+    kw = dict(n_steps=8, batch_size=32, n_epochs=1, normalize_advantage=False, policy_kwargs=dict(net_arch=[8]))
+    return PPO("CnnPolicy", venv, seed=0, **kw)  # uint8 images, channel-first inside SB3
+
+
+def _reused_array(make):
+    """``make`` with a VecEnv that returns the same observation arrays every step, written in place."""
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class Reused(VecEnvWrapper):
+        def __init__(self, venv):
+            super().__init__(venv)
+            self.out = None
+
+        def _into(self, obs):
+            if self.out is None:
+                self.out = {k: v.copy() for k, v in obs.items()}
+            for k, v in obs.items():
+                self.out[k][...] = v
+            return self.out
+
+        def reset(self):
+            return self._into(self.venv.reset())
+
+        def step_wait(self):
+            obs, rewards, dones, infos = self.venv.step_wait()
+            return self._into(obs), rewards, dones, infos
+
+    def wrapped():
+        model = make()
+        model.set_env(Reused(model.get_env()))
+        return model
+
+    return wrapped
+
+
+@pytest.mark.parametrize("make", [_coordination, _tictactoe, _pistonball], ids=["box", "dict-masks", "image"])
+def test_shadow_rows_kept_step_by_step_give_the_shaping_read_from_the_buffer(make, monkeypatch):
+    """In SB3's rollout loop the callback keeps a copy of each step's tensor PPO acted on (on its device)
+    and never reads the buffer's observations; over ``max_kept_bytes`` the rollout end reads them from the
+    buffer instead. Both give the same partner log-probs and shaped rewards, also where the VecEnv hands
+    out one observation array and overwrites it every step (on the CPU PPO's tensor is that array: the
+    callback must keep copies)."""
+    import rqe_wrappers.sb3.srpo_callback as module
+
+    read = []
+    mask_of = module.shadow_mask
+
+    def spy(obs):
+        mask = mask_of(obs)
+        read.append(mask.shape)
+        return mask
+
+    monkeypatch.setattr(module, "shadow_mask", spy)
+    if make is _tictactoe:
+        make = _reused_array(make)
+    runs = {}
+    for cap in (SRPOCallback.max_kept_bytes, 0):
+        model, srpo = make(), SRPOCallback()
+        srpo.max_kept_bytes = cap
+        after = After(srpo)
+        read.clear()
+        model.learn(model.n_steps * model.n_envs, callback=[srpo, after])
+        runs[cap] = (after, list(read))
+    (kept, kept_reads), (buffer, buffer_reads) = runs[SRPOCallback.max_kept_bytes], runs[0]
+    shape = kept.rewards.shape
+    assert kept_reads == [shape[1:]] * shape[0]  # one step's slots per read, never the whole buffer
+    assert shape in buffer_reads
+    assert len(kept.log_partner) == len(buffer.log_partner) > shape[1]
+    np.testing.assert_allclose(kept.log_partner, buffer.log_partner, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(kept.rewards, buffer.rewards, rtol=0, atol=1e-5)
 
 
 def test_tau_zero_leaves_buffer_alone():

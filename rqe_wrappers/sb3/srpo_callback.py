@@ -5,7 +5,9 @@ For every shadow row of the buffer (role feature = shadow) the reward gets
     -(1/tau) * [log shadow(a|o) - log partner(a|o')]        (o' = o with the role set to partner)
 
 the sampled form of the KL(shadow || partner) penalty of the RQE objective, computed in one
-batched forward pass on the model's device. Returns and advantages are then recomputed.
+batched forward pass on the model's device. Returns and advantages are then recomputed. In SB3's
+rollout loop the callback keeps a device copy of each step's tensor PPO acted on (up to
+``max_kept_bytes`` a rollout), so the rollout end copies and moves no observations.
 
 Entropy: PPO adds ``ent_coef * H(pi)`` to its loss on every row, but the paper's shadow has no
 entropy bonus. With ``cancel_entropy=True`` (default) shadow rows also get ``+ent_coef * log
@@ -57,6 +59,9 @@ class SRPOCallback(BaseCallback):
     and ``srpo/partner_return`` / ``srpo/shadow_return`` (raw episode returns by role).
     """
 
+    #: most bytes of observations kept on the device per rollout (past it, the rollout end reads the buffer)
+    max_kept_bytes = 1 << 30
+
     def __init__(self, cancel_entropy: bool = True, verbose: int = 0):
         super().__init__(verbose)
         self.cancel_entropy = cancel_entropy
@@ -67,6 +72,9 @@ class SRPOCallback(BaseCallback):
         self.log_partner: np.ndarray | None = None
         self._ep_returns: np.ndarray | None = None
         self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
+        #: this rollout's steps so far: (buffer position, shadow mask, the observations on the device)
+        self._steps: list[tuple[int, np.ndarray, Any]] = []
+        self._keeping = True  # False once this rollout's observations would pass max_kept_bytes
 
     @property
     def _returns(self) -> np.ndarray:
@@ -107,6 +115,9 @@ class SRPOCallback(BaseCallback):
             check_snapshots_reach(env, "SRPOCallback")
             share_learner(env, self.snapshot_name, self.model)
 
+    def _on_rollout_start(self) -> None:
+        self._steps, self._keeping = [], True
+
     def _on_step(self) -> bool:
         rewards, dones, infos = (self.locals.get(k) for k in ("rewards", "dones", "infos"))
         if rewards is None or dones is None or infos is None:
@@ -116,7 +127,23 @@ class SRPOCallback(BaseCallback):
         for i in np.flatnonzero(dones).tolist():
             self._finished.setdefault(infos[i].get("role", "partner"), []).append(float(returns[i]))
             returns[i] = 0.0
+        if self.tau != 0.0:
+            self._keep_step()
         return True
+
+    def _keep_step(self) -> None:
+        """Keeps a copy of the tensor PPO acted on at this step (already on the rollout's device; a clone on
+        the device, no sync) and the step's shadow mask: the rollout end then neither copies the shadow rows
+        out of the buffer nor moves them to the device again."""
+        obs_t, buf = self.locals.get("obs_tensor"), getattr(self.model, "rollout_buffer", None)
+        if obs_t is None or buf is None or not self._keeping:  # not SB3's rollout loop, or over the cap
+            return
+        tensors = list(obs_t.values()) if isinstance(obs_t, Mapping) else [obs_t]
+        if not self._steps and sum(t.nbytes for t in tensors) * buf.buffer_size > self.max_kept_bytes:
+            self._keeping = False  # this rollout's rows are read from the buffer at its end
+            return
+        kept = {k: v.clone() for k, v in obs_t.items()} if isinstance(obs_t, Mapping) else obs_t.clone()
+        self._steps.append((buf.pos, shadow_mask(self.model._last_obs), kept))  # the row the buffer adds next
 
     def _on_rollout_end(self) -> None:
         if self.snapshot_name is not None:  # before PPO's update: the other seats lag by one update
@@ -125,20 +152,31 @@ class SRPOCallback(BaseCallback):
             if rets:
                 self.logger.record(f"srpo/{role}_return", float(np.mean(rets)))
         self._finished = {"partner": [], "shadow": []}
+        steps, self._steps = self._steps, []
         if self.tau == 0.0:
             return
         # checked at training start: an on-policy algorithm (SB3 types self.model as BaseAlgorithm)
         model = cast(OnPolicyAlgorithm, self.model)
         buf = model.rollout_buffer
-        mask = shadow_mask(buf.observations)
+        obs: Any
+        if [pos for pos, _, _ in steps] == list(range(buf.buffer_size)):  # SB3's rollout, every step kept
+            mask = np.stack([m for _, m, _ in steps])
+            idx = th.as_tensor(np.flatnonzero(mask), device=model.device)  # rows of the steps' concatenation
+            kept = [k for _, _, k in steps]
+            if isinstance(kept[0], Mapping):
+                obs = {key: th.cat([k[key] for k in kept]).index_select(0, idx) for key in kept[0]}
+            else:
+                obs = th.cat(kept).index_select(0, idx)
+        else:  # a buffer filled some other way: its shadow rows, copied out and moved to the device
+            mask = shadow_mask(buf.observations)
+            if isinstance(buf.observations, Mapping):
+                obs = obs_as_tensor({k: v[mask] for k, v in buf.observations.items()}, model.device)
+            else:
+                obs = obs_as_tensor(buf.observations[mask], model.device)
         self.logger.record("srpo/shadow_fraction", float(mask.mean()))
         if not mask.any():
             return
-        if isinstance(buf.observations, Mapping):
-            obs = {k: v[mask] for k, v in buf.observations.items()}
-        else:
-            obs = buf.observations[mask]
-        partner_obs = obs_as_tensor(set_role(obs, PARTNER, copy=False), model.device)  # obs: the mask's copy
+        partner_obs = set_role(obs, PARTNER, copy=False)  # obs: a copy of the shadow rows
         actions = th.as_tensor(buf.actions[mask], device=model.device)
         if isinstance(model.action_space, gym.spaces.Discrete):
             actions = actions.reshape(-1).long()

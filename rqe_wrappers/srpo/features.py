@@ -226,7 +226,7 @@ def _image_axis(arr: np.ndarray) -> int | None:
     Channels are the smallest of the last three dimensions (SB3's rule: ``VecTransposeImage``
     moves them first); :class:`ObsFeatures` refuses images where that would be ambiguous.
     """
-    if arr.dtype != np.uint8 or arr.ndim < 3:
+    if str(arr.dtype) not in ("uint8", "torch.uint8") or arr.ndim < 3:  # a numpy array or a torch tensor
         return None
     last3 = arr.shape[-3:]
     return -3 if int(np.argmin(last3)) == 0 else -1
@@ -250,10 +250,12 @@ def role_features(obs: Any) -> np.ndarray:
 
 def set_role(obs_batch: Any, role: int, *, copy: bool = True) -> Any:
     """Role-featured observations (one or a batch, any layout), all set to ``role``: a copy, or with
-    ``copy=False`` the given array (or dict of arrays) itself, written in place."""
+    ``copy=False`` the given array (or dict of arrays) itself, written in place; ``copy=False`` also
+    takes torch tensors (SRPO's rollout sets the role on the device)."""
     if isinstance(obs_batch, Mapping):
         out: Any = dict(obs_batch) if copy else obs_batch  # copy=False: the caller's dict, written in place
-        r = np.zeros_like(np.asarray(obs_batch[ROLE_KEY]))
+        r = np.array(obs_batch[ROLE_KEY], copy=True) if copy else obs_batch[ROLE_KEY]
+        r[..., :] = 0
         r[..., role] = 1
         out[ROLE_KEY] = r
         return out
