@@ -41,7 +41,7 @@ class Capture(BaseCallback):
             self.shadow = buf.observations[..., -1] > 0.5
 
 
-def make_model(tau, ent_coef=0.05, n_steps=8):
+def make_model(tau, ent_coef=0.05, n_steps=8, device="auto"):
     venv = PettingZooVecEnv(lambda: srpo_wrap(coordination_game(0.5), tau=tau), n_copies=4)
     return PPO(
         "MlpPolicy",
@@ -53,6 +53,7 @@ def make_model(tau, ent_coef=0.05, n_steps=8):
         normalize_advantage=False,
         policy_kwargs=dict(net_arch=[8]),
         seed=0,
+        device=device,
     )
 
 
@@ -69,21 +70,6 @@ def test_shaping_formula_on_shadow_rows_only():
     np.testing.assert_array_equal(after.rewards[~sh], before.rewards[~sh])
     # returns were recomputed from the shaped rewards (one-step episodes: return == reward)
     np.testing.assert_allclose(after.returns, after.rewards, atol=1e-6)
-
-
-class After(BaseCallback):
-    """The shaped rewards and SRPOCallback's partner log-probs of the first rollout."""
-
-    def __init__(self, srpo):
-        super().__init__()
-        self.srpo, self.rewards, self.log_partner = srpo, None, None
-
-    def _on_step(self):
-        return True
-
-    def _on_rollout_end(self):
-        if self.rewards is None:
-            self.rewards, self.log_partner = self.model.rollout_buffer.rewards.copy(), self.srpo.log_partner
 
 
 def _coordination():
@@ -163,9 +149,10 @@ def test_shadow_rows_kept_step_by_step_give_the_shaping_read_from_the_buffer(mak
     for cap in (SRPOCallback.max_kept_bytes, 0):
         model, srpo = make(), SRPOCallback()
         srpo.max_kept_bytes = cap
-        after = After(srpo)
+        after = Capture("after")
         read.clear()
-        model.learn(model.n_steps * model.n_envs, callback=[srpo, after])
+        model.learn(model.n_steps * model.n_envs, callback=[srpo, after])  # one rollout
+        after.log_partner = srpo.log_partner
         runs[cap] = (after, list(read))
     (kept, kept_reads), (buffer, buffer_reads) = runs[SRPOCallback.max_kept_bytes], runs[0]
     shape = kept.rewards.shape
@@ -174,6 +161,27 @@ def test_shadow_rows_kept_step_by_step_give_the_shaping_read_from_the_buffer(mak
     assert len(kept.log_partner) == len(buffer.log_partner) > shape[1]
     np.testing.assert_allclose(kept.log_partner, buffer.log_partner, rtol=0, atol=1e-5)
     np.testing.assert_allclose(kept.rewards, buffer.rewards, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))],
+)
+def test_rows_kept_by_a_cpu_rollout_copy_are_shaped_on_the_models_device(device):
+    """With ``RolloutDevice("cpu")`` the steps' tensors are on the CPU copy's device and the model may be on
+    CUDA: the rollout end selects the rows where they are and evaluates them where the model is."""
+    from rqe_wrappers.sb3 import RolloutDevice
+
+    runs = {}
+    for cap in (SRPOCallback.max_kept_bytes, 0):
+        model, srpo, after = make_model(2.0, device=device), SRPOCallback(), Capture("after")
+        srpo.max_kept_bytes = cap
+        model.learn(model.n_steps * model.n_envs, callback=[RolloutDevice("cpu"), srpo, after])  # one rollout
+        runs[cap] = (after.rewards, srpo.log_partner)
+    (kept, kept_lp), (buffer, buffer_lp) = runs[SRPOCallback.max_kept_bytes], runs[0]
+    assert kept_lp is not None and len(kept_lp) > 0
+    np.testing.assert_allclose(kept_lp, buffer_lp, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(kept, buffer, rtol=0, atol=1e-5)
 
 
 def test_tau_zero_leaves_buffer_alone():

@@ -161,12 +161,20 @@ class SRPOCallback(BaseCallback):
         obs: Any
         if [pos for pos, _, _ in steps] == list(range(buf.buffer_size)):  # SB3's rollout, every step kept
             mask = np.stack([m for _, m, _ in steps])
-            idx = th.as_tensor(np.flatnonzero(mask), device=model.device)  # rows of the steps' concatenation
+            flat = np.flatnonzero(mask)  # the shadow rows of the steps' concatenation
+
+            def select(ts: list[th.Tensor]) -> th.Tensor:
+                """The shadow rows, selected where the rollout ran (RolloutDevice's copy may run elsewhere),
+                on the model's device."""
+                cat = th.cat(ts)
+                return cat.index_select(0, th.as_tensor(flat, device=cat.device)).to(model.device)
+
             kept = [k for _, _, k in steps]
-            if isinstance(kept[0], Mapping):
-                obs = {key: th.cat([k[key] for k in kept]).index_select(0, idx) for key in kept[0]}
-            else:
-                obs = th.cat(kept).index_select(0, idx)
+            obs = (
+                {key: select([k[key] for k in kept]) for key in kept[0]}
+                if isinstance(kept[0], Mapping)
+                else select(kept)
+            )
         else:  # a buffer filled some other way: its shadow rows, copied out and moved to the device
             mask = shadow_mask(buf.observations)
             if isinstance(buf.observations, Mapping):
