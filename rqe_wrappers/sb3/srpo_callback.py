@@ -74,7 +74,6 @@ class SRPOCallback(BaseCallback):
         self._finished: dict[str, list[float]] = {"partner": [], "shadow": []}
         #: this rollout's steps so far: (buffer position, shadow mask, the observations on the device)
         self._steps: list[tuple[int, np.ndarray, Any]] = []
-        self._keeping = True  # False once this rollout's observations would pass max_kept_bytes
 
     @property
     def _returns(self) -> np.ndarray:
@@ -116,7 +115,7 @@ class SRPOCallback(BaseCallback):
             share_learner(env, self.snapshot_name, self.model)
 
     def _on_rollout_start(self) -> None:
-        self._steps, self._keeping = [], True
+        self._steps = []
 
     def _on_step(self) -> bool:
         rewards, dones, infos = (self.locals.get(k) for k in ("rewards", "dones", "infos"))
@@ -136,12 +135,11 @@ class SRPOCallback(BaseCallback):
         the device, no sync) and the step's shadow mask: the rollout end then neither copies the shadow rows
         out of the buffer nor moves them to the device again."""
         obs_t, buf = self.locals.get("obs_tensor"), getattr(self.model, "rollout_buffer", None)
-        if obs_t is None or buf is None or not self._keeping:  # not SB3's rollout loop, or over the cap
+        if obs_t is None or buf is None:  # not SB3's rollout loop
             return
         tensors = list(obs_t.values()) if isinstance(obs_t, Mapping) else [obs_t]
-        if not self._steps and sum(t.nbytes for t in tensors) * buf.buffer_size > self.max_kept_bytes:
-            self._keeping = False  # this rollout's rows are read from the buffer at its end
-            return
+        if sum(t.nbytes for t in tensors) * buf.buffer_size > self.max_kept_bytes:  # none kept: the rollout
+            return  # end reads the buffer
         kept = {k: v.clone() for k, v in obs_t.items()} if isinstance(obs_t, Mapping) else obs_t.clone()
         self._steps.append((buf.pos, shadow_mask(self.model._last_obs), kept))  # the row the buffer adds next
 
