@@ -184,6 +184,30 @@ def test_rows_kept_by_a_cpu_rollout_copy_are_shaped_on_the_models_device(device)
     np.testing.assert_allclose(kept, buffer, rtol=0, atol=1e-5)
 
 
+def test_a_rollout_stopped_early_leaves_no_kept_observations():
+    class Stop(BaseCallback):
+        def _on_step(self):
+            return self.n_calls < 3
+
+    model, srpo = make_model(2.0), SRPOCallback()
+    kept = []
+    model.learn(1_000, callback=[srpo, Stop(), _Spy(srpo, kept)])
+    assert kept and max(kept) > 0  # observations were kept during the rollout
+    assert srpo._steps == []  # and let go when training stopped
+
+
+class _Spy(BaseCallback):
+    """Records how many steps SRPOCallback keeps, after each step."""
+
+    def __init__(self, srpo, counts):
+        super().__init__()
+        self.srpo, self.counts = srpo, counts
+
+    def _on_step(self):
+        self.counts.append(len(self.srpo._steps))
+        return True
+
+
 def test_tau_zero_leaves_buffer_alone():
     model = make_model(0.0)
     before, after = Capture("before"), Capture("after")

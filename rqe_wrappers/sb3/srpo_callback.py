@@ -143,6 +143,9 @@ class SRPOCallback(BaseCallback):
         kept = {k: v.clone() for k, v in obs_t.items()} if isinstance(obs_t, Mapping) else obs_t.clone()
         self._steps.append((buf.pos, shadow_mask(self.model._last_obs), kept))  # the row the buffer adds next
 
+    def _on_training_end(self) -> None:
+        self._steps = []  # a rollout stopped early (a callback's on_step returned False) ends without its end
+
     def _on_rollout_end(self) -> None:
         if self.snapshot_name is not None:  # before PPO's update: the other seats lag by one update
             share_learner(self.training_env, self.snapshot_name, self.model)
